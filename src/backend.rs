@@ -1,0 +1,278 @@
+//! Picking a backend by name: the one place that maps `auto | flex | ndarray | wgpu | cuda` to a
+//! Burn [`Device`].
+//!
+//! Since Burn 0.22 the backend is chosen at run time by the `Device` a model and its tensors
+//! live on, so one [`Nin`](crate::Nin) type serves every backend compiled into the program.
+
+use core::fmt;
+use core::str::FromStr;
+
+use burn::tensor::Device;
+
+/// A backend this crate can run on, named as on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendName {
+    /// The best backend available: a CUDA GPU, else a hardware GPU through wgpu, else flex.
+    Auto,
+    /// Burn's pure-Rust CPU backend (feature `flex`, on by default).
+    Flex,
+    /// The ndarray CPU backend (feature `ndarray`); deprecated upstream and much slower than flex.
+    NdArray,
+    /// GPUs through wgpu: Vulkan, Metal or DirectX 12 (feature `wgpu`).
+    Wgpu,
+    /// NVIDIA GPUs through CUDA (feature `cuda`).
+    Cuda,
+}
+
+impl BackendName {
+    /// Every name, in the order they are listed to users.
+    pub const ALL: [BackendName; 5] = [
+        BackendName::Auto,
+        BackendName::Flex,
+        BackendName::NdArray,
+        BackendName::Wgpu,
+        BackendName::Cuda,
+    ];
+
+    /// The name as typed on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendName::Auto => "auto",
+            BackendName::Flex => "flex",
+            BackendName::NdArray => "ndarray",
+            BackendName::Wgpu => "wgpu",
+            BackendName::Cuda => "cuda",
+        }
+    }
+
+    /// The cargo feature of this crate that compiles the backend in (`None` for `auto`).
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            BackendName::Auto => None,
+            other => Some(other.as_str()),
+        }
+    }
+
+    /// Whether this build can use the backend.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            BackendName::Auto => true,
+            BackendName::Flex => cfg!(feature = "flex"),
+            BackendName::NdArray => cfg!(feature = "ndarray"),
+            BackendName::Wgpu => cfg!(feature = "wgpu"),
+            BackendName::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+
+    /// The backends compiled into this build (without `auto`).
+    pub fn compiled() -> Vec<BackendName> {
+        Self::ALL
+            .into_iter()
+            .filter(|b| *b != BackendName::Auto && b.is_compiled())
+            .collect()
+    }
+
+    /// Opens the backend's default device.
+    ///
+    /// `auto` tries a CUDA device, then a hardware GPU through wgpu (a software rasterizer such
+    /// as lavapipe does not count), then flex, then ndarray. `wgpu` takes whatever adapter wgpu
+    /// finds, software ones included, so CPU-only machines can still exercise the GPU path.
+    pub fn device(self) -> Result<Device, BackendError> {
+        if !self.is_compiled() {
+            return Err(BackendError::NotCompiled(self));
+        }
+        match self {
+            BackendName::Auto => auto_device(),
+            BackendName::Flex => flex_device(),
+            BackendName::NdArray => ndarray_device(),
+            BackendName::Wgpu => wgpu_device(),
+            BackendName::Cuda => cuda_device(),
+        }
+    }
+}
+
+impl fmt::Display for BackendName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackendName {
+    type Err = BackendError;
+
+    /// Parses a backend name, ignoring ASCII case and surrounding whitespace.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let wanted = name.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|b| b.as_str() == wanted)
+            .ok_or_else(|| BackendError::Unknown(name.to_string()))
+    }
+}
+
+/// Opens the device for a backend name: `auto`, `flex`, `ndarray`, `wgpu` or `cuda`.
+///
+/// ```
+/// // `flex` is a default feature, so this works in every default build.
+/// let device = nin::backend::device("flex").unwrap();
+/// assert!(!device.is_autodiff());
+///
+/// let err = nin::backend::device("tpu").unwrap_err();
+/// assert!(err.to_string().contains("auto, flex, ndarray, wgpu, cuda"));
+/// ```
+pub fn device(name: &str) -> Result<Device, BackendError> {
+    name.parse::<BackendName>()?.device()
+}
+
+/// Why a backend name could not be turned into a device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The name is not one of the known backends.
+    #[error("unknown backend {0:?}; valid names are: {names}", names = names_list())]
+    Unknown(String),
+    /// The backend exists but this build does not include it.
+    #[error(
+        "backend `{name}` is not compiled into this build; rebuild with `--features {feature}` \
+         (compiled in: {compiled})",
+        name = .0,
+        feature = .0.feature().unwrap_or_default(),
+        compiled = compiled_list()
+    )]
+    NotCompiled(BackendName),
+    /// The backend is compiled in but the machine has no device for it.
+    #[error("backend `{backend}` has no usable device: {reason}")]
+    NoDevice {
+        /// The backend that was asked for.
+        backend: BackendName,
+        /// What was missing and how to get it.
+        reason: String,
+    },
+}
+
+fn names_list() -> String {
+    let names: Vec<_> = BackendName::ALL.iter().map(|b| b.as_str()).collect();
+    names.join(", ")
+}
+
+fn compiled_list() -> String {
+    let names: Vec<_> = BackendName::compiled().iter().map(|b| b.as_str()).collect();
+    if names.is_empty() {
+        "none; enable one of the backend features".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn auto_device() -> Result<Device, BackendError> {
+    if let Some(device) = hardware_gpu() {
+        return Ok(device);
+    }
+    if cfg!(feature = "flex") {
+        return flex_device();
+    }
+    if cfg!(feature = "ndarray") {
+        return ndarray_device();
+    }
+    Err(BackendError::NoDevice {
+        backend: BackendName::Auto,
+        reason: format!(
+            "no GPU was found and no CPU backend is compiled in; enable the `flex` feature \
+             (compiled in: {})",
+            compiled_list()
+        ),
+    })
+}
+
+/// The first hardware GPU this build can use: a CUDA device, else a discrete, integrated or
+/// virtual GPU through wgpu. Software adapters such as lavapipe are not GPUs here. This is
+/// what `auto` picks when it finds one.
+pub fn hardware_gpu() -> Option<Device> {
+    #[cfg(feature = "cuda")]
+    if let Ok(device) = cuda_device() {
+        return Some(device);
+    }
+    #[cfg(feature = "wgpu")]
+    if let Some(device) = hardware_wgpu_device() {
+        return Some(device);
+    }
+    None
+}
+
+#[cfg(feature = "flex")]
+fn flex_device() -> Result<Device, BackendError> {
+    Ok(Device::flex())
+}
+
+#[cfg(not(feature = "flex"))]
+fn flex_device() -> Result<Device, BackendError> {
+    Err(BackendError::NotCompiled(BackendName::Flex))
+}
+
+#[cfg(feature = "ndarray")]
+fn ndarray_device() -> Result<Device, BackendError> {
+    // ndarray is deprecated upstream but kept for users who ask for it by name.
+    #[allow(deprecated)]
+    Ok(Device::ndarray())
+}
+
+#[cfg(not(feature = "ndarray"))]
+fn ndarray_device() -> Result<Device, BackendError> {
+    Err(BackendError::NotCompiled(BackendName::NdArray))
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Result<Device, BackendError> {
+    use burn::tensor::{DeviceKind, DeviceType};
+
+    if Device::enumerate(DeviceType::Wgpu).is_empty() {
+        return Err(BackendError::NoDevice {
+            backend: BackendName::Wgpu,
+            reason: "wgpu found no adapter; install a GPU driver with Vulkan, Metal or DirectX 12 \
+                     support (on a CPU-only Debian or Ubuntu machine, `apt-get install \
+                     mesa-vulkan-drivers` provides the lavapipe software adapter)"
+                .to_string(),
+        });
+    }
+    Ok(hardware_wgpu_device().unwrap_or_else(|| Device::wgpu(DeviceKind::DefaultDevice)))
+}
+
+/// A wgpu device on real GPU hardware, if the machine has one.
+#[cfg(feature = "wgpu")]
+fn hardware_wgpu_device() -> Option<Device> {
+    use burn::tensor::{DeviceKind, DeviceType};
+
+    let found = Device::enumerate(DeviceType::Wgpu);
+    [
+        DeviceKind::DiscreteGpu(0),
+        DeviceKind::IntegratedGpu(0),
+        DeviceKind::VirtualGpu(0),
+    ]
+    .into_iter()
+    .map(Device::wgpu)
+    .find(|device| found.contains(device))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device() -> Result<Device, BackendError> {
+    Err(BackendError::NotCompiled(BackendName::Wgpu))
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device() -> Result<Device, BackendError> {
+    use burn::tensor::DeviceType;
+
+    match Device::enumerate(DeviceType::Cuda).into_iter().next() {
+        Some(device) => Ok(device),
+        None => Err(BackendError::NoDevice {
+            backend: BackendName::Cuda,
+            reason: "no CUDA device was found; install the NVIDIA driver (libcuda) or pick \
+                     another backend"
+                .to_string(),
+        }),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device() -> Result<Device, BackendError> {
+    Err(BackendError::NotCompiled(BackendName::Cuda))
+}

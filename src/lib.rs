@@ -1,0 +1,8 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod model;
+
+pub use backend::{BackendError, BackendName};
+pub use model::{ConfigError, Nin, NinBlock, NinBlockConfig, NinConfig, ShapeError, Stage};

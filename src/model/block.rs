@@ -1,0 +1,206 @@
+//! The NiN ("mlpconv") block: a k×k convolution followed by two 1×1 convolutions.
+
+use burn::config::Config;
+use burn::module::{Initializer, Module};
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use super::error::ConfigError;
+use super::init::{D2L_WEIGHT_INIT, SquareConv};
+
+/// Configuration of a [`NinBlock`], built with [`NinBlockConfig::new`] and the `with_*` setters,
+/// turned into a module with [`init`](NinBlockConfig::init).
+///
+/// The field names follow d2l's `nin_block(in_channels, out_channels, kernel_size, strides,
+/// padding)`: `out_channels` is the width of the k×k convolution, and of both 1×1 layers unless
+/// [`mlp_channels`](Self::mlp_channels) gives them their own widths (as the paper's CIFAR-10
+/// network does: 192 → 160 → 96).
+///
+/// ```
+/// use burn::tensor::Tensor;
+/// use nin::NinBlockConfig;
+///
+/// let device = nin::backend::device("auto").unwrap();
+/// // d2l's first block: 11×11 convolution with stride 4, 96 channels.
+/// let block = NinBlockConfig::new(1, 96, 11).with_stride(4).init(&device);
+/// let maps = block.forward(Tensor::<4>::zeros([2, 1, 224, 224], &device));
+/// assert_eq!(maps.dims(), [2, 96, 54, 54]);
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub struct NinBlockConfig {
+    /// Channels of the input feature maps.
+    pub in_channels: usize,
+    /// Width of the k×k convolution (and of the 1×1 layers unless `mlp_channels` is set).
+    pub out_channels: usize,
+    /// Side of the square k×k kernel.
+    pub kernel_size: usize,
+    /// Stride of the k×k convolution.
+    #[config(default = 1)]
+    pub stride: usize,
+    /// Zero padding on each side for the k×k convolution.
+    #[config(default = 0)]
+    pub padding: usize,
+    /// Widths of the two 1×1 layers; `None` uses `out_channels` for both, as d2l does.
+    #[config(default = "None")]
+    pub mlp_channels: Option<[usize; 2]>,
+    /// Batch normalisation after each convolution (before its ReLU). Off in d2l and the paper.
+    /// With it on the convolutions carry no bias, since the norm's shift replaces it.
+    #[config(default = false)]
+    pub batch_norm: bool,
+    /// How convolution weights are drawn. Defaults to d2l's `init_cnn` (Xavier-uniform); biases
+    /// always use PyTorch's default, as d2l leaves them.
+    #[config(default = "D2L_WEIGHT_INIT")]
+    pub initializer: Initializer,
+}
+
+impl NinBlockConfig {
+    /// Channels of the block's output: the width of its last 1×1 layer.
+    pub fn output_channels(&self) -> usize {
+        self.mlp_widths()[1]
+    }
+
+    /// Widths of the two 1×1 layers.
+    pub fn mlp_widths(&self) -> [usize; 2] {
+        self.mlp_channels
+            .unwrap_or([self.out_channels, self.out_channels])
+    }
+
+    /// Checks every size is positive; `block` is the index reported in the error.
+    pub(crate) fn validate_as(&self, block: usize) -> Result<(), ConfigError> {
+        let [mlp1, mlp2] = self.mlp_widths();
+        let sizes = [
+            ("in_channels", self.in_channels),
+            ("out_channels", self.out_channels),
+            ("kernel_size", self.kernel_size),
+            ("stride", self.stride),
+            ("mlp_channels[0]", mlp1),
+            ("mlp_channels[1]", mlp2),
+        ];
+        match sizes.iter().find(|(_, size)| *size == 0) {
+            Some((field, _)) => Err(ConfigError::Zero { block, field }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks every size is positive.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_as(0)
+    }
+
+    /// Builds the block on `device`.
+    ///
+    /// # Panics
+    ///
+    /// If [`validate`](Self::validate) fails; call it first to get the error as a value.
+    pub fn init(&self, device: &Device) -> NinBlock {
+        if let Err(err) = self.validate() {
+            panic!("invalid NinBlockConfig: {err}");
+        }
+        let [mlp1, mlp2] = self.mlp_widths();
+        let spatial = SquareConv {
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
+            kernel_size: self.kernel_size,
+            stride: self.stride,
+            padding: self.padding,
+        };
+        let layer = |shape: SquareConv| ConvLayer {
+            conv: shape.init(&self.initializer, !self.batch_norm, device),
+            norm: self
+                .batch_norm
+                .then(|| BatchNormConfig::new(shape.out_channels).init(device)),
+        };
+        NinBlock {
+            conv: layer(spatial),
+            mlp1: layer(SquareConv::pointwise(self.out_channels, mlp1)),
+            mlp2: layer(SquareConv::pointwise(mlp1, mlp2)),
+            in_channels: self.in_channels,
+            kernel_size: self.kernel_size,
+            stride: self.stride,
+            padding: self.padding,
+        }
+    }
+}
+
+/// One convolution of a block with its optional batch norm; a ReLU follows in `forward`.
+#[derive(Module, Debug)]
+pub struct ConvLayer {
+    /// The convolution.
+    pub conv: Conv2d,
+    /// Batch normalisation, present when the block was built with `batch_norm`.
+    pub norm: Option<BatchNorm>,
+}
+
+impl ConvLayer {
+    /// Convolution, optional batch norm, ReLU.
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let x = self.conv.forward(input);
+        let x = match &self.norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        relu(x)
+    }
+}
+
+/// The NiN block ("mlpconv layer"): a k×k convolution, then two 1×1 convolutions, each followed
+/// by a ReLU. The 1×1 layers act as a small fully connected network applied at every pixel.
+///
+/// Built with [`NinBlockConfig`]. Input `[N, in_channels, H, W]`, output
+/// `[N, output_channels, H', W']` with `H' = (H + 2·padding − kernel) / stride + 1`.
+#[derive(Module, Debug)]
+pub struct NinBlock {
+    /// The k×k convolution.
+    pub conv: ConvLayer,
+    /// The first 1×1 convolution.
+    pub mlp1: ConvLayer,
+    /// The second 1×1 convolution.
+    pub mlp2: ConvLayer,
+    /// Channels the block takes.
+    pub in_channels: usize,
+    /// Side of the k×k kernel.
+    pub kernel_size: usize,
+    /// Stride of the k×k convolution.
+    pub stride: usize,
+    /// Zero padding of the k×k convolution.
+    pub padding: usize,
+}
+
+impl NinBlock {
+    /// Applies the block to `[N, C, H, W]` feature maps.
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let x = self.conv.forward(input);
+        let x = self.mlp1.forward(x);
+        self.mlp2.forward(x)
+    }
+
+    /// Channels of the block's output.
+    pub fn output_channels(&self) -> usize {
+        self.mlp2.conv.weight.lazy_shape()[0]
+    }
+
+    /// Height or width of the output for an input side of `input`, or `None` when the input is
+    /// smaller than the kernel after padding.
+    pub fn output_side(&self, input: usize) -> Option<usize> {
+        window_output_side(input, self.kernel_size, self.stride, self.padding)
+    }
+
+    /// The smallest input side the k×k convolution accepts.
+    pub fn min_input_side(&self) -> usize {
+        self.kernel_size.saturating_sub(2 * self.padding).max(1)
+    }
+}
+
+/// Output side of a convolution or pooling window, PyTorch's floor arithmetic; `None` when the
+/// window does not fit in the padded input.
+pub(crate) fn window_output_side(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Option<usize> {
+    let padded = input.checked_add(2 * padding)?;
+    (input > 0 && padded >= kernel && stride > 0).then(|| (padded - kernel) / stride + 1)
+}

@@ -1,0 +1,353 @@
+//! The NiN classifier: NiN blocks, max pools, dropout and global average pooling.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::{Device, Tensor};
+
+use super::block::{NinBlock, NinBlockConfig, window_output_side};
+use super::error::{ConfigError, ShapeError, Stage};
+
+/// Configuration of a [`Nin`] classifier.
+///
+/// The network is `block₀, pool, block₁, pool, …, dropout, block_last, global average pool`: a
+/// `pool_size`×`pool_size` max pool with stride `pool_stride` after every block but the last,
+/// dropout before the last block, and no fully connected layer. The last block's output
+/// channels are the classes. Start from a preset ([`d2l`](Self::d2l),
+/// [`compact`](Self::compact), [`cifar10`](Self::cifar10)) or list the blocks yourself.
+///
+/// ```
+/// use burn::tensor::Tensor;
+/// use nin::{NinBlockConfig, NinConfig};
+///
+/// let device = nin::backend::device("auto").unwrap();
+/// let config = NinConfig::new(vec![
+///     NinBlockConfig::new(3, 32, 3).with_padding(1),
+///     NinBlockConfig::new(32, 5, 3).with_padding(1),
+/// ])
+/// .with_dropout(0.2);
+/// let model = config.init(&device);
+/// let logits = model.forward(Tensor::<4>::zeros([4, 3, 16, 16], &device));
+/// assert_eq!(logits.dims(), [4, 5]);
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub struct NinConfig {
+    /// The blocks, first to last; the last one's output channels are the number of classes.
+    pub blocks: Vec<NinBlockConfig>,
+    /// Dropout probability before the last block.
+    #[config(default = 0.5)]
+    pub dropout: f64,
+    /// Window of the max pool between blocks.
+    #[config(default = 3)]
+    pub pool_size: usize,
+    /// Stride of the max pool between blocks.
+    #[config(default = 2)]
+    pub pool_stride: usize,
+    /// Height and width the network was designed for. Informational: data pipelines resize to
+    /// it, and shape errors mention it; any input large enough is accepted.
+    #[config(default = "None")]
+    pub input_size: Option<[usize; 2]>,
+}
+
+impl NinConfig {
+    /// d2l's NiN (Dive into Deep Learning, ch. 7.3) for 1×224×224 images: blocks of 96
+    /// (11×11, stride 4), 256 (5×5, padding 2), 384 (3×3, padding 1) and `num_classes` (3×3,
+    /// padding 1) channels. With 10 classes it has exactly 1,992,166 parameters, as the PyTorch
+    /// reference does.
+    pub fn d2l(num_classes: usize) -> Self {
+        Self::new(vec![
+            NinBlockConfig::new(1, 96, 11).with_stride(4),
+            NinBlockConfig::new(96, 256, 5).with_padding(2),
+            NinBlockConfig::new(256, 384, 3).with_padding(1),
+            NinBlockConfig::new(384, num_classes, 3).with_padding(1),
+        ])
+        .with_input_size(Some([224, 224]))
+    }
+
+    /// A small NiN for native 1×28×28 images (Fashion-MNIST, MNIST) that trains on a laptop CPU:
+    /// blocks of 32 (5×5), 64 and 128 (3×3) channels, then the class block, about 0.15 M
+    /// parameters and 21 MFLOPs per image.
+    pub fn compact(num_classes: usize) -> Self {
+        Self::new(vec![
+            NinBlockConfig::new(1, 32, 5).with_padding(2),
+            NinBlockConfig::new(32, 64, 3).with_padding(1),
+            NinBlockConfig::new(64, 128, 3).with_padding(1),
+            NinBlockConfig::new(128, num_classes, 3).with_padding(1),
+        ])
+        .with_input_size(Some([28, 28]))
+    }
+
+    /// The paper's CIFAR-10 network (Lin, Chen & Yan, 2014) for 3×32×32 images: mlpconv layers
+    /// 192-160-96 (5×5), 192-192-192 (5×5) and 192-192-10 (3×3), about 0.97 M parameters.
+    pub fn cifar10() -> Self {
+        Self::new(vec![
+            NinBlockConfig::new(3, 192, 5)
+                .with_padding(2)
+                .with_mlp_channels(Some([160, 96])),
+            NinBlockConfig::new(96, 192, 5).with_padding(2),
+            NinBlockConfig::new(192, 192, 3)
+                .with_padding(1)
+                .with_mlp_channels(Some([192, 10])),
+        ])
+        .with_input_size(Some([32, 32]))
+    }
+
+    /// Number of classes: the output channels of the last block (0 without blocks).
+    pub fn num_classes(&self) -> usize {
+        self.blocks
+            .last()
+            .map_or(0, NinBlockConfig::output_channels)
+    }
+
+    /// Checks the configuration can be built: at least one block, positive sizes, each block's
+    /// `in_channels` equal to the previous block's output, dropout in `[0, 1)`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.blocks.is_empty() {
+            return Err(ConfigError::NoBlocks);
+        }
+        for (index, block) in self.blocks.iter().enumerate() {
+            block.validate_as(index)?;
+        }
+        for (index, pair) in self.blocks.windows(2).enumerate() {
+            let previous_out = pair[0].output_channels();
+            if pair[1].in_channels != previous_out {
+                return Err(ConfigError::ChannelMismatch {
+                    block: index + 1,
+                    in_channels: pair[1].in_channels,
+                    previous_out,
+                });
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ConfigError::Dropout(self.dropout));
+        }
+        if self.pool_size == 0 {
+            return Err(ConfigError::Pool("pool_size"));
+        }
+        if self.pool_stride == 0 {
+            return Err(ConfigError::Pool("pool_stride"));
+        }
+        Ok(())
+    }
+
+    /// Builds the network on `device`, with weights drawn as d2l's `init_cnn` does unless the
+    /// blocks name another initializer.
+    ///
+    /// # Panics
+    ///
+    /// If [`validate`](Self::validate) fails; call it first to get the error as a value.
+    pub fn init(&self, device: &Device) -> Nin {
+        if let Err(err) = self.validate() {
+            panic!("invalid NinConfig: {err}");
+        }
+        Nin {
+            blocks: self.blocks.iter().map(|b| b.init(device)).collect(),
+            pool: MaxPool2dConfig::new([self.pool_size, self.pool_size])
+                .with_strides([self.pool_stride, self.pool_stride])
+                .init(),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            pool_size: self.pool_size,
+            pool_stride: self.pool_stride,
+            input_size: self.input_size,
+        }
+    }
+}
+
+/// Network in Network: an image classifier made of [`NinBlock`]s with max pooling in between,
+/// dropout before the last block, and global average pooling of the last block's per-class
+/// maps instead of a fully connected head.
+///
+/// Built with [`NinConfig`]. Runs on whichever backend its [`Device`] belongs to.
+#[derive(Module, Debug)]
+pub struct Nin {
+    /// The NiN blocks, first to last.
+    pub blocks: Vec<NinBlock>,
+    /// The max pool applied after every block but the last.
+    pub pool: MaxPool2d,
+    /// Dropout before the last block.
+    pub dropout: Dropout,
+    /// Global average pooling to one value per class.
+    pub global_pool: AdaptiveAvgPool2d,
+    /// Window of the max pool.
+    pub pool_size: usize,
+    /// Stride of the max pool.
+    pub pool_stride: usize,
+    /// Height and width the network was designed for, if known.
+    #[module(skip)]
+    pub input_size: Option<[usize; 2]>,
+}
+
+impl Nin {
+    /// Class logits `[N, num_classes]` for images `[N, C, H, W]`.
+    ///
+    /// Dropout is active when the model is on an autodiff device in training mode; call
+    /// [`valid`](Module::valid) for evaluation.
+    ///
+    /// # Panics
+    ///
+    /// With the [`ShapeError`] message if the input does not fit (wrong channel count, empty
+    /// batch, images too small for the pools); [`try_forward`](Self::try_forward) returns it
+    /// instead.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match self.try_forward(images) {
+            Ok(logits) => logits,
+            Err(err) => panic!("Nin::forward: {err}"),
+        }
+    }
+
+    /// Like [`forward`](Self::forward), but returns a [`ShapeError`] for an input that does not
+    /// fit rather than panicking.
+    pub fn try_forward(&self, images: Tensor<4>) -> Result<Tensor<2>, ShapeError> {
+        self.check_input(images.dims())?;
+        Ok(self.run(images, |_, _| {}))
+    }
+
+    /// Runs the network and hands each stage's output to `observe`, as d2l's layer-by-layer
+    /// shape printout does. Returns the logits.
+    pub fn forward_observed(
+        &self,
+        images: Tensor<4>,
+        observe: impl FnMut(Stage, &Tensor<4>),
+    ) -> Result<Tensor<2>, ShapeError> {
+        self.check_input(images.dims())?;
+        Ok(self.run(images, observe))
+    }
+
+    fn run(&self, images: Tensor<4>, mut observe: impl FnMut(Stage, &Tensor<4>)) -> Tensor<2> {
+        let last = self.blocks.len() - 1;
+        let mut x = images;
+        for (index, block) in self.blocks.iter().enumerate() {
+            if index == last {
+                x = self.dropout.forward(x);
+                observe(Stage::Dropout, &x);
+            }
+            x = block.forward(x);
+            observe(Stage::Block(index), &x);
+            if index != last {
+                x = self.pool.forward(x);
+                observe(Stage::MaxPool(index), &x);
+            }
+        }
+        let pooled = self.global_pool.forward(x);
+        observe(Stage::GlobalAvgPool, &pooled);
+        let [batch, classes, _, _] = pooled.dims();
+        pooled.reshape([batch, classes])
+    }
+
+    /// Checks an input shape `[N, C, H, W]` without running anything and returns the logits'
+    /// shape `[N, num_classes]`.
+    ///
+    /// ```
+    /// use nin::{NinConfig, ShapeError};
+    ///
+    /// let model = NinConfig::d2l(10).init(&nin::backend::device("auto").unwrap());
+    /// assert_eq!(model.check_input([8, 1, 224, 224]), Ok([8, 10]));
+    /// // Fashion-MNIST at its native 28×28 must be resized for the d2l network.
+    /// let err = model.check_input([8, 1, 28, 28]).unwrap_err();
+    /// assert!(matches!(err, ShapeError::TooSmall { .. }));
+    /// assert!(err.to_string().contains("resize"));
+    /// ```
+    pub fn check_input(&self, shape: [usize; 4]) -> Result<[usize; 2], ShapeError> {
+        self.stage_shapes(shape)
+            .map(|stages| [shape[0], stages.last().map_or(0, |(_, s)| s[1])])
+    }
+
+    /// The output shape of every stage for an input of `shape`, computed without running the
+    /// network.
+    pub fn stage_shapes(&self, shape: [usize; 4]) -> Result<Vec<(Stage, [usize; 4])>, ShapeError> {
+        let [batch, channels, height, width] = shape;
+        if batch == 0 {
+            return Err(ShapeError::EmptyBatch { shape });
+        }
+        let expected = self.input_channels();
+        if channels != expected {
+            return Err(ShapeError::Channels { shape, expected });
+        }
+        let too_small = |stage, reached: [usize; 2], needs: [usize; 2]| {
+            let min = self.min_input_side();
+            ShapeError::TooSmall {
+                shape,
+                stage,
+                reached,
+                needs,
+                min_size: [min, min],
+                designed_for: self.input_size,
+            }
+        };
+
+        let last = self.blocks.len() - 1;
+        let mut side = [height, width];
+        let mut stages = Vec::with_capacity(2 * self.blocks.len() + 1);
+        for (index, block) in self.blocks.iter().enumerate() {
+            if index == last {
+                stages.push((
+                    Stage::Dropout,
+                    [batch, channels_of(&stages, channels), side[0], side[1]],
+                ));
+            }
+            let need = block.min_input_side();
+            side = match side.map(|s| block.output_side(s)) {
+                [Some(h), Some(w)] => [h, w],
+                _ => return Err(too_small(Stage::Block(index), side, [need, need])),
+            };
+            stages.push((
+                Stage::Block(index),
+                [batch, block.output_channels(), side[0], side[1]],
+            ));
+            if index != last {
+                side = match side.map(|s| self.pool_output_side(s)) {
+                    [Some(h), Some(w)] => [h, w],
+                    _ => {
+                        let need = self.pool_size;
+                        return Err(too_small(Stage::MaxPool(index), side, [need, need]));
+                    }
+                };
+                let c = block.output_channels();
+                stages.push((Stage::MaxPool(index), [batch, c, side[0], side[1]]));
+            }
+        }
+        stages.push((Stage::GlobalAvgPool, [batch, self.num_classes(), 1, 1]));
+        Ok(stages)
+    }
+
+    /// The smallest height and width this network accepts.
+    pub fn min_input_side(&self) -> usize {
+        // Walk backwards from a 1×1 output: a window with kernel k, stride s and padding p
+        // producing o values needs at least (o − 1)·s + k − 2p inputs (and at least 1).
+        let needed = |out: usize, kernel: usize, stride: usize, padding: usize| {
+            ((out - 1) * stride + kernel)
+                .saturating_sub(2 * padding)
+                .max(1)
+        };
+        let last = self.blocks.len() - 1;
+        let mut side = 1;
+        for (index, block) in self.blocks.iter().enumerate().rev() {
+            if index != last {
+                side = needed(side, self.pool_size, self.pool_stride, 0);
+            }
+            side = needed(side, block.kernel_size, block.stride, block.padding);
+        }
+        side
+    }
+
+    /// Channels the network takes.
+    pub fn input_channels(&self) -> usize {
+        self.blocks[0].in_channels
+    }
+
+    /// Number of classes: channels of the last block.
+    pub fn num_classes(&self) -> usize {
+        self.blocks[self.blocks.len() - 1].output_channels()
+    }
+
+    fn pool_output_side(&self, input: usize) -> Option<usize> {
+        window_output_side(input, self.pool_size, self.pool_stride, 0)
+    }
+}
+
+/// Channels of the last recorded stage, or the input's when none is recorded yet.
+fn channels_of(stages: &[(Stage, [usize; 4])], input_channels: usize) -> usize {
+    stages.last().map_or(input_channels, |(_, shape)| shape[1])
+}

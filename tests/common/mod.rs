@@ -1,0 +1,91 @@
+//! Helpers shared by the integration tests: which backends to run on, and how a missing one is
+//! reported (skipped with a printed reason, or a failure when the CI variables require it).
+#![allow(dead_code)]
+
+use burn::tensor::{Device, Tensor};
+
+/// True when the environment variable is set to `1`.
+pub fn required(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v.trim() == "1")
+}
+
+/// Reports a resource the test cannot use: a failure when `var` requires it, else a printed skip.
+pub fn unavailable(test: &str, what: &str, var: &str, reason: &str) {
+    if required(var) {
+        panic!("{test}: {var}=1 but {what} is unavailable: {reason}");
+    }
+    eprintln!("{test}: skipping {what}: {reason} (set {var}=1 to make this a failure)");
+}
+
+/// The wgpu device, or `None` after reporting why it is missing.
+pub fn wgpu(test: &str) -> Option<Device> {
+    let reason = match nin::backend::device("wgpu") {
+        Ok(device) => return Some(device),
+        Err(err) => err.to_string(),
+    };
+    unavailable(test, "the wgpu backend", "NIN_REQUIRE_WGPU", &reason);
+    None
+}
+
+/// The CUDA device, or `None` after reporting why it is missing.
+pub fn cuda(test: &str) -> Option<Device> {
+    let reason = match nin::backend::device("cuda") {
+        Ok(device) => return Some(device),
+        Err(err) => err.to_string(),
+    };
+    // CUDA is only required where a machine with an NVIDIA GPU runs the suite.
+    unavailable(test, "the CUDA backend", "NIN_REQUIRE_CUDA", &reason);
+    None
+}
+
+/// Every backend this run can use, named: flex always, ndarray when compiled, wgpu and CUDA
+/// when a device is present.
+pub fn backends(test: &str) -> Vec<(&'static str, Device)> {
+    let mut list = vec![(
+        "flex",
+        nin::backend::device("flex").expect("flex is a default feature"),
+    )];
+    match nin::backend::device("ndarray") {
+        Ok(device) => list.push(("ndarray", device)),
+        Err(err) => eprintln!("{test}: skipping ndarray: {err}"),
+    }
+    if let Some(device) = wgpu(test) {
+        list.push(("wgpu", device));
+    }
+    if let Some(device) = cuda(test) {
+        list.push(("cuda", device));
+    }
+    list
+}
+
+/// The tensor's values as `f32`.
+pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 data")
+}
+
+/// Largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared tensors differ in size");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// A deterministic batch of images in [0, 1): a smooth pattern that differs per image and
+/// channel, so logits are not all alike.
+pub fn pattern_images(shape: [usize; 4], device: &Device) -> Tensor<4> {
+    let [n, c, h, w] = shape;
+    let data: Vec<f32> = (0..n * c * h * w)
+        .map(|i| {
+            let (x, y) = ((i % w) as f32, ((i / w) % h) as f32);
+            let k = (i / (h * w)) as f32 + 1.0;
+            (0.5 + 0.5 * (0.37 * k * x + 0.23 * y + k).sin()) * 0.999
+        })
+        .collect();
+    Tensor::<1>::from_floats(data.as_slice(), device).reshape(shape)
+}
