@@ -78,6 +78,15 @@ fn run() -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     println!("{:<28} output shape: {:?}", "logits", logits.dims());
+    // Reading the values waits for the device; a GPU runtime torn down at exit with work still
+    // queued can crash the process.
+    let first: Vec<f32> = logits
+        .slice(0..1)
+        .into_data()
+        .try_to_vec()
+        .map_err(|e| format!("reading logits: {e:?}"))?;
+    println!("logits of the first (random) image: {first:.4?}");
+    device.sync().map_err(|e| format!("device failed: {e:?}"))?;
     Ok(())
 }
 

@@ -17,25 +17,27 @@ pub fn unavailable(test: &str, what: &str, var: &str, reason: &str) {
     eprintln!("{test}: skipping {what}: {reason} (set {var}=1 to make this a failure)");
 }
 
-/// The wgpu device, or `None` after reporting why it is missing.
-pub fn wgpu(test: &str) -> Option<Device> {
-    let reason = match nin::backend::device("wgpu") {
-        Ok(device) => return Some(device),
-        Err(err) => err.to_string(),
-    };
-    unavailable(test, "the wgpu backend", "NIN_REQUIRE_WGPU", &reason);
-    None
+/// The device of backend `name`, or `None` after reporting why it is missing (a failure when
+/// the environment variable `var` requires the backend).
+fn optional_backend(test: &str, name: &str, var: &str) -> Option<Device> {
+    match nin::backend::device(name) {
+        Ok(device) => Some(device),
+        Err(err) => {
+            unavailable(test, &format!("the {name} backend"), var, &err.to_string());
+            None
+        }
+    }
 }
 
-/// The CUDA device, or `None` after reporting why it is missing.
+/// The wgpu device, or `None` after reporting why it is missing.
+pub fn wgpu(test: &str) -> Option<Device> {
+    optional_backend(test, "wgpu", "NIN_REQUIRE_WGPU")
+}
+
+/// The CUDA device, or `None` after reporting why it is missing. CUDA is only required where a
+/// machine with an NVIDIA GPU runs the suite.
 pub fn cuda(test: &str) -> Option<Device> {
-    let reason = match nin::backend::device("cuda") {
-        Ok(device) => return Some(device),
-        Err(err) => err.to_string(),
-    };
-    // CUDA is only required where a machine with an NVIDIA GPU runs the suite.
-    unavailable(test, "the CUDA backend", "NIN_REQUIRE_CUDA", &reason);
-    None
+    optional_backend(test, "cuda", "NIN_REQUIRE_CUDA")
 }
 
 /// Every backend this run can use, named: flex always, ndarray when compiled, wgpu and CUDA
