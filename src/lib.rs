@@ -2,6 +2,8 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+#[cfg(feature = "dataset")]
+pub mod data;
 pub mod model;
 
 pub use backend::{BackendError, BackendName};

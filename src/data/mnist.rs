@@ -1,0 +1,227 @@
+//! Fashion-MNIST and MNIST: four IDX files each, read into compact `u8` storage and served
+//! through Burn's [`Dataset`] trait.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::data::dataset::{Dataset, DatasetError};
+
+use super::idx::{self, IdxError, IdxImages};
+
+/// Fashion-MNIST's class names, by label.
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// MNIST's class names: the digits.
+pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// Which half of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Split {
+    /// The training split (60,000 images for both datasets).
+    Train,
+    /// The test split (10,000 images).
+    Test,
+}
+
+impl Split {
+    /// File name prefix of the split's IDX files.
+    fn prefix(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "t10k",
+        }
+    }
+
+    /// Base names of the split's image and label files, without `.gz`.
+    pub fn file_names(self) -> [String; 2] {
+        let prefix = self.prefix();
+        [
+            format!("{prefix}-images-idx3-ubyte"),
+            format!("{prefix}-labels-idx1-ubyte"),
+        ]
+    }
+}
+
+/// One image with its label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageItem {
+    /// Grayscale pixels, row-major, `height · width` bytes.
+    pub pixels: Vec<u8>,
+    /// Rows of the image.
+    pub height: usize,
+    /// Columns of the image.
+    pub width: usize,
+    /// Class index.
+    pub label: usize,
+}
+
+/// Why a dataset could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// One of the IDX files could not be read or is malformed.
+    #[error(transparent)]
+    Idx(#[from] IdxError),
+    /// The image and label files describe different numbers of items.
+    #[error(
+        "{images_file} holds {images} images but {labels_file} holds {labels} labels; the two \
+         files belong to different datasets or splits"
+    )]
+    CountMismatch {
+        /// The image file.
+        images_file: String,
+        /// Images in it.
+        images: usize,
+        /// The label file.
+        labels_file: String,
+        /// Labels in it.
+        labels: usize,
+    },
+    /// Neither the plain nor the `.gz` file is in the directory.
+    #[error("{dir}: neither {name} nor {name}.gz is there")]
+    MissingFile {
+        /// The directory searched.
+        dir: String,
+        /// The base name wanted.
+        name: String,
+    },
+    /// An index past the end of the dataset.
+    #[error("item {index} is out of range for a dataset of {len} items")]
+    OutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// Items in the dataset.
+        len: usize,
+    },
+}
+
+/// A split of an IDX image-classification dataset held in memory as bytes (the Fashion-MNIST
+/// training split is 47 MB this way).
+#[derive(Debug, Clone)]
+pub struct IdxDataset {
+    images: Arc<IdxImages>,
+    labels: Arc<Vec<u8>>,
+    classes: &'static [&'static str],
+}
+
+impl IdxDataset {
+    /// Builds a dataset from an image and a label file (plain or `.gz`), checking the labels
+    /// are below `classes.len()` and the counts agree.
+    pub fn from_files(
+        images_path: &Path,
+        labels_path: &Path,
+        classes: &'static [&'static str],
+    ) -> Result<Self, DataError> {
+        let images = idx::read_images(images_path)?;
+        let labels = idx::read_labels(labels_path, classes.len())?;
+        if images.count != labels.len() {
+            return Err(DataError::CountMismatch {
+                images_file: images_path.display().to_string(),
+                images: images.count,
+                labels_file: labels_path.display().to_string(),
+                labels: labels.len(),
+            });
+        }
+        Ok(Self {
+            images: Arc::new(images),
+            labels: Arc::new(labels),
+            classes,
+        })
+    }
+
+    /// Loads `split` from a directory holding the standard file names, plain or `.gz`.
+    pub fn from_dir(
+        dir: &Path,
+        split: Split,
+        classes: &'static [&'static str],
+    ) -> Result<Self, DataError> {
+        let [images, labels] = split.file_names().map(|name| find_file(dir, &name));
+        Self::from_files(&images?, &labels?, classes)
+    }
+
+    /// The class names, by label.
+    pub fn classes(&self) -> &'static [&'static str] {
+        self.classes
+    }
+
+    /// Height and width of every image.
+    pub fn image_size(&self) -> [usize; 2] {
+        [self.images.rows, self.images.cols]
+    }
+
+    /// All labels, in order.
+    pub fn labels(&self) -> &[u8] {
+        &self.labels
+    }
+
+    /// The item at `index`, or `None` past the end.
+    pub fn item(&self, index: usize) -> Option<ImageItem> {
+        Some(ImageItem {
+            pixels: self.images.image(index)?.to_vec(),
+            height: self.images.rows,
+            width: self.images.cols,
+            label: usize::from(*self.labels.get(index)?),
+        })
+    }
+}
+
+impl Dataset<ImageItem> for IdxDataset {
+    fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
+        self.item(index).ok_or_else(|| {
+            DatasetError::new(DataError::OutOfRange {
+                index,
+                len: self.labels.len(),
+            })
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// `dir/name`, else `dir/name.gz`.
+fn find_file(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
+    let plain = dir.join(name);
+    if plain.is_file() {
+        return Ok(plain);
+    }
+    let gz = dir.join(format!("{name}.gz"));
+    if gz.is_file() {
+        return Ok(gz);
+    }
+    Err(DataError::MissingFile {
+        dir: dir.display().to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// Fashion-MNIST (Zalando): 28×28 grayscale images of clothing in 10 classes.
+pub struct FashionMnist;
+
+impl FashionMnist {
+    /// Loads `split` from a directory with the four standard file names (plain or `.gz`).
+    pub fn from_dir(dir: &Path, split: Split) -> Result<IdxDataset, DataError> {
+        IdxDataset::from_dir(dir, split, &FASHION_MNIST_CLASSES)
+    }
+}
+
+/// MNIST: 28×28 grayscale handwritten digits.
+pub struct Mnist;
+
+impl Mnist {
+    /// Loads `split` from a directory with the four standard file names (plain or `.gz`).
+    pub fn from_dir(dir: &Path, split: Split) -> Result<IdxDataset, DataError> {
+        IdxDataset::from_dir(dir, split, &MNIST_CLASSES)
+    }
+}

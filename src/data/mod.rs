@@ -1,0 +1,10 @@
+//! Datasets for NiN (feature `dataset`): a hardened IDX reader, Fashion-MNIST and MNIST.
+
+pub mod idx;
+mod mnist;
+
+pub use idx::{IdxError, IdxFault, IdxImages};
+pub use mnist::{
+    DataError, FASHION_MNIST_CLASSES, FashionMnist, IdxDataset, ImageItem, MNIST_CLASSES, Mnist,
+    Split,
+};
