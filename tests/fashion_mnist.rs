@@ -9,29 +9,26 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use burn::data::dataset::Dataset;
-use nin::data::{FashionMnist, Split};
+use nin::data::{FashionMnist, Split, source};
 
-const SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
-
+/// The directory the library finds (`NIN_DATA_DIR`, the user cache, the system copy), or
+/// `None` after reporting why there is none.
 fn data_dir(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("NIN_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(SYSTEM_DIR));
-    if dir.join("train-images-idx3-ubyte.gz").is_file()
-        || dir.join("train-images-idx3-ubyte").is_file()
-    {
-        return Some(dir);
+    match source::locate(&source::FASHION_MNIST_FILES, None) {
+        Ok(found) => {
+            println!("{test}: using {} ({})", found.dir.display(), found.place);
+            Some(found.dir)
+        }
+        Err(err) => {
+            common::unavailable(
+                test,
+                "the Fashion-MNIST files",
+                "NIN_REQUIRE_DATA",
+                &err.to_string(),
+            );
+            None
+        }
     }
-    common::unavailable(
-        test,
-        "the Fashion-MNIST files",
-        "NIN_REQUIRE_DATA",
-        &format!(
-            "{} has no train-images-idx3-ubyte[.gz]; `apt-get install dataset-fashion-mnist` or set NIN_DATA_DIR",
-            dir.display()
-        ),
-    );
-    None
 }
 
 #[test]

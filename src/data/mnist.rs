@@ -1,12 +1,13 @@
 //! Fashion-MNIST and MNIST: four IDX files each, read into compact `u8` storage and served
 //! through Burn's [`Dataset`] trait.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use burn::data::dataset::{Dataset, DatasetError};
 
 use super::idx::{self, IdxError, IdxImages};
+use super::source::{self, DatasetFiles, FASHION_MNIST_FILES, Located, MNIST_FILES, NotFound};
 
 /// Fashion-MNIST's class names, by label.
 pub const FASHION_MNIST_CLASSES: [&str; 10] = [
@@ -95,6 +96,22 @@ pub enum DataError {
         /// The base name wanted.
         name: String,
     },
+    /// A file's content differs from the published dataset.
+    #[error(
+        "{file}: SHA-256 of the decompressed content is {actual}, expected {expected}; the file \
+         is corrupt or belongs to another dataset: delete it and fetch it again"
+    )]
+    Checksum {
+        /// The file.
+        file: String,
+        /// The reference digest.
+        expected: &'static str,
+        /// The digest of what was read.
+        actual: String,
+    },
+    /// No copy of the dataset was found.
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
     /// An index past the end of the dataset.
     #[error("item {index} is out of range for a dataset of {len} items")]
     OutOfRange {
@@ -124,6 +141,16 @@ impl IdxDataset {
     ) -> Result<Self, DataError> {
         let images = idx::read_images(images_path)?;
         let labels = idx::read_labels(labels_path, classes.len())?;
+        Self::from_parts(images, images_path, labels, labels_path, classes)
+    }
+
+    fn from_parts(
+        images: IdxImages,
+        images_path: &Path,
+        labels: Vec<u8>,
+        labels_path: &Path,
+        classes: &'static [&'static str],
+    ) -> Result<Self, DataError> {
         if images.count != labels.len() {
             return Err(DataError::CountMismatch {
                 images_file: images_path.display().to_string(),
@@ -139,14 +166,31 @@ impl IdxDataset {
         })
     }
 
-    /// Loads `split` from a directory holding the standard file names, plain or `.gz`.
+    /// Loads `split` of a known dataset from `dir` (standard file names, plain or `.gz`),
+    /// checking each file against its recorded SHA-256 where one exists.
     pub fn from_dir(
         dir: &Path,
         split: Split,
+        files: &DatasetFiles,
         classes: &'static [&'static str],
     ) -> Result<Self, DataError> {
-        let [images, labels] = split.file_names().map(|name| find_file(dir, &name));
-        Self::from_files(&images?, &labels?, classes)
+        let [images_path, labels_path] = split.file_names().map(|name| {
+            source::find_file(dir, &name).ok_or_else(|| DataError::MissingFile {
+                dir: dir.display().to_string(),
+                name: name.clone(),
+            })
+        });
+        let (images_path, labels_path) = (images_path?, labels_path?);
+        let [images_name, labels_name] = split.file_names();
+        let images = read_checked(&images_path, files.sha256_of(&images_name))?;
+        let labels = read_checked(&labels_path, files.sha256_of(&labels_name))?;
+        let malformed = |path: &Path| {
+            let file = path.display().to_string();
+            move |fault| DataError::Idx(IdxError::Malformed { file, fault })
+        };
+        let images = idx::parse_images(images).map_err(malformed(&images_path))?;
+        let labels = idx::parse_labels(labels, classes.len()).map_err(malformed(&labels_path))?;
+        Self::from_parts(images, &images_path, labels, &labels_path, classes)
     }
 
     /// The class names, by label.
@@ -190,29 +234,47 @@ impl Dataset<ImageItem> for IdxDataset {
     }
 }
 
-/// `dir/name`, else `dir/name.gz`.
-fn find_file(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
-    let plain = dir.join(name);
-    if plain.is_file() {
-        return Ok(plain);
+/// Reads a file decompressed and checks it against `expected` (SHA-256 hex) when given.
+fn read_checked(path: &Path, expected: Option<&'static str>) -> Result<Vec<u8>, DataError> {
+    let bytes = idx::read_decompressed(path)?;
+    if let Some(expected) = expected {
+        let actual = source::sha256_hex(&bytes);
+        if actual != expected {
+            return Err(DataError::Checksum {
+                file: path.display().to_string(),
+                expected,
+                actual,
+            });
+        }
     }
-    let gz = dir.join(format!("{name}.gz"));
-    if gz.is_file() {
-        return Ok(gz);
-    }
-    Err(DataError::MissingFile {
-        dir: dir.display().to_string(),
-        name: name.to_string(),
-    })
+    Ok(bytes)
 }
 
 /// Fashion-MNIST (Zalando): 28×28 grayscale images of clothing in 10 classes.
 pub struct FashionMnist;
 
 impl FashionMnist {
-    /// Loads `split` from a directory with the four standard file names (plain or `.gz`).
+    /// Loads `split` from a directory with the four standard file names (plain or `.gz`),
+    /// verifying each against the published SHA-256.
     pub fn from_dir(dir: &Path, split: Split) -> Result<IdxDataset, DataError> {
-        IdxDataset::from_dir(dir, split, &FASHION_MNIST_CLASSES)
+        IdxDataset::from_dir(dir, split, &FASHION_MNIST_FILES, &FASHION_MNIST_CLASSES)
+    }
+
+    /// Finds the dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache, the system
+    /// copy) and loads `split` from it. Returns where it was found too.
+    pub fn load(split: Split, dir: Option<&Path>) -> Result<(IdxDataset, Located), DataError> {
+        let located = source::locate(&FASHION_MNIST_FILES, dir)?;
+        Ok((Self::from_dir(&located.dir, split)?, located))
+    }
+
+    /// The training split (60,000 images), found as [`load`](Self::load) does.
+    pub fn train() -> Result<IdxDataset, DataError> {
+        Self::load(Split::Train, None).map(|(data, _)| data)
+    }
+
+    /// The test split (10,000 images), found as [`load`](Self::load) does.
+    pub fn test() -> Result<IdxDataset, DataError> {
+        Self::load(Split::Test, None).map(|(data, _)| data)
     }
 }
 
@@ -222,6 +284,13 @@ pub struct Mnist;
 impl Mnist {
     /// Loads `split` from a directory with the four standard file names (plain or `.gz`).
     pub fn from_dir(dir: &Path, split: Split) -> Result<IdxDataset, DataError> {
-        IdxDataset::from_dir(dir, split, &MNIST_CLASSES)
+        IdxDataset::from_dir(dir, split, &MNIST_FILES, &MNIST_CLASSES)
+    }
+
+    /// Finds the dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache) and loads
+    /// `split` from it. Returns where it was found too.
+    pub fn load(split: Split, dir: Option<&Path>) -> Result<(IdxDataset, Located), DataError> {
+        let located = source::locate(&MNIST_FILES, dir)?;
+        Ok((Self::from_dir(&located.dir, split)?, located))
     }
 }

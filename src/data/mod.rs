@@ -2,9 +2,11 @@
 
 pub mod idx;
 mod mnist;
+pub mod source;
 
 pub use idx::{IdxError, IdxFault, IdxImages};
 pub use mnist::{
     DataError, FASHION_MNIST_CLASSES, FashionMnist, IdxDataset, ImageItem, MNIST_CLASSES, Mnist,
     Split,
 };
+pub use source::{Located, NotFound, Place};
