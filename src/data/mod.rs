@@ -1,9 +1,11 @@
 //! Datasets for NiN (feature `dataset`): a hardened IDX reader, Fashion-MNIST and MNIST.
 
+mod batcher;
 pub mod idx;
 mod mnist;
 pub mod source;
 
+pub use batcher::{ImageBatch, ImageBatcher};
 pub use idx::{IdxError, IdxFault, IdxImages};
 pub use mnist::{
     DataError, FASHION_MNIST_CLASSES, FashionMnist, IdxDataset, ImageItem, MNIST_CLASSES, Mnist,
