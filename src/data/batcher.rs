@@ -1,6 +1,9 @@
 //! Turning dataset items into model input: `[N, 1, H, W]` floats in `[0, 1]`, optionally
 //! normalised and resized on the device.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
@@ -23,12 +26,29 @@ pub struct ImageBatch {
 /// mean and standard deviation, and optionally resized with bilinear interpolation on the
 /// target device, as d2l's `Resize(224)` does for its NiN (half-pixel centres, which is what
 /// bilinear resizing in PIL and PyTorch uses).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct ImageBatcher {
     /// Height and width to resize to; `None` keeps the images' size.
     pub resize: Option<[usize; 2]>,
     /// `(mean, std)` to normalise with after scaling to `[0, 1]`; `None` leaves `[0, 1]`.
     pub normalize: Option<(f32, f32)>,
+    /// Random augmentation, for training batches only.
+    pub augment: Option<Augment>,
+    /// Batches made so far: with the seed, it picks each batch's random draws, so a run that
+    /// asks for the same batches in the same order sees the same augmentation.
+    batches: Arc<AtomicU64>,
+}
+
+/// Training-time augmentation, applied to the pixels before resizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Augment {
+    /// Shift each image by up to this many pixels in each direction, filling with black: a
+    /// random crop of the image padded by this much, at its original size.
+    pub crop_padding: usize,
+    /// Mirror half of the images left to right.
+    pub horizontal_flip: bool,
+    /// Seed of the random draws.
+    pub seed: u64,
 }
 
 impl ImageBatcher {
@@ -47,6 +67,52 @@ impl ImageBatcher {
     pub fn with_normalize(mut self, mean: f32, std: f32) -> Self {
         self.normalize = Some((mean, std));
         self
+    }
+
+    /// Augment every batch (use a separate batcher without it for evaluation).
+    pub fn with_augment(mut self, augment: Augment) -> Self {
+        self.augment = Some(augment);
+        self
+    }
+}
+
+impl Augment {
+    /// Shifts and flips one `h × w` image in place, drawing from `rng`.
+    fn apply(&self, pixels: &mut [u8], [h, w]: [usize; 2], rng: &mut SplitMix64) {
+        let pad = self.crop_padding as i64;
+        let span = 2 * pad as u64 + 1;
+        let dy = (rng.next() % span) as i64 - pad;
+        let dx = (rng.next() % span) as i64 - pad;
+        let flip = self.horizontal_flip && rng.next() & 1 == 1;
+        if dx == 0 && dy == 0 && !flip {
+            return;
+        }
+        let source = pixels.to_vec();
+        for y in 0..h {
+            for x in 0..w {
+                let sx = if flip { w - 1 - x } else { x } as i64 + dx;
+                let sy = y as i64 + dy;
+                let inside = (0..h as i64).contains(&sy) && (0..w as i64).contains(&sx);
+                pixels[y * w + x] = if inside {
+                    source[sy as usize * w + sx as usize]
+                } else {
+                    0
+                };
+            }
+        }
+    }
+}
+
+/// SplitMix64: a small, fast, well-mixed generator; enough for picking shifts and flips.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 }
 
@@ -70,6 +136,14 @@ impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
             );
             pixels.extend_from_slice(&item.pixels);
             targets.push(item.label as i64);
+        }
+        if let Some(augment) = &self.augment {
+            let batch_index = self.batches.fetch_add(1, Ordering::Relaxed);
+            let mut rng =
+                SplitMix64(augment.seed ^ batch_index.wrapping_mul(0xa076_1d64_78bd_642f));
+            for image in pixels.chunks_exact_mut(h * w) {
+                augment.apply(image, [h, w], &mut rng);
+            }
         }
         // Bytes go to the device as they are; scaling happens there, not in a CPU loop.
         let bytes =

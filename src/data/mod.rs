@@ -5,7 +5,7 @@ pub mod idx;
 mod mnist;
 pub mod source;
 
-pub use batcher::{ImageBatch, ImageBatcher};
+pub use batcher::{Augment, ImageBatch, ImageBatcher};
 pub use idx::{IdxError, IdxFault, IdxImages};
 pub use mnist::{
     DataError, FASHION_MNIST_CLASSES, FashionMnist, IdxDataset, ImageItem, MNIST_CLASSES, Mnist,
