@@ -138,6 +138,14 @@ pub enum IdxError {
 }
 
 impl IdxError {
+    /// A malformed-content error for the file at `path`.
+    pub fn malformed(path: &Path, fault: IdxFault) -> Self {
+        IdxError::Malformed {
+            file: path.display().to_string(),
+            fault,
+        }
+    }
+
     /// The fault, if the content (not the file system) was at fault.
     pub fn fault(&self) -> Option<&IdxFault> {
         match self {
@@ -192,7 +200,7 @@ fn parse_header(bytes: &[u8], expected_dims: u8) -> Result<Header, IdxFault> {
 
 /// Checks the data after the header is exactly `claimed` bytes long (computed in `u128`, so no
 /// header can overflow it).
-fn check_body_len(bytes: &[u8], offset: usize, claimed: u128) -> Result<usize, IdxFault> {
+fn check_body_len(bytes: &[u8], offset: usize, claimed: u128) -> Result<(), IdxFault> {
     let actual = bytes.len() - offset;
     if claimed > actual as u128 {
         return Err(IdxFault::Truncated { claimed, actual });
@@ -204,7 +212,7 @@ fn check_body_len(bytes: &[u8], offset: usize, claimed: u128) -> Result<usize, I
             extra: actual - claimed,
         });
     }
-    Ok(claimed)
+    Ok(())
 }
 
 /// Parses an `idx3-ubyte` image file already in memory (decompressed).
@@ -277,30 +285,20 @@ pub fn read_decompressed(path: &Path) -> Result<Vec<u8>, IdxError> {
         .take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut raw)
         .map_err(io)?;
-    let malformed = |fault| IdxError::Malformed {
-        file: file.clone(),
-        fault,
-    };
     if raw.len() as u64 > MAX_FILE_BYTES {
-        return Err(malformed(IdxFault::TooLarge));
+        return Err(IdxError::malformed(path, IdxFault::TooLarge));
     }
-    decompress(raw).map_err(malformed)
+    decompress(raw).map_err(|fault| IdxError::malformed(path, fault))
 }
 
 /// Reads an image file (`*-idx3-ubyte`, optionally `.gz`).
 pub fn read_images(path: &Path) -> Result<IdxImages, IdxError> {
     let bytes = read_decompressed(path)?;
-    parse_images(bytes).map_err(|fault| IdxError::Malformed {
-        file: path.display().to_string(),
-        fault,
-    })
+    parse_images(bytes).map_err(|fault| IdxError::malformed(path, fault))
 }
 
 /// Reads a label file (`*-idx1-ubyte`, optionally `.gz`) whose labels must be below `classes`.
 pub fn read_labels(path: &Path, classes: usize) -> Result<Vec<u8>, IdxError> {
     let bytes = read_decompressed(path)?;
-    parse_labels(bytes, classes).map_err(|fault| IdxError::Malformed {
-        file: path.display().to_string(),
-        fault,
-    })
+    parse_labels(bytes, classes).map_err(|fault| IdxError::malformed(path, fault))
 }

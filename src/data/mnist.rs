@@ -9,23 +9,6 @@ use burn::data::dataset::{Dataset, DatasetError};
 use super::idx::{self, IdxError, IdxImages};
 use super::source::{self, DatasetFiles, FASHION_MNIST_FILES, Located, MNIST_FILES, NotFound};
 
-/// Fashion-MNIST's class names, by label.
-pub const FASHION_MNIST_CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
-
-/// MNIST's class names: the digits.
-pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-
 /// Which half of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Split {
@@ -168,29 +151,33 @@ impl IdxDataset {
 
     /// Loads `split` of a known dataset from `dir` (standard file names, plain or `.gz`),
     /// checking each file against its recorded SHA-256 where one exists.
-    pub fn from_dir(
-        dir: &Path,
-        split: Split,
-        files: &DatasetFiles,
-        classes: &'static [&'static str],
-    ) -> Result<Self, DataError> {
-        let [images_path, labels_path] = split.file_names().map(|name| {
-            source::find_file(dir, &name).ok_or_else(|| DataError::MissingFile {
-                dir: dir.display().to_string(),
-                name: name.clone(),
-            })
-        });
-        let (images_path, labels_path) = (images_path?, labels_path?);
+    pub fn from_dir(dir: &Path, split: Split, files: &DatasetFiles) -> Result<Self, DataError> {
         let [images_name, labels_name] = split.file_names();
+        let find = |name: &str| {
+            source::find_file(dir, name).ok_or_else(|| DataError::MissingFile {
+                dir: dir.display().to_string(),
+                name: name.to_string(),
+            })
+        };
+        let (images_path, labels_path) = (find(&images_name)?, find(&labels_name)?);
         let images = read_checked(&images_path, files.sha256_of(&images_name))?;
         let labels = read_checked(&labels_path, files.sha256_of(&labels_name))?;
-        let malformed = |path: &Path| {
-            let file = path.display().to_string();
-            move |fault| DataError::Idx(IdxError::Malformed { file, fault })
-        };
-        let images = idx::parse_images(images).map_err(malformed(&images_path))?;
-        let labels = idx::parse_labels(labels, classes.len()).map_err(malformed(&labels_path))?;
-        Self::from_parts(images, &images_path, labels, &labels_path, classes)
+        let images =
+            idx::parse_images(images).map_err(|fault| IdxError::malformed(&images_path, fault))?;
+        let labels = idx::parse_labels(labels, files.classes.len())
+            .map_err(|fault| IdxError::malformed(&labels_path, fault))?;
+        Self::from_parts(images, &images_path, labels, &labels_path, files.classes)
+    }
+
+    /// Finds a known dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache, the system
+    /// copy) and loads `split` from it. Returns where it was found too.
+    pub fn load(
+        files: &DatasetFiles,
+        split: Split,
+        dir: Option<&Path>,
+    ) -> Result<(Self, Located), DataError> {
+        let located = source::locate(files, dir)?;
+        Ok((Self::from_dir(&located.dir, split, files)?, located))
     }
 
     /// The class names, by label.
@@ -257,14 +244,13 @@ impl FashionMnist {
     /// Loads `split` from a directory with the four standard file names (plain or `.gz`),
     /// verifying each against the published SHA-256.
     pub fn from_dir(dir: &Path, split: Split) -> Result<IdxDataset, DataError> {
-        IdxDataset::from_dir(dir, split, &FASHION_MNIST_FILES, &FASHION_MNIST_CLASSES)
+        IdxDataset::from_dir(dir, split, &FASHION_MNIST_FILES)
     }
 
     /// Finds the dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache, the system
     /// copy) and loads `split` from it. Returns where it was found too.
     pub fn load(split: Split, dir: Option<&Path>) -> Result<(IdxDataset, Located), DataError> {
-        let located = source::locate(&FASHION_MNIST_FILES, dir)?;
-        Ok((Self::from_dir(&located.dir, split)?, located))
+        IdxDataset::load(&FASHION_MNIST_FILES, split, dir)
     }
 
     /// The training split (60,000 images), found as [`load`](Self::load) does.
@@ -284,13 +270,12 @@ pub struct Mnist;
 impl Mnist {
     /// Loads `split` from a directory with the four standard file names (plain or `.gz`).
     pub fn from_dir(dir: &Path, split: Split) -> Result<IdxDataset, DataError> {
-        IdxDataset::from_dir(dir, split, &MNIST_FILES, &MNIST_CLASSES)
+        IdxDataset::from_dir(dir, split, &MNIST_FILES)
     }
 
     /// Finds the dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache) and loads
     /// `split` from it. Returns where it was found too.
     pub fn load(split: Split, dir: Option<&Path>) -> Result<(IdxDataset, Located), DataError> {
-        let located = source::locate(&MNIST_FILES, dir)?;
-        Ok((Self::from_dir(&located.dir, split)?, located))
+        IdxDataset::load(&MNIST_FILES, split, dir)
     }
 }

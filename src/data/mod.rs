@@ -7,8 +7,5 @@ pub mod source;
 
 pub use batcher::{Augment, ImageBatch, ImageBatcher};
 pub use idx::{IdxError, IdxFault, IdxImages};
-pub use mnist::{
-    DataError, FASHION_MNIST_CLASSES, FashionMnist, IdxDataset, ImageItem, MNIST_CLASSES, Mnist,
-    Split,
-};
-pub use source::{Located, NotFound, Place};
+pub use mnist::{DataError, FashionMnist, IdxDataset, ImageItem, Mnist, Split};
+pub use source::{FASHION_MNIST_CLASSES, Located, MNIST_CLASSES, NotFound, Place};

@@ -32,16 +32,36 @@ pub struct DatasetFiles {
     pub dir_name: &'static str,
     /// Name shown to people (`Fashion-MNIST`).
     pub display_name: &'static str,
+    /// Class names, by label.
+    pub classes: &'static [&'static str],
     /// The four IDX files.
     pub files: [KnownFile; 4],
     /// Directory of the Debian/Ubuntu package's copy and the package name, if one exists.
     pub system: Option<(&'static str, &'static str)>,
 }
 
+/// Fashion-MNIST's class names, by label.
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// MNIST's class names: the digits.
+pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
 /// Fashion-MNIST's files, with the SHA-256 of each decompressed file.
 pub const FASHION_MNIST_FILES: DatasetFiles = DatasetFiles {
     dir_name: "fashion-mnist",
     display_name: "Fashion-MNIST",
+    classes: &FASHION_MNIST_CLASSES,
     files: [
         KnownFile {
             name: "train-images-idx3-ubyte",
@@ -68,6 +88,7 @@ pub const FASHION_MNIST_FILES: DatasetFiles = DatasetFiles {
 pub const MNIST_FILES: DatasetFiles = DatasetFiles {
     dir_name: "mnist",
     display_name: "MNIST",
+    classes: &MNIST_CLASSES,
     files: [
         KnownFile {
             name: "train-images-idx3-ubyte",
@@ -188,9 +209,6 @@ pub fn user_cache_dir(files: &DatasetFiles) -> Option<PathBuf> {
 /// The first file of the dataset missing from `dir`, or `None` when all four are there (plain
 /// or `.gz`).
 pub fn missing_file(dir: &Path, files: &DatasetFiles) -> Option<&'static str> {
-    if !dir.is_dir() {
-        return files.files.first().map(|f| f.name);
-    }
     files
         .files
         .iter()
@@ -226,10 +244,11 @@ pub fn locate_in(
     cache_dir: Option<&Path>,
 ) -> Result<Located, NotFound> {
     let mut tried = Vec::new();
-    let reason = |dir: &Path| match missing_file(dir, files) {
-        None => None,
-        Some(_) if !dir.is_dir() => Some("no such directory".to_string()),
-        Some(name) => Some(format!("{name}[.gz] is missing")),
+    let reason = |dir: &Path| {
+        if !dir.is_dir() {
+            return Some("no such directory".to_string());
+        }
+        missing_file(dir, files).map(|name| format!("{name}[.gz] is missing"))
     };
     // A directory the user named is authoritative: fall through only when none was named.
     for (place, dir) in [(Place::Explicit, explicit), (Place::EnvVar, env_dir)] {
