@@ -2,34 +2,12 @@
 //! no input makes it panic.
 #![cfg(feature = "dataset")]
 
-use std::io::Write;
+mod common;
 
+use common::idx::{gzip, idx_file, images};
 use nin::data::idx::{self, IdxFault};
 use nin::data::{DataError, FASHION_MNIST_CLASSES, IdxDataset};
 use proptest::prelude::*;
-
-/// An IDX file with unsigned-byte elements, the given dimensions and body.
-fn idx_file(dims: &[u32], body: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-fn images(count: u32, rows: u32, cols: u32) -> Vec<u8> {
-    let body: Vec<u8> = (0..count * rows * cols)
-        .map(|i| (i * 37 % 256) as u8)
-        .collect();
-    idx_file(&[count, rows, cols], &body)
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
 
 #[test]
 fn well_formed_files_round_trip_pixels_exactly() {

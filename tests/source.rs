@@ -2,10 +2,12 @@
 //! message when nothing is found, and the content check.
 #![cfg(feature = "dataset")]
 
+mod common;
+
 use std::path::Path;
 
-use nin::data::source::{self, FASHION_MNIST_FILES, MNIST_FILES};
-use nin::data::{DataError, FashionMnist, Place, Split};
+use nin::data::source::{self, Digested, FASHION_MNIST_FILES, MNIST_FILES};
+use nin::data::{DataError, FashionMnist, Mnist, Place, Split};
 
 /// Writes the four files (content irrelevant to `locate`) into `dir`, gzip-named.
 fn fake_copy(dir: &Path) {
@@ -103,7 +105,8 @@ fn content_that_differs_from_the_published_dataset_is_rejected() {
             assert_eq!(
                 *expected,
                 FASHION_MNIST_FILES
-                    .sha256_of("t10k-images-idx3-ubyte")
+                    .file("t10k-images-idx3-ubyte")
+                    .and_then(|f| f.sha256)
                     .unwrap()
             );
             assert_eq!(*actual, source::sha256_hex(&images));
@@ -112,6 +115,44 @@ fn content_that_differs_from_the_published_dataset_is_rejected() {
     }
     assert!(
         err.to_string().contains("t10k-images-idx3-ubyte: SHA-256"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mnist_archives_must_be_the_published_ones_and_plain_files_are_checked_for_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = common::idx::idx_file(&[2], &[3, 1]);
+    std::fs::write(
+        dir.path().join("t10k-images-idx3-ubyte"),
+        common::idx::images(2, 28, 28),
+    )
+    .unwrap();
+    // A decompressed copy: nothing but its structure is known, and it is fine.
+    std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), &labels).unwrap();
+    let test = Mnist::from_dir(dir.path(), Split::Test).unwrap();
+    assert_eq!(test.labels(), &[3, 1]);
+
+    // A gzip file is compared with the archive the mirrors publish.
+    std::fs::remove_file(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
+    let archive = common::idx::gzip(&labels);
+    std::fs::write(dir.path().join("t10k-labels-idx1-ubyte.gz"), &archive).unwrap();
+    let err = Mnist::from_dir(dir.path(), Split::Test).unwrap_err();
+    match &err {
+        DataError::Checksum {
+            digested,
+            expected,
+            actual,
+            ..
+        } => {
+            assert_eq!(*digested, Digested::Archive);
+            assert_eq!(Some(*expected), MNIST_FILES.files[3].gz_sha256);
+            assert_eq!(*actual, source::sha256_hex(&archive));
+        }
+        other => panic!("expected a checksum error, got {other}"),
+    }
+    assert!(
+        err.to_string().contains("SHA-256 of the gzip file"),
         "{err}"
     );
 }

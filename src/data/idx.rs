@@ -15,6 +15,8 @@ const UNSIGNED_BYTE: u8 = 0x08;
 /// Largest file read, compressed or not. The Fashion-MNIST training images are 47 MB; this
 /// leaves room for larger IDX datasets while stopping a gzip bomb or a wrong path early.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// First two bytes of every gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Largest image side accepted.
 pub const MAX_SIDE: usize = 1 << 14;
 
@@ -258,7 +260,7 @@ pub fn parse_labels(bytes: Vec<u8>, classes: usize) -> Result<Vec<u8>, IdxFault>
 /// Decompresses `bytes` if they are gzip (by their magic number), else returns them unchanged.
 /// Output is capped at [`MAX_FILE_BYTES`].
 pub fn decompress(bytes: Vec<u8>) -> Result<Vec<u8>, IdxFault> {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
+    if !is_gzip(&bytes) {
         return Ok(bytes);
     }
     let mut out = Vec::new();
@@ -274,6 +276,13 @@ pub fn decompress(bytes: Vec<u8>) -> Result<Vec<u8>, IdxFault> {
 
 /// Reads a file (plain or gzip) into memory, decompressed.
 pub fn read_decompressed(path: &Path) -> Result<Vec<u8>, IdxError> {
+    let raw = read_raw(path)?;
+    decompress(raw).map_err(|fault| IdxError::malformed(path, fault))
+}
+
+/// Reads a file's bytes as stored (still compressed if it is gzip), refusing files larger than
+/// [`MAX_FILE_BYTES`].
+pub fn read_raw(path: &Path) -> Result<Vec<u8>, IdxError> {
     let file = path.display().to_string();
     let io = |source| IdxError::Io {
         file: file.clone(),
@@ -288,7 +297,12 @@ pub fn read_decompressed(path: &Path) -> Result<Vec<u8>, IdxError> {
     if raw.len() as u64 > MAX_FILE_BYTES {
         return Err(IdxError::malformed(path, IdxFault::TooLarge));
     }
-    decompress(raw).map_err(|fault| IdxError::malformed(path, fault))
+    Ok(raw)
+}
+
+/// Whether `bytes` start with the gzip magic number.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
 }
 
 /// Reads an image file (`*-idx3-ubyte`, optionally `.gz`).

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use burn::data::dataset::{Dataset, DatasetError};
 
 use super::idx::{self, IdxError, IdxImages};
-use super::source::{self, DatasetFiles, FASHION_MNIST_FILES, Located, MNIST_FILES, NotFound};
+use super::source::{
+    self, DatasetFiles, Digested, FASHION_MNIST_FILES, KnownFile, Located, MNIST_FILES, NotFound,
+};
 
 /// Which half of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,21 +21,18 @@ pub enum Split {
 }
 
 impl Split {
-    /// File name prefix of the split's IDX files.
-    fn prefix(self) -> &'static str {
+    /// Position of the split's image file in [`DatasetFiles::files`]; its label file follows.
+    fn first_file(self) -> usize {
         match self {
-            Split::Train => "train",
-            Split::Test => "t10k",
+            Split::Train => 0,
+            Split::Test => 2,
         }
     }
 
-    /// Base names of the split's image and label files, without `.gz`.
-    pub fn file_names(self) -> [String; 2] {
-        let prefix = self.prefix();
-        [
-            format!("{prefix}-images-idx3-ubyte"),
-            format!("{prefix}-labels-idx1-ubyte"),
-        ]
+    /// The split's image and label files in `files`.
+    pub fn files(self, files: &DatasetFiles) -> [&KnownFile; 2] {
+        let first = self.first_file();
+        [&files.files[first], &files.files[first + 1]]
     }
 }
 
@@ -81,12 +80,14 @@ pub enum DataError {
     },
     /// A file's content differs from the published dataset.
     #[error(
-        "{file}: SHA-256 of the decompressed content is {actual}, expected {expected}; the file \
-         is corrupt or belongs to another dataset: delete it and fetch it again"
+        "{file}: SHA-256 of {digested} is {actual}, expected {expected}; the file is corrupt, \
+         cut short or belongs to another dataset: delete it and fetch it again"
     )]
     Checksum {
         /// The file.
         file: String,
+        /// Which bytes were hashed.
+        digested: Digested,
         /// The reference digest.
         expected: &'static str,
         /// The digest of what was read.
@@ -152,16 +153,16 @@ impl IdxDataset {
     /// Loads `split` of a known dataset from `dir` (standard file names, plain or `.gz`),
     /// checking each file against its recorded SHA-256 where one exists.
     pub fn from_dir(dir: &Path, split: Split, files: &DatasetFiles) -> Result<Self, DataError> {
-        let [images_name, labels_name] = split.file_names();
+        let [images_file, labels_file] = split.files(files);
         let find = |name: &str| {
             source::find_file(dir, name).ok_or_else(|| DataError::MissingFile {
                 dir: dir.display().to_string(),
                 name: name.to_string(),
             })
         };
-        let (images_path, labels_path) = (find(&images_name)?, find(&labels_name)?);
-        let images = read_checked(&images_path, files.sha256_of(&images_name))?;
-        let labels = read_checked(&labels_path, files.sha256_of(&labels_name))?;
+        let (images_path, labels_path) = (find(images_file.name)?, find(labels_file.name)?);
+        let images = source::read_verified(&images_path, images_file)?;
+        let labels = source::read_verified(&labels_path, labels_file)?;
         let images =
             idx::parse_images(images).map_err(|fault| IdxError::malformed(&images_path, fault))?;
         let labels = idx::parse_labels(labels, files.classes.len())
@@ -170,12 +171,17 @@ impl IdxDataset {
     }
 
     /// Finds a known dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache, the system
-    /// copy) and loads `split` from it. Returns where it was found too.
+    /// copy, then, with the `download` feature, a download into the user cache) and loads
+    /// `split` from it. Returns where it was found too.
     pub fn load(
         files: &DatasetFiles,
         split: Split,
         dir: Option<&Path>,
     ) -> Result<(Self, Located), DataError> {
+        #[cfg(feature = "download")]
+        let located =
+            super::download::locate_or_download(files, dir, &super::download::Downloader::new())?;
+        #[cfg(not(feature = "download"))]
         let located = source::locate(files, dir)?;
         Ok((Self::from_dir(&located.dir, split, files)?, located))
     }
@@ -221,22 +227,6 @@ impl Dataset<ImageItem> for IdxDataset {
     }
 }
 
-/// Reads a file decompressed and checks it against `expected` (SHA-256 hex) when given.
-fn read_checked(path: &Path, expected: Option<&'static str>) -> Result<Vec<u8>, DataError> {
-    let bytes = idx::read_decompressed(path)?;
-    if let Some(expected) = expected {
-        let actual = source::sha256_hex(&bytes);
-        if actual != expected {
-            return Err(DataError::Checksum {
-                file: path.display().to_string(),
-                expected,
-                actual,
-            });
-        }
-    }
-    Ok(bytes)
-}
-
 /// Fashion-MNIST (Zalando): 28×28 grayscale images of clothing in 10 classes.
 pub struct FashionMnist;
 
@@ -247,8 +237,8 @@ impl FashionMnist {
         IdxDataset::from_dir(dir, split, &FASHION_MNIST_FILES)
     }
 
-    /// Finds the dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache, the system
-    /// copy) and loads `split` from it. Returns where it was found too.
+    /// Finds the dataset as [`IdxDataset::load`] does and loads `split` from it. Returns where
+    /// it was found too.
     pub fn load(split: Split, dir: Option<&Path>) -> Result<(IdxDataset, Located), DataError> {
         IdxDataset::load(&FASHION_MNIST_FILES, split, dir)
     }
@@ -273,7 +263,7 @@ impl Mnist {
         IdxDataset::from_dir(dir, split, &MNIST_FILES)
     }
 
-    /// Finds the dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache) and loads
+    /// Finds the dataset as [`IdxDataset::load`] does (MNIST has no system copy) and loads
     /// `split` from it. Returns where it was found too.
     pub fn load(split: Split, dir: Option<&Path>) -> Result<(IdxDataset, Located), DataError> {
         IdxDataset::load(&MNIST_FILES, split, dir)

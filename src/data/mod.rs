@@ -1,6 +1,8 @@
 //! Datasets for NiN (feature `dataset`): a hardened IDX reader, Fashion-MNIST and MNIST.
 
 mod batcher;
+#[cfg(feature = "download")]
+pub mod download;
 pub mod idx;
 mod mnist;
 pub mod source;

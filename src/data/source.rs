@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::idx::{self, IdxError};
+use super::mnist::DataError;
+
 /// Environment variable naming a directory that holds the dataset's files.
 pub const DATA_DIR_VAR: &str = "NIN_DATA_DIR";
 
@@ -23,6 +26,16 @@ pub struct KnownFile {
     /// Digests are taken after decompression because repackagers (Debian among them) recompress
     /// the files, which changes the `.gz` bytes but not their content.
     pub sha256: Option<&'static str>,
+    /// SHA-256 of the `.gz` file as the mirrors publish it, for datasets whose decompressed
+    /// digest is not recorded. Only a gzip file can be checked against it.
+    pub gz_sha256: Option<&'static str>,
+}
+
+impl KnownFile {
+    /// Whether a downloaded copy of this file can be verified.
+    pub fn has_digest(&self) -> bool {
+        self.sha256.is_some() || self.gz_sha256.is_some()
+    }
 }
 
 /// The files of a dataset and where its system copy lives.
@@ -34,10 +47,13 @@ pub struct DatasetFiles {
     pub display_name: &'static str,
     /// Class names, by label.
     pub classes: &'static [&'static str],
-    /// The four IDX files.
+    /// The four IDX files, in the order training images, training labels, test images, test
+    /// labels.
     pub files: [KnownFile; 4],
     /// Directory of the Debian/Ubuntu package's copy and the package name, if one exists.
     pub system: Option<(&'static str, &'static str)>,
+    /// Base URLs (ending in `/`) that serve `<name>.gz` for each file, tried in order.
+    pub mirrors: &'static [&'static str],
 }
 
 /// Fashion-MNIST's class names, by label.
@@ -66,25 +82,36 @@ pub const FASHION_MNIST_FILES: DatasetFiles = DatasetFiles {
         KnownFile {
             name: "train-images-idx3-ubyte",
             sha256: Some("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+            gz_sha256: None,
         },
         KnownFile {
             name: "train-labels-idx1-ubyte",
             sha256: Some("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+            gz_sha256: None,
         },
         KnownFile {
             name: "t10k-images-idx3-ubyte",
             sha256: Some("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+            gz_sha256: None,
         },
         KnownFile {
             name: "t10k-labels-idx1-ubyte",
             sha256: Some("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+            gz_sha256: None,
         },
     ],
     system: Some(("/usr/share/datasets/fashion-mnist", "dataset-fashion-mnist")),
+    // Zalando's own bucket (plain HTTP is fine: every file is checked by SHA-256), then the
+    // copy in its GitHub repository.
+    mirrors: &[
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ],
 };
 
-/// MNIST's files. No reference digests are recorded yet, so MNIST files are checked for
-/// structure (the IDX reader) but not for content.
+/// MNIST's files. The digests are those of the `.gz` archives as Yann LeCun published them and
+/// as every mirror serves them byte for byte; no digest of the decompressed files is recorded,
+/// so a decompressed copy is checked for structure only.
 pub const MNIST_FILES: DatasetFiles = DatasetFiles {
     dir_name: "mnist",
     display_name: "MNIST",
@@ -93,30 +120,36 @@ pub const MNIST_FILES: DatasetFiles = DatasetFiles {
         KnownFile {
             name: "train-images-idx3-ubyte",
             sha256: None,
+            gz_sha256: Some("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
         },
         KnownFile {
             name: "train-labels-idx1-ubyte",
             sha256: None,
+            gz_sha256: Some("3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
         },
         KnownFile {
             name: "t10k-images-idx3-ubyte",
             sha256: None,
+            gz_sha256: Some("8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
         },
         KnownFile {
             name: "t10k-labels-idx1-ubyte",
             sha256: None,
+            gz_sha256: Some("f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
         },
     ],
     system: None,
+    // The mirrors PyTorch and TensorFlow use; the original site often refuses scripted requests.
+    mirrors: &[
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ],
 };
 
 impl DatasetFiles {
-    /// The reference digest of the file with base name `name`, if recorded.
-    pub fn sha256_of(&self, name: &str) -> Option<&'static str> {
-        self.files
-            .iter()
-            .find(|f| f.name == name)
-            .and_then(|f| f.sha256)
+    /// The file with base name `name`, if it is one of the dataset's.
+    pub fn file(&self, name: &str) -> Option<&KnownFile> {
+        self.files.iter().find(|f| f.name == name)
     }
 }
 
@@ -131,6 +164,8 @@ pub enum Place {
     UserCache,
     /// The Debian/Ubuntu package's copy.
     System,
+    /// A download from the dataset's mirrors into the user cache.
+    Download,
 }
 
 impl fmt::Display for Place {
@@ -140,6 +175,7 @@ impl fmt::Display for Place {
             Place::EnvVar => DATA_DIR_VAR,
             Place::UserCache => "the user cache",
             Place::System => "the system copy",
+            Place::Download => "a download",
         })
     }
 }
@@ -225,15 +261,20 @@ pub fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 
 /// Finds the dataset, searching the places in order. `explicit` is the caller's directory.
 pub fn locate(files: &DatasetFiles, explicit: Option<&Path>) -> Result<Located, NotFound> {
-    let env_dir = std::env::var_os(DATA_DIR_VAR)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
+    let env_dir = env_data_dir();
     locate_in(
         files,
         explicit,
         env_dir.as_deref(),
         user_cache_dir(files).as_deref(),
     )
+}
+
+/// The directory named by [`DATA_DIR_VAR`], if it is set and not empty.
+pub fn env_data_dir() -> Option<PathBuf> {
+    std::env::var_os(DATA_DIR_VAR)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// [`locate`] with the environment passed in, so it can be tested without touching it.
@@ -316,6 +357,62 @@ fn not_found(files: &DatasetFiles, tried: Vec<Tried>) -> NotFound {
         tried,
         fixes,
     }
+}
+
+/// Which bytes a reference digest covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Digested {
+    /// The decompressed content.
+    Content,
+    /// The `.gz` file as published.
+    Archive,
+}
+
+impl fmt::Display for Digested {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Digested::Content => "the decompressed content",
+            Digested::Archive => "the gzip file",
+        })
+    }
+}
+
+/// Reads a dataset file (plain or gzip), checks it against `known`'s reference digest and
+/// returns the decompressed content.
+///
+/// The decompressed digest is the authority where one is recorded. Otherwise a gzip file must
+/// be byte for byte the published archive, and a plain file is left to the IDX reader's
+/// structural checks, as nothing else is known about it.
+pub fn read_verified(path: &Path, known: &KnownFile) -> Result<Vec<u8>, DataError> {
+    let raw = idx::read_raw(path)?;
+    verify(raw, known, &path.display().to_string())
+}
+
+/// [`read_verified`] for bytes already read; `file` names them in errors.
+pub fn verify(raw: Vec<u8>, known: &KnownFile, file: &str) -> Result<Vec<u8>, DataError> {
+    let check = |bytes: &[u8], expected: &'static str, digested: Digested| {
+        let actual = sha256_hex(bytes);
+        if actual == expected {
+            return Ok(());
+        }
+        Err(DataError::Checksum {
+            file: file.to_string(),
+            digested,
+            expected,
+            actual,
+        })
+    };
+    if let (None, Some(expected), true) = (known.sha256, known.gz_sha256, idx::is_gzip(&raw)) {
+        check(&raw, expected, Digested::Archive)?;
+    }
+    let content = idx::decompress(raw).map_err(|fault| IdxError::Malformed {
+        file: file.to_string(),
+        fault,
+    })?;
+    if let Some(expected) = known.sha256 {
+        check(&content, expected, Digested::Content)?;
+    }
+    Ok(content)
 }
 
 /// Lower-case hex SHA-256 of `bytes`.

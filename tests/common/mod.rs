@@ -2,6 +2,11 @@
 //! reported (skipped with a printed reason, or a failure when the CI variables require it).
 #![allow(dead_code)]
 
+#[cfg(feature = "download")]
+pub mod http;
+#[cfg(feature = "dataset")]
+pub mod idx;
+
 use burn::tensor::{Device, Tensor};
 
 /// True when the environment variable is set to `1`.
