@@ -5,6 +5,8 @@ pub mod backend;
 #[cfg(feature = "dataset")]
 pub mod data;
 pub mod model;
+#[cfg(feature = "train")]
+pub mod train;
 
 pub use backend::{BackendError, BackendName};
 pub use model::{ConfigError, Nin, NinBlock, NinBlockConfig, NinConfig, ShapeError, Stage};

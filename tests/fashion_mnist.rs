@@ -6,30 +6,10 @@
 mod common;
 
 use std::io::Read;
-use std::path::PathBuf;
 
 use burn::data::dataset::Dataset;
-use nin::data::{FashionMnist, Split, source};
-
-/// The directory the library finds (`NIN_DATA_DIR`, the user cache, the system copy), or
-/// `None` after reporting why there is none.
-fn data_dir(test: &str) -> Option<PathBuf> {
-    match source::locate(&source::FASHION_MNIST_FILES, None) {
-        Ok(found) => {
-            println!("{test}: using {} ({})", found.dir.display(), found.place);
-            Some(found.dir)
-        }
-        Err(err) => {
-            common::unavailable(
-                test,
-                "the Fashion-MNIST files",
-                "NIN_REQUIRE_DATA",
-                &err.to_string(),
-            );
-            None
-        }
-    }
-}
+use common::fashion_mnist_dir as data_dir;
+use nin::data::{FashionMnist, Split};
 
 #[test]
 fn both_splits_have_the_published_sizes_and_balance() {

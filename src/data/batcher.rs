@@ -40,7 +40,7 @@ pub struct ImageBatcher {
 }
 
 /// Training-time augmentation, applied to the pixels before resizing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Augment {
     /// Shift each image by up to this many pixels in each direction, filling with black: a
     /// random crop of the image padded by this much, at its original size.

@@ -96,3 +96,24 @@ pub fn pattern_images(shape: [usize; 4], device: &Device) -> Tensor<4> {
         .collect();
     Tensor::<1>::from_floats(data.as_slice(), device).reshape(shape)
 }
+
+/// The directory the library finds (`NIN_DATA_DIR`, the user cache, the system copy), or
+/// `None` after reporting why there is none.
+#[cfg(feature = "dataset")]
+pub fn fashion_mnist_dir(test: &str) -> Option<std::path::PathBuf> {
+    match nin::data::source::locate(&nin::data::source::FASHION_MNIST_FILES, None) {
+        Ok(found) => {
+            println!("{test}: using {} ({})", found.dir.display(), found.place);
+            Some(found.dir)
+        }
+        Err(err) => {
+            unavailable(
+                test,
+                "the Fashion-MNIST files",
+                "NIN_REQUIRE_DATA",
+                &err.to_string(),
+            );
+            None
+        }
+    }
+}

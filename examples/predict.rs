@@ -1,0 +1,174 @@
+//! Classifies images with a model trained by the `fashion_mnist` example.
+//!
+//! ```text
+//! cargo run --release --example predict -- shoe.png shirt.jpg
+//! cargo run --release --example predict -- --index 0 --index 42 --json
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[path = "support/mod.rs"]
+mod support;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use clap::Parser;
+use image::imageops::FilterType;
+use nin::data::{FASHION_MNIST_CLASSES, FashionMnist, ImageItem, Split};
+use nin::train::{ArtifactDir, classify};
+use serde::Serialize;
+
+/// Classify PNG/JPEG files, or Fashion-MNIST test images by index, with a trained model and
+/// print the most likely classes with their probabilities.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Image files (PNG or JPEG); converted to grayscale and resized to 28×28 like
+    /// Fashion-MNIST, then to the model's input size.
+    images: Vec<PathBuf>,
+    /// A Fashion-MNIST test image to classify, by index (repeatable).
+    #[arg(long = "index")]
+    indices: Vec<usize>,
+    /// The directory the `fashion_mnist` example wrote.
+    #[arg(long, default_value = "artifacts/fashion_mnist")]
+    artifact_dir: PathBuf,
+    /// auto | flex | ndarray | wgpu | cuda
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// Directory with the Fashion-MNIST files, for --index.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Invert the files' gray levels: Fashion-MNIST shows light objects on black, most photos
+    /// dark objects on light.
+    #[arg(long)]
+    invert: bool,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One classified input.
+#[derive(Debug, Serialize)]
+struct Classified {
+    input: String,
+    /// The true class, for test images.
+    label: Option<String>,
+    top: Vec<Guess>,
+}
+
+#[derive(Debug, Serialize)]
+struct Guess {
+    class: String,
+    index: usize,
+    probability: f32,
+}
+
+/// Reads an image file as a 28×28 grayscale item.
+fn read_image(path: &Path, invert: bool) -> Result<ImageItem, String> {
+    const SIDE: u32 = 28;
+    let image = image::open(path)
+        .map_err(|e| format!("{}: cannot read the image: {e}", path.display()))?
+        .to_luma8();
+    let mut image = image::imageops::resize(&image, SIDE, SIDE, FilterType::Triangle);
+    if invert {
+        image::imageops::invert(&mut image);
+    }
+    Ok(ImageItem {
+        pixels: image.into_raw(),
+        height: SIDE as usize,
+        width: SIDE as usize,
+        label: 0,
+    })
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.images.is_empty() && args.indices.is_empty() {
+        return Err("nothing to classify: pass image files and/or --index N".into());
+    }
+    let device = nin::backend::device(&args.backend)?;
+    let artifacts = ArtifactDir::new(&args.artifact_dir);
+    let (model, config) = artifacts.load_model(&device)?;
+    // The report names the classes the model was trained on.
+    let class_names: Vec<String> = match artifacts.read_report() {
+        Ok(report) => report
+            .per_class_accuracy
+            .into_iter()
+            .map(|c| c.class)
+            .collect(),
+        Err(_) => FASHION_MNIST_CLASSES
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+    };
+
+    let mut inputs: Vec<(String, Option<usize>, ImageItem)> = Vec::new();
+    for path in &args.images {
+        inputs.push((
+            path.display().to_string(),
+            None,
+            read_image(path, args.invert)?,
+        ));
+    }
+    if !args.indices.is_empty() {
+        let (test_set, _) = FashionMnist::load(Split::Test, args.data_dir.as_deref())?;
+        for &index in &args.indices {
+            let item = test_set
+                .get(index)
+                .map_err(|e| format!("--index {index}: {e}"))?;
+            inputs.push((format!("test image {index}"), Some(item.label), item));
+        }
+    }
+    let batcher = config.batcher([28, 28]);
+    let items: Vec<ImageItem> = inputs.iter().map(|(_, _, item)| item.clone()).collect();
+    let batch = batcher.batch(items, &device);
+    let predictions = classify(&model, batch.images, args.top.max(1))?;
+    device.sync()?;
+
+    let name = |index: usize| {
+        class_names
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| index.to_string())
+    };
+    let classified: Vec<Classified> = inputs
+        .into_iter()
+        .zip(predictions)
+        .map(|((input, label, _), prediction)| Classified {
+            input,
+            label: label.map(name),
+            top: prediction
+                .top
+                .into_iter()
+                .map(|(index, probability)| Guess {
+                    class: name(index),
+                    index,
+                    probability,
+                })
+                .collect(),
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&classified)?);
+        return Ok(());
+    }
+    for item in &classified {
+        let guesses: Vec<String> = item
+            .top
+            .iter()
+            .map(|g| format!("{} {:.3}", g.class, g.probability))
+            .collect();
+        match &item.label {
+            Some(label) => println!("{} (true: {label}): {}", item.input, guesses.join(", ")),
+            None => println!("{}: {}", item.input, guesses.join(", ")),
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    support::exit_with(run(Args::parse()))
+}

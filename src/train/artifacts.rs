@@ -1,0 +1,248 @@
+//! The artifact directory of a run: what is in it, and writing each file so that it is either
+//! complete or absent.
+//!
+//! ```text
+//! <dir>/config.json      the TrainingConfig
+//! <dir>/model.bpk        the trained weights (a Burn burnpack record)
+//! <dir>/checkpoints/     model, optimiser and scheduler after each epoch, for --resume
+//! <dir>/metrics.csv      one row per epoch
+//! <dir>/training.svg     train loss, train accuracy and test accuracy against epoch
+//! <dir>/report.json      final accuracy, per-class accuracy, confusion matrix, speed
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Nin;
+
+use super::{TrainError, TrainingConfig};
+
+/// The files of an artifact directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactDir {
+    root: PathBuf,
+}
+
+impl ArtifactDir {
+    /// The artifact directory at `root` (nothing is created).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.json`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    /// `model.bpk`, the final weights.
+    pub fn model(&self) -> PathBuf {
+        self.root.join("model.bpk")
+    }
+
+    /// `checkpoints/`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// `metrics.csv`.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+
+    /// `training.svg`.
+    pub fn plot(&self) -> PathBuf {
+        self.root.join("training.svg")
+    }
+
+    /// `report.json`.
+    pub fn report(&self) -> PathBuf {
+        self.root.join("report.json")
+    }
+
+    /// The last epoch with a complete checkpoint (model, optimiser and scheduler), if any.
+    pub fn last_checkpoint(&self) -> Option<usize> {
+        let epochs = |kind: &str| -> Vec<usize> {
+            std::fs::read_dir(self.checkpoints())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|entry| {
+                    let name = entry.file_name().into_string().ok()?;
+                    name.strip_prefix(&format!("{kind}-"))?
+                        .strip_suffix(".bpk")?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        };
+        let (optim, scheduler) = (epochs("optim"), epochs("scheduler"));
+        epochs("model")
+            .into_iter()
+            .filter(|e| optim.contains(e) && scheduler.contains(e))
+            .max()
+    }
+
+    /// Deletes the checkpoints of `epoch` and later ones.
+    pub fn remove_checkpoints_from(&self, epoch: usize) -> std::io::Result<()> {
+        let Ok(entries) = std::fs::read_dir(self.checkpoints()) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stem_epoch = name
+                .strip_suffix(".bpk")
+                .and_then(|stem| stem.rsplit('-').next())
+                .and_then(|n| n.parse::<usize>().ok());
+            if stem_epoch.is_some_and(|e| e >= epoch) {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `config.json`.
+    pub fn read_config(&self) -> Result<TrainingConfig, TrainError> {
+        let path = self.config();
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| TrainError::Artifact {
+            path,
+            reason: format!("not a training configuration: {e}"),
+        })
+    }
+
+    /// Reads `report.json`.
+    pub fn read_report(&self) -> Result<Report, TrainError> {
+        let path = self.report();
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| TrainError::Artifact {
+            path,
+            reason: format!("not a training report: {e}"),
+        })
+    }
+
+    /// Builds the network of `config.json` on `device` and loads `model.bpk` into it.
+    pub fn load_model(&self, device: &Device) -> Result<(Nin, TrainingConfig), TrainError> {
+        if !self.config().is_file() {
+            return Err(TrainError::Artifact {
+                path: self.root.clone(),
+                reason: "no training run here (config.json is missing); train one with `cargo \
+                         run --release --example fashion_mnist`, or name the directory it wrote \
+                         with --artifact-dir"
+                    .into(),
+            });
+        }
+        let config = self.read_config()?;
+        let path = self.model();
+        if !path.is_file() {
+            return Err(TrainError::Artifact {
+                path,
+                reason: "no trained model here; train one with `cargo run --release --example \
+                         fashion_mnist`"
+                    .into(),
+            });
+        }
+        let model = config
+            .model
+            .init(device)
+            .try_load_file(&path)
+            .map_err(|e| TrainError::Artifact {
+                path: path.clone(),
+                reason: format!("cannot load the weights: {e}"),
+            })?;
+        Ok((model, config))
+    }
+
+    /// Saves `model` as `model.bpk`, through a temporary file.
+    pub fn save_model(&self, model: &Nin) -> Result<(), TrainError> {
+        let path = self.model();
+        let partial = self.root.join(".model.bpk.partial");
+        let saved = model
+            .clone()
+            .save_file(&partial)
+            .map_err(|e| TrainError::Artifact {
+                path: path.clone(),
+                reason: format!("cannot save the weights: {e}"),
+            })
+            .and_then(|()| std::fs::rename(&partial, &path).map_err(|e| TrainError::io(&path, e)));
+        if saved.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        saved
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it and renames it to `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut partial = tempfile::Builder::new()
+        .prefix(".partial-")
+        .tempfile_in(dir)
+        .map_err(|e| TrainError::io(dir, e))?;
+    partial
+        .write_all(bytes)
+        .and_then(|()| partial.as_file().sync_all())
+        .map_err(|e| TrainError::io(path, e))?;
+    partial
+        .persist(path)
+        .map_err(|e| TrainError::io(path, e.error))?;
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| TrainError::Artifact {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// The outcome of a run, saved as `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The preset the run started from.
+    pub preset: String,
+    /// The device it ran on.
+    pub backend: String,
+    /// Epochs completed.
+    pub epochs: usize,
+    /// Test images evaluated.
+    pub test_images: usize,
+    /// Fraction of test images classified correctly.
+    pub test_accuracy: f64,
+    /// Mean cross-entropy over the test images.
+    pub test_loss: f64,
+    /// Per class: its name and the fraction of its test images classified correctly.
+    pub per_class_accuracy: Vec<ClassAccuracy>,
+    /// `confusion[true][predicted]`: test images of class `true` predicted as `predicted`.
+    pub confusion_matrix: Vec<Vec<u64>>,
+    /// Training images per second, over the epochs of this invocation.
+    pub train_images_per_second: f64,
+    /// Test images per second during the final evaluation.
+    pub eval_images_per_second: f64,
+    /// Wall time of this invocation, in seconds, from start to the report.
+    pub wall_seconds: f64,
+    /// Predicted class of each evaluated test image, by index, so a single prediction can be
+    /// checked against the run.
+    pub test_predictions: Vec<u8>,
+}
+
+/// One class's accuracy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassAccuracy {
+    /// Class name.
+    pub class: String,
+    /// Fraction of the class's test images classified correctly.
+    pub accuracy: f64,
+    /// Test images of the class.
+    pub images: u64,
+}

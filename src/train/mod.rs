@@ -1,0 +1,76 @@
+//! Training and evaluating NiN on image classification with burn-train's `Learner`
+//! (feature `train`).
+//!
+//! [`train`] runs a [`TrainingConfig`] on any datasets of [`ImageItem`](crate::data::ImageItem)s
+//! and leaves everything a user needs afterwards in an [`ArtifactDir`]; [`evaluate`] and
+//! [`classify`] use a trained model.
+
+mod artifacts;
+mod config;
+mod evaluate;
+mod plot;
+mod recorder;
+mod renderer;
+mod run;
+mod step;
+
+use std::path::{Path, PathBuf};
+
+pub use artifacts::{ArtifactDir, ClassAccuracy, Report, write_atomic, write_json};
+pub use config::{FASHION_MNIST_MEAN_STD, Optimizer, Preset, Schedule, TrainingConfig};
+pub use evaluate::{Evaluation, Prediction, classify, evaluate};
+pub use plot::{training_svg, write_training_svg};
+pub use recorder::{Divergence, EpochMetrics, METRICS_CSV_HEADER, write_csv};
+pub use run::{Progress, TrainOptions, Trained, train};
+
+/// Why a run could not train, evaluate or save.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A configuration value cannot be trained with.
+    #[error("invalid training configuration: {0}")]
+    Config(String),
+    /// The loss stopped being a finite number; nothing from the diverged epoch was kept.
+    #[error(
+        "the loss became {} at epoch {}, step {}: training diverged; lower the learning rate \
+         (--lr) or resume from the last good epoch with --resume",
+        .0.loss, .0.epoch, .0.step
+    )]
+    Diverged(Divergence),
+    /// burn-train stopped on an error.
+    #[error("training stopped: {0}")]
+    Training(String),
+    /// The run was stopped before its last epoch (for instance from the dashboard).
+    #[error("training was stopped after epoch {completed}; continue it with --resume")]
+    Interrupted {
+        /// Epochs completed and checkpointed.
+        completed: usize,
+    },
+    /// `--resume` was asked for but there is nothing to resume, or it does not match.
+    #[error("cannot resume from {}: {reason}", dir.display())]
+    Resume {
+        /// The artifact directory.
+        dir: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// A dataset item could not be read.
+    #[error("dataset: {0}")]
+    Data(String),
+    /// A file of the artifact directory is missing, unreadable or malformed.
+    #[error("{}: {reason}", path.display())]
+    Artifact {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl TrainError {
+    fn io(path: &Path, error: std::io::Error) -> Self {
+        TrainError::Artifact {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        }
+    }
+}

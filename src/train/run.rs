@@ -1,0 +1,362 @@
+//! A training run: data loaders, burn-train's `SupervisedTraining` and `Learner`, checkpoints,
+//! and the artifacts written at the end.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::Dataset;
+use burn::data::dataset::transform::PartialDataset;
+use burn::module::Module;
+use burn::tensor::Device;
+use burn::train::checkpoint::{FileCheckpointer, KeepLastNCheckpoints};
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
+use burn::train::{Learner, SupervisedTraining};
+
+use crate::data::{Augment, ImageItem};
+use crate::model::Nin;
+
+use super::recorder::{EpochMetrics, EpochRecorder};
+use super::renderer::PlainRenderer;
+use super::{ArtifactDir, ClassAccuracy, Report, TrainError, TrainingConfig, evaluate, plot};
+
+/// How a run shows its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// burn-train's terminal dashboard (feature `tui`) when stdout is a terminal, else
+    /// [`Progress::Lines`].
+    Dashboard,
+    /// A line at each tenth of a split and one per epoch.
+    Lines,
+    /// Nothing.
+    Quiet,
+}
+
+/// Where and how a run works, apart from what it computes.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The artifact directory.
+    pub artifact_dir: PathBuf,
+    /// Continue the run in `artifact_dir` from its last checkpoint instead of starting over.
+    pub resume: bool,
+    /// How progress is shown.
+    pub progress: Progress,
+    /// Class names, by label, for the report.
+    pub class_names: Vec<String>,
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Trained {
+    /// The trained network, in evaluation mode, on the device it was trained on.
+    pub model: Nin,
+    /// What was written to `report.json`.
+    pub report: Report,
+    /// One row per epoch, as in `metrics.csv`.
+    pub metrics: Vec<EpochMetrics>,
+}
+
+/// Trains `config` on `train_set`, evaluating on `test_set` after every epoch, and writes the
+/// artifacts. Returns the model and the report.
+///
+/// A fresh run clears the outputs of an earlier run in the same directory; with
+/// `options.resume` it continues from the last checkpoint, provided `config.json` there
+/// describes the same run (only `epochs` may grow).
+pub fn train<Tr, Te>(
+    config: &TrainingConfig,
+    train_set: Tr,
+    test_set: Te,
+    device: &Device,
+    options: &TrainOptions,
+) -> Result<Trained, TrainError>
+where
+    Tr: Dataset<ImageItem> + 'static,
+    Te: Dataset<ImageItem> + 'static,
+{
+    let started = Instant::now();
+    config.validate()?;
+    if config.model.blocks[0].in_channels != 1 {
+        return Err(TrainError::Config(format!(
+            "the model takes {} input channels, but dataset items are grayscale (1 channel)",
+            config.model.blocks[0].in_channels
+        )));
+    }
+    let artifacts = ArtifactDir::new(&options.artifact_dir);
+    std::fs::create_dir_all(artifacts.root()).map_err(|e| TrainError::io(artifacts.root(), e))?;
+    let (start_epoch, previous_rows) = if options.resume {
+        resume_point(config, &artifacts)?
+    } else {
+        clear_previous_run(&artifacts)?;
+        (0, Vec::new())
+    };
+    super::write_json(&artifacts.config(), config)?;
+
+    let train_len = limit(train_set.len(), config.train_limit);
+    let test_len = limit(test_set.len(), config.test_limit);
+    let train_set = PartialDataset::new(train_set, 0, train_len);
+    let test_set = Arc::new(PartialDataset::new(test_set, 0, test_len));
+    let classes = config.model.num_classes();
+    check_labels(&train_set, classes, "training")?;
+    check_labels(&*test_set, classes, "test")?;
+
+    let first = train_set
+        .get(0)
+        .map_err(|e| TrainError::Data(format!("training item 0: {e}")))?;
+    let eval_batcher = config.batcher([first.height, first.width]);
+    let train_batcher = match config.augment {
+        Some(augment) => eval_batcher.clone().with_augment(Augment {
+            // A resumed run must not replay the first epochs' draws.
+            seed: augment.seed.wrapping_add(start_epoch as u64),
+            ..augment
+        }),
+        None => eval_batcher.clone(),
+    };
+    let train_device = device.clone().autodiff();
+    device.seed(config.seed);
+    let train_loader = DataLoaderBuilder::new(train_batcher)
+        .batch_size(config.batch_size)
+        .shuffle(config.seed.wrapping_add(start_epoch as u64))
+        .num_workers(config.workers)
+        .set_device(train_device.clone())
+        .build(train_set);
+    let valid_loader = DataLoaderBuilder::new(eval_batcher.clone())
+        .batch_size(config.batch_size)
+        .num_workers(config.workers)
+        .set_device(device.clone())
+        .build(Arc::clone(&test_set));
+
+    let steps_per_epoch = train_len.div_ceil(config.batch_size);
+    let scheduler = config
+        .schedule
+        .init(config.optimizer.lr(), steps_per_epoch * config.epochs)
+        .map_err(TrainError::Config)?;
+    let learner = Learner::new(
+        config.model.init(&train_device),
+        config.optimizer.init(),
+        scheduler,
+    );
+
+    let checkpoints = artifacts.checkpoints();
+    let mut training = SupervisedTraining::new(artifacts.root(), train_loader, valid_loader)
+        .num_epochs(config.epochs)
+        .with_custom_checkpointers(
+            FileCheckpointer::new(&checkpoints, "model"),
+            FileCheckpointer::new(&checkpoints, "optim"),
+            FileCheckpointer::new(&checkpoints, "scheduler"),
+        )
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(AccuracyMetric::new())
+        .metric_valid_numeric(AccuracyMetric::new())
+        .metric_train_numeric(LearningRateMetric::new())
+        // A library must not install a process-wide logger behind its caller's back.
+        .with_application_logger(None);
+    let dashboard = options.progress == Progress::Dashboard
+        && cfg!(feature = "tui")
+        && std::io::stdout().is_terminal();
+    if !dashboard {
+        training = training.renderer(Box::new(PlainRenderer::new(
+            options.progress == Progress::Lines,
+        )));
+    }
+    if start_epoch > 0 {
+        training = training.checkpoint(start_epoch);
+    }
+    let recorder = EpochRecorder::new(
+        previous_rows,
+        artifacts.metrics(),
+        training.interrupter(),
+        config.epochs,
+        train_len,
+        options.progress != Progress::Quiet && !dashboard,
+    );
+    let record = recorder.record();
+    let result = training.with_metric_logger(recorder).launch(learner);
+
+    let record = std::mem::take(&mut *record.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(divergence) = record.divergence {
+        artifacts
+            .remove_checkpoints_from(divergence.epoch)
+            .map_err(|e| TrainError::io(&artifacts.checkpoints(), e))?;
+        return Err(TrainError::Diverged(divergence));
+    }
+    if let Some(error) = result.error {
+        return Err(TrainError::Training(error.to_string()));
+    }
+    if let Some(reason) = record.write_error {
+        return Err(TrainError::Artifact {
+            path: artifacts.metrics(),
+            reason,
+        });
+    }
+    let completed = record.rows.last().map_or(start_epoch, |r| r.epoch);
+    if result.interrupted.is_some() || completed < config.epochs {
+        return Err(TrainError::Interrupted { completed });
+    }
+
+    let model = result.model.valid();
+    let evaluation = evaluate(&model, &*test_set, &eval_batcher, config.batch_size, device)?;
+    let new_rows: Vec<&EpochMetrics> = record
+        .rows
+        .iter()
+        .filter(|r| r.epoch > start_epoch)
+        .collect();
+    let train_images_per_second =
+        new_rows.iter().map(|r| r.images_per_second).sum::<f64>() / new_rows.len().max(1) as f64;
+    let report = Report {
+        preset: config.preset.name().to_string(),
+        backend: format!("{device:?}"),
+        epochs: completed,
+        test_images: evaluation.images() as usize,
+        test_accuracy: evaluation.accuracy(),
+        test_loss: evaluation.loss(),
+        per_class_accuracy: evaluation
+            .per_class()
+            .into_iter()
+            .enumerate()
+            .map(|(class, (accuracy, images))| ClassAccuracy {
+                class: options
+                    .class_names
+                    .get(class)
+                    .cloned()
+                    .unwrap_or_else(|| class.to_string()),
+                accuracy,
+                images,
+            })
+            .collect(),
+        confusion_matrix: evaluation.confusion.clone(),
+        train_images_per_second,
+        eval_images_per_second: evaluation.images() as f64 / evaluation.seconds.max(1e-9),
+        wall_seconds: 0.0,
+        test_predictions: evaluation.predictions.clone(),
+    };
+    artifacts.save_model(&model)?;
+    plot::write_training_svg(
+        &record.rows,
+        &format!("NiN ({}) on {} images", config.preset, train_len),
+        &artifacts.plot(),
+    )?;
+    let report = Report {
+        wall_seconds: started.elapsed().as_secs_f64(),
+        ..report
+    };
+    super::write_json(&artifacts.report(), &report)?;
+    Ok(Trained {
+        model,
+        report,
+        metrics: record.rows,
+    })
+}
+
+fn limit(len: usize, limit: Option<usize>) -> usize {
+    limit.map_or(len, |l| l.min(len))
+}
+
+/// Every label must name one of the model's classes: cross-entropy would otherwise index
+/// past the logits.
+fn check_labels<D: Dataset<ImageItem> + ?Sized>(
+    dataset: &D,
+    classes: usize,
+    which: &str,
+) -> Result<(), TrainError> {
+    if dataset.is_empty() {
+        return Err(TrainError::Data(format!("the {which} set is empty")));
+    }
+    for index in 0..dataset.len() {
+        let item = dataset
+            .get(index)
+            .map_err(|e| TrainError::Data(format!("{which} item {index}: {e}")))?;
+        if item.label >= classes {
+            return Err(TrainError::Data(format!(
+                "{which} item {index} has label {}, but the model has {classes} classes",
+                item.label
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The epoch to resume after and the metrics rows up to it.
+fn resume_point(
+    config: &TrainingConfig,
+    artifacts: &ArtifactDir,
+) -> Result<(usize, Vec<EpochMetrics>), TrainError> {
+    let refuse = |reason: String| TrainError::Resume {
+        dir: artifacts.root().to_path_buf(),
+        reason,
+    };
+    if !artifacts.config().is_file() {
+        return Err(refuse(
+            "there is no config.json, so no run to resume; start one without --resume".into(),
+        ));
+    }
+    let saved = artifacts.read_config()?;
+    let comparable = |c: &TrainingConfig| TrainingConfig {
+        epochs: 0,
+        ..c.clone()
+    };
+    if comparable(&saved) != comparable(config) {
+        return Err(refuse(format!(
+            "its config.json describes another run ({}); resume with the same settings, or \
+             start a new run in another --artifact-dir",
+            differences(&saved, config)
+        )));
+    }
+    let Some(last) = artifacts.last_checkpoint() else {
+        return Err(refuse(
+            "no complete checkpoint in checkpoints/; start the run again without --resume".into(),
+        ));
+    };
+    let rows = match std::fs::read_to_string(artifacts.metrics()) {
+        Ok(text) => EpochMetrics::parse_csv(&text).map_err(|reason| TrainError::Artifact {
+            path: artifacts.metrics(),
+            reason,
+        })?,
+        Err(_) => Vec::new(),
+    };
+    let rows: Vec<EpochMetrics> = rows.into_iter().filter(|r| r.epoch <= last).collect();
+    Ok((last, rows))
+}
+
+/// The settings that differ between `saved` and `asked`, as `name: saved -> asked`.
+fn differences(saved: &TrainingConfig, asked: &TrainingConfig) -> String {
+    let (Ok(serde_json::Value::Object(saved)), Ok(serde_json::Value::Object(asked))) =
+        (serde_json::to_value(saved), serde_json::to_value(asked))
+    else {
+        return "the settings differ".into();
+    };
+    saved
+        .iter()
+        .filter(|(key, value)| key.as_str() != "epochs" && asked.get(*key) != Some(*value))
+        .map(|(key, value)| {
+            let asked = asked.get(key).map_or("-".into(), ToString::to_string);
+            format!("{key}: {value} -> {asked}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Removes what an earlier run left in the directory, so nothing stale is mistaken for this
+/// run's output.
+fn clear_previous_run(artifacts: &ArtifactDir) -> Result<(), TrainError> {
+    let checkpoints = artifacts.checkpoints();
+    if checkpoints.is_dir() {
+        std::fs::remove_dir_all(&checkpoints).map_err(|e| TrainError::io(&checkpoints, e))?;
+    }
+    for path in [
+        artifacts.model(),
+        artifacts.metrics(),
+        artifacts.plot(),
+        artifacts.report(),
+    ] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(TrainError::io(&path, e)),
+        }
+    }
+    Ok(())
+}

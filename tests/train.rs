@@ -1,0 +1,216 @@
+//! Training on real Fashion-MNIST: a short run learns, an interrupted run resumes without a
+//! gap, a diverging run stops with an error and leaves no model, and `predict` agrees with the
+//! report. Skips with a reason without the data; fails instead when `NIN_REQUIRE_DATA=1`.
+#![cfg(feature = "train")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::nn::Initializer;
+use burn::tensor::Device;
+use nin::NinConfig;
+use nin::data::{FashionMnist, IdxDataset, Split};
+use nin::train::{
+    ArtifactDir, EpochMetrics, Preset, Progress, TrainError, TrainOptions, Trained, TrainingConfig,
+};
+
+fn data(test: &str) -> Option<(IdxDataset, IdxDataset)> {
+    let dir = common::fashion_mnist_dir(test)?;
+    Some((
+        FashionMnist::from_dir(&dir, Split::Train).unwrap(),
+        FashionMnist::from_dir(&dir, Split::Test).unwrap(),
+    ))
+}
+
+fn options(dir: &Path, resume: bool) -> TrainOptions {
+    TrainOptions {
+        artifact_dir: dir.to_path_buf(),
+        resume,
+        progress: Progress::Lines,
+        class_names: nin::data::FASHION_MNIST_CLASSES
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+    }
+}
+
+/// Trains `config` on flex into `dir`.
+fn run(
+    config: &TrainingConfig,
+    (train_set, test_set): (IdxDataset, IdxDataset),
+    dir: &Path,
+    resume: bool,
+) -> Result<Trained, TrainError> {
+    nin::train::train(
+        config,
+        train_set,
+        test_set,
+        &Device::flex(),
+        &options(dir, resume),
+    )
+}
+
+/// The compact recipe on a slice of the data, small enough for a test.
+fn short(train_limit: usize, test_limit: usize, epochs: usize) -> TrainingConfig {
+    TrainingConfig {
+        epochs,
+        train_limit: Some(train_limit),
+        test_limit: Some(test_limit),
+        // One loader thread keeps the batch order, and so the result, the same run to run.
+        workers: 1,
+        ..TrainingConfig::preset(Preset::Compact)
+    }
+}
+
+/// `target/<profile>/examples/<name>`: `cargo test` builds the examples beside the tests.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    profile_dir.join("examples").join(name)
+}
+
+#[test]
+fn a_short_compact_run_learns_and_writes_every_artifact() {
+    let test = "a_short_compact_run_learns_and_writes_every_artifact";
+    let Some((train_set, test_set)) = data(test) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let config = short(6_000, 2_000, 1);
+    let trained = run(&config, (train_set, test_set), root.path(), false).unwrap();
+    let report = &trained.report;
+    println!("{test}: test accuracy {:.4}", report.test_accuracy);
+    assert!(report.test_accuracy > 0.70, "{}", report.test_accuracy);
+    assert_eq!(report.test_images, 2_000);
+    let confusion_total: u64 = report.confusion_matrix.iter().flatten().sum();
+    assert_eq!(confusion_total, 2_000);
+    assert_eq!(report.per_class_accuracy[9].class, "Ankle boot");
+
+    let artifacts = ArtifactDir::new(root.path());
+    for path in [
+        artifacts.config(),
+        artifacts.model(),
+        artifacts.metrics(),
+        artifacts.plot(),
+        artifacts.report(),
+    ] {
+        assert!(path.is_file(), "{} is missing", path.display());
+    }
+    assert_eq!(artifacts.read_config().unwrap(), config);
+    assert_eq!(artifacts.read_report().unwrap(), *report);
+    let rows =
+        EpochMetrics::parse_csv(&std::fs::read_to_string(artifacts.metrics()).unwrap()).unwrap();
+    assert_eq!(rows, trained.metrics);
+    assert_eq!(rows.len(), 1);
+    // The epoch's own evaluation and the final one see the same model and images.
+    assert!((rows[0].test_accuracy - report.test_accuracy).abs() < 1e-3);
+    let svg = std::fs::read_to_string(artifacts.plot()).unwrap();
+    assert!(svg.contains("test acc") && svg.contains("train loss"));
+
+    // What `predict` prints for a test image is what the report recorded for it.
+    let predict = example("predict");
+    if !predict.is_file() {
+        panic!(
+            "{} was not built; run the tests with cargo test",
+            predict.display()
+        );
+    }
+    let index = 7;
+    let output = Command::new(&predict)
+        .args(["--backend", "flex", "--json", "--index", &index.to_string()])
+        .arg("--artifact-dir")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let predicted = printed[0]["top"][0]["index"].as_u64().unwrap();
+    assert_eq!(predicted, u64::from(report.test_predictions[index]));
+}
+
+#[test]
+fn an_interrupted_run_resumes_where_it_stopped() {
+    let test = "an_interrupted_run_resumes_where_it_stopped";
+    let Some((train_set, test_set)) = data(test) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    // The first invocation stops after one epoch of two, as a killed run would have.
+    let first = run(
+        &short(1_000, 500, 1),
+        (train_set.clone(), test_set.clone()),
+        root.path(),
+        false,
+    )
+    .unwrap();
+    let artifacts = ArtifactDir::new(root.path());
+    std::fs::remove_file(artifacts.model()).unwrap();
+    assert_eq!(artifacts.last_checkpoint(), Some(1));
+
+    let resumed = run(
+        &short(1_000, 500, 2),
+        (train_set.clone(), test_set.clone()),
+        root.path(),
+        true,
+    )
+    .unwrap();
+    let epochs: Vec<usize> = resumed.metrics.iter().map(|r| r.epoch).collect();
+    assert_eq!(epochs, [1, 2]);
+    assert_eq!(
+        resumed.metrics[0], first.metrics[0],
+        "epoch 1 is kept as it was"
+    );
+    assert_eq!(resumed.report.epochs, 2);
+    let csv = std::fs::read_to_string(artifacts.metrics()).unwrap();
+    assert_eq!(EpochMetrics::parse_csv(&csv).unwrap(), resumed.metrics);
+
+    // Resuming with other settings is refused rather than mixing two runs.
+    let other = TrainingConfig {
+        batch_size: 64,
+        ..short(1_000, 500, 3)
+    };
+    let err = run(&other, (train_set, test_set), root.path(), true).unwrap_err();
+    assert!(matches!(err, TrainError::Resume { .. }), "{err}");
+    println!("{test}: {err}");
+}
+
+#[test]
+fn a_diverging_run_stops_with_an_error_and_writes_no_model() {
+    let test = "a_diverging_run_stops_with_an_error_and_writes_no_model";
+    let Some((train_set, test_set)) = data(test) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    // A standard deviation this small makes lit pixels about 1e30, and all-positive weights
+    // without batch norm grow them past f32's range within a few layers: the logits are +inf
+    // and the first loss is NaN. (With mixed-sign weights, +inf meets -inf, and the ReLUs turn
+    // the resulting NaNs into zeros, so the loss would stay finite.)
+    let mut model = NinConfig::compact(10);
+    for block in &mut model.blocks {
+        block.initializer = Initializer::Constant { value: 1.0 };
+    }
+    let config = TrainingConfig {
+        model,
+        normalize: Some((0.0, 1e-30)),
+        ..short(512, 256, 1)
+    };
+    let err = run(&config, (train_set, test_set), root.path(), false).unwrap_err();
+    println!("{test}: {err}");
+    match &err {
+        TrainError::Diverged(divergence) => {
+            assert_eq!((divergence.epoch, divergence.step), (1, 1));
+            assert!(!divergence.loss.is_finite());
+        }
+        other => panic!("expected divergence, got {other}"),
+    }
+    assert!(err.to_string().contains("epoch 1, step 1"), "{err}");
+    let artifacts = ArtifactDir::new(root.path());
+    assert!(!artifacts.model().exists());
+    assert_eq!(artifacts.last_checkpoint(), None);
+}
