@@ -101,14 +101,6 @@ impl Optimizer {
         }
     }
 
-    /// The short name (`sgd`, `adamw`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Optimizer::Sgd { .. } => "sgd",
-            Optimizer::AdamW { .. } => "adamw",
-        }
-    }
-
     pub(crate) fn init(&self) -> ModuleOptimizer {
         match *self {
             Optimizer::Sgd {

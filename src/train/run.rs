@@ -206,6 +206,12 @@ where
         .collect();
     let train_images_per_second =
         new_rows.iter().map(|r| r.images_per_second).sum::<f64>() / new_rows.len().max(1) as f64;
+    artifacts.save_model(&model)?;
+    plot::write_training_svg(
+        &record.rows,
+        &format!("NiN ({}) on {} images", config.preset, train_len),
+        &artifacts.plot(),
+    )?;
     let report = Report {
         preset: config.preset.name().to_string(),
         backend: format!("{device:?}"),
@@ -227,21 +233,11 @@ where
                 images,
             })
             .collect(),
-        confusion_matrix: evaluation.confusion.clone(),
-        train_images_per_second,
         eval_images_per_second: evaluation.images() as f64 / evaluation.seconds.max(1e-9),
-        wall_seconds: 0.0,
-        test_predictions: evaluation.predictions.clone(),
-    };
-    artifacts.save_model(&model)?;
-    plot::write_training_svg(
-        &record.rows,
-        &format!("NiN ({}) on {} images", config.preset, train_len),
-        &artifacts.plot(),
-    )?;
-    let report = Report {
         wall_seconds: started.elapsed().as_secs_f64(),
-        ..report
+        confusion_matrix: evaluation.confusion,
+        train_images_per_second,
+        test_predictions: evaluation.predictions,
     };
     super::write_json(&artifacts.report(), &report)?;
     Ok(Trained {
