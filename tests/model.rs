@@ -61,6 +61,33 @@ fn side(input: usize, k: usize, s: usize, p: usize) -> usize {
     (input + 2 * p - k) / s + 1
 }
 
+/// FLOPs of one NiN block (2 per multiply-add) on an `out`×`out` output, counted by hand.
+fn block_flops(out: u64, cin: u64, cout: u64, k: u64) -> u64 {
+    2 * out * out * (cin * cout * k * k + 2 * cout * cout)
+}
+
+#[test]
+fn forward_flops_are_the_convolutions_multiply_adds() {
+    // d2l: 54×54, 26×26, 12×12 and 5×5 block outputs for a 224×224 image.
+    let d2l = NinConfig::d2l(10).init(&flex());
+    let expected = block_flops(54, 1, 96, 11)
+        + block_flops(26, 96, 256, 5)
+        + block_flops(12, 256, 384, 3)
+        + block_flops(5, 384, 10, 3);
+    assert_eq!(d2l.forward_flops([1, 224, 224]), Ok(expected));
+    assert_eq!(expected, 1_524_594_704);
+    // The compact preset's doc says about 21 MFLOPs.
+    let compact = NinConfig::compact(10).init(&flex());
+    let flops = compact.forward_flops([1, 28, 28]).unwrap();
+    assert!((21_000_000..21_500_000).contains(&flops), "{flops}");
+    // FLOPs grow with the image, and a shape the network cannot take is the usual error.
+    assert!(d2l.forward_flops([1, 256, 256]).unwrap() > expected);
+    assert!(matches!(
+        d2l.forward_flops([3, 224, 224]),
+        Err(ShapeError::Channels { .. })
+    ));
+}
+
 #[test]
 fn compact_preset_fits_28x28_with_the_expected_size() {
     let config = NinConfig::compact(10);

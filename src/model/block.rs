@@ -8,6 +8,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::error::ConfigError;
+use super::fast_path;
 use super::init::{D2L_WEIGHT_INIT, SquareConv};
 
 /// Configuration of a [`NinBlock`], built with [`NinBlockConfig::new`] and the `with_*` setters,
@@ -135,9 +136,21 @@ pub struct ConvLayer {
 
 impl ConvLayer {
     /// Convolution, optional batch norm, ReLU.
+    ///
+    /// On an autodiff device a 1×1 convolution runs as a matrix product and batch norm from
+    /// reductions, whose gradients are cheaper than burn's generic ones; the values are the
+    /// same (see `fast_path`).
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(input);
+        let training = input.device().is_autodiff();
+        let x = if training && fast_path::is_pointwise(&self.conv) {
+            fast_path::pointwise_conv(&self.conv, input)
+        } else {
+            self.conv.forward(input)
+        };
         let x = match &self.norm {
+            Some(norm) if training && norm.training.is_enabled() => {
+                fast_path::batch_norm_train(norm, x)
+            }
             Some(norm) => norm.forward(x),
             None => x,
         };

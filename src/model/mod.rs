@@ -2,6 +2,7 @@
 
 mod block;
 mod error;
+mod fast_path;
 mod init;
 mod nin;
 

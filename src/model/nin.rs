@@ -321,6 +321,38 @@ impl Nin {
         Ok(stages)
     }
 
+    /// Floating-point operations of one forward pass over a single `[C, H, W]` image: two per
+    /// multiply-add of every convolution. Pools, ReLUs, biases and batch norms are left out;
+    /// they add under 1 % for the presets. A training step costs about three times this per
+    /// image: the forward pass, then the gradients of each convolution's input and weight.
+    ///
+    /// ```
+    /// use nin::NinConfig;
+    ///
+    /// let model = NinConfig::d2l(10).init(&nin::backend::device("auto").unwrap());
+    /// let gflops = model.forward_flops([1, 224, 224]).unwrap() as f64 / 1e9;
+    /// assert!((1.5..1.7).contains(&gflops), "{gflops}");
+    /// ```
+    pub fn forward_flops(&self, image: [usize; 3]) -> Result<u64, ShapeError> {
+        let [channels, height, width] = image;
+        let stages = self.stage_shapes([1, channels, height, width])?;
+        let flops = stages
+            .iter()
+            .filter_map(|(stage, [_, _, h, w])| match stage {
+                Stage::Block(index) => Some((&self.blocks[*index], h * w)),
+                _ => None,
+            })
+            .map(|(block, pixels)| {
+                let multiply_adds_per_pixel: usize = [&block.conv, &block.mlp1, &block.mlp2]
+                    .iter()
+                    .map(|layer| layer.conv.weight.lazy_shape().num_elements())
+                    .sum();
+                2 * (pixels * multiply_adds_per_pixel) as u64
+            })
+            .sum();
+        Ok(flops)
+    }
+
     /// The smallest height and width this network accepts.
     pub fn min_input_side(&self) -> usize {
         // Walk backwards from a 1×1 output: a window with kernel k, stride s and padding p

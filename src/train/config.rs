@@ -101,7 +101,8 @@ impl Optimizer {
         }
     }
 
-    pub(crate) fn init(&self) -> ModuleOptimizer {
+    /// Builds the optimiser; the learning rate is passed at each step (see [`lr`](Self::lr)).
+    pub fn init(&self) -> ModuleOptimizer {
         match *self {
             Optimizer::Sgd {
                 momentum,

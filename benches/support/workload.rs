@@ -1,0 +1,94 @@
+#![allow(dead_code)] // The bench and the `perf` example each use part of it.
+
+//! One preset's network with its optimiser and a random batch, ready to time a training step
+//! or an inference pass. Shared by the criterion benches and the `perf` example so both time
+//! exactly the same work.
+
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Distribution, Int, Tensor};
+use nin::Nin;
+use nin::data::ImageBatch;
+use nin::train::{Preset, TrainingConfig};
+
+/// A preset's model and recipe, on random images of its input size.
+pub struct Workload {
+    model: Option<Nin>,
+    eval_model: Nin,
+    optimizer: ModuleOptimizer,
+    lr: f64,
+    batch: ImageBatch,
+}
+
+impl Workload {
+    /// The preset's model (built as its training recipe builds it), optimiser and learning
+    /// rate, and `batch_size` random images and labels on `device`'s autodiff device.
+    pub fn new(preset: Preset, batch_size: usize, device: &Device) -> Self {
+        let config = TrainingConfig::preset(preset);
+        let [height, width] = config
+            .model
+            .input_size
+            .expect("presets name their input size");
+        let channels = config.model.blocks[0].in_channels;
+        let classes = config.model.num_classes() as i64;
+        let device = device.clone().autodiff();
+        let batch = ImageBatch {
+            images: Tensor::random(
+                [batch_size, channels, height, width],
+                Distribution::Default,
+                &device,
+            ),
+            targets: Tensor::<1, Int>::random(
+                [batch_size],
+                Distribution::Uniform(0.0, classes as f64),
+                &device,
+            ),
+        };
+        let model = config.model.init(&device);
+        Self {
+            eval_model: model.valid(),
+            model: Some(model),
+            optimizer: config.optimizer.init(),
+            lr: config.optimizer.lr(),
+            batch,
+        }
+    }
+
+    /// Images per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch.images.dims()[0]
+    }
+
+    /// The model's forward FLOPs for one image.
+    pub fn forward_flops(&self) -> u64 {
+        let [_, c, h, w] = self.batch.images.dims();
+        self.model()
+            .forward_flops([c, h, w])
+            .expect("the batch fits the model")
+    }
+
+    fn model(&self) -> &Nin {
+        self.model.as_ref().expect("a model between steps")
+    }
+
+    /// Forward, backward and optimiser update on the batch; returns the loss, which waits for
+    /// the backend to finish.
+    pub fn train_step(&mut self) -> f32 {
+        let model = self.model.take().expect("a model between steps");
+        let output = model.classification(self.batch.clone());
+        let loss = output.loss.clone();
+        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+        self.model = Some(self.optimizer.step(self.lr, model, grads));
+        loss.into_scalar::<f32>()
+    }
+
+    /// Logits of the batch in evaluation mode (no autodiff, no dropout), read back to the host.
+    pub fn infer(&self) -> Vec<f32> {
+        let images = self.batch.images.clone().inner();
+        self.eval_model
+            .forward(images)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 logits")
+    }
+}

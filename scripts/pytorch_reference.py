@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""PyTorch side of `cargo run --release --example perf`: the same NiN, timed the same way.
+
+The network is built from the `NinConfig` JSON that the Rust side passes in, so both sides run
+exactly the same layers. One call measures one thing (a training step or inference) on random
+data and prints one JSON line: images/s, seconds per step, and the process's peak resident set.
+
+    python3 scripts/pytorch_reference.py --config model.json --mode train --batch 128 \
+        --optimizer adamw --lr 5e-3 --weight-decay 1e-4 --threads 2 --steps 5 --warmup 2
+
+Each call runs in a fresh process so that its peak memory is its own.
+"""
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import torch
+from torch import nn
+
+
+def nin_block(block):
+    """d2l's nin_block, with the optional batch norm of `NinBlockConfig`."""
+    out = block["out_channels"]
+    mlp1, mlp2 = block.get("mlp_channels") or [out, out]
+    bn = block.get("batch_norm", False)
+    layers = []
+    for cin, cout, k, s, p in [
+        (block["in_channels"], out, block["kernel_size"], block.get("stride", 1), block.get("padding", 0)),
+        (out, mlp1, 1, 1, 0),
+        (mlp1, mlp2, 1, 1, 0),
+    ]:
+        layers.append(nn.Conv2d(cin, cout, k, stride=s, padding=p, bias=not bn))
+        if bn:
+            layers.append(nn.BatchNorm2d(cout))
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def nin(config):
+    """d2l's NiN: blocks with max pools between them, dropout before the last, global pool."""
+    blocks = config["blocks"]
+    layers = []
+    for index, block in enumerate(blocks):
+        if index == len(blocks) - 1:
+            layers.append(nn.Dropout(config.get("dropout", 0.5)))
+        layers.append(nin_block(block))
+        if index != len(blocks) - 1:
+            size, stride = config.get("pool_size", 3), config.get("pool_stride", 2)
+            layers.append(nn.MaxPool2d(size, stride=stride))
+    layers += [nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+def peak_rss_bytes():
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="NinConfig as JSON (a file path)")
+    parser.add_argument("--mode", choices=["train", "infer"], required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--momentum", type=float, default=0.0)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    with open(args.config) as f:
+        config = json.load(f)
+    net = nin(config)
+    channels = config["blocks"][0]["in_channels"]
+    height, width = config["input_size"]
+    classes = config["blocks"][-1].get("mlp_channels") or [config["blocks"][-1]["out_channels"]] * 2
+    images = torch.rand(args.batch, channels, height, width)
+    labels = torch.randint(0, classes[1], (args.batch,))
+
+    if args.mode == "train":
+        net.train()
+        if args.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        else:
+            optimizer = torch.optim.SGD(
+                net.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+            )
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step():
+            optimizer.zero_grad()
+            loss = loss_fn(net(images), labels)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+    else:
+        net.eval()
+
+        def step():
+            with torch.inference_mode():
+                return net(images)[0, 0].item()
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    median = times[len(times) // 2]
+    json.dump(
+        {
+            "framework": f"pytorch {torch.__version__}",
+            "threads": torch.get_num_threads(),
+            "seconds_per_step": median,
+            "images_per_s": args.batch / median,
+            "peak_rss_bytes": peak_rss_bytes(),
+        },
+        sys.stdout,
+    )
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+//! On an autodiff device `NinBlock` runs its 1×1 convolutions as matrix products and batch norm
+//! from reductions. These tests hold that path to the plain one (burn's `Conv2d` and
+//! `BatchNorm`, then ReLU): the same outputs, the same gradients for every parameter and for the
+//! input, and the same running statistics, on every backend this run has.
+
+mod common;
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Distribution, Gradients, Tensor};
+use nin::model::ConvLayer;
+use nin::{NinBlock, NinBlockConfig};
+
+const TOLERANCE: f32 = 1e-4;
+
+/// burn's own modules, layer by layer: the path the fast one must match.
+fn plain_forward(block: &NinBlock, input: Tensor<4>) -> Tensor<4> {
+    let layer = |layer: &ConvLayer, x: Tensor<4>| {
+        let x = layer.conv.forward(x);
+        let x = match &layer.norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        relu(x)
+    };
+    let x = layer(&block.conv, input);
+    let x = layer(&block.mlp1, x);
+    layer(&block.mlp2, x)
+}
+
+/// A block's parameters by name, with their gradients.
+fn parameter_grads(block: &NinBlock, grads: &Gradients) -> Vec<(String, Vec<f32>)> {
+    let mut out = Vec::new();
+    for (name, layer) in [
+        ("conv", &block.conv),
+        ("mlp1", &block.mlp1),
+        ("mlp2", &block.mlp2),
+    ] {
+        let Conv2d { weight, bias, .. } = &layer.conv;
+        out.push((format!("{name}.weight"), grad_values(weight.val(), grads)));
+        if let Some(bias) = bias {
+            out.push((format!("{name}.bias"), grad_values(bias.val(), grads)));
+        }
+        if let Some(norm) = &layer.norm {
+            out.push((
+                format!("{name}.gamma"),
+                grad_values(norm.gamma.val(), grads),
+            ));
+            out.push((format!("{name}.beta"), grad_values(norm.beta.val(), grads)));
+        }
+    }
+    out
+}
+
+fn grad_values<const D: usize>(tensor: Tensor<D>, grads: &Gradients) -> Vec<f32> {
+    common::values(
+        tensor
+            .grad(grads)
+            .expect("every parameter takes part in the loss"),
+    )
+}
+
+/// Running statistics of every batch norm, by name.
+fn running_stats(block: &NinBlock) -> Vec<(String, Vec<f32>)> {
+    let mut out = Vec::new();
+    for (name, layer) in [
+        ("conv", &block.conv),
+        ("mlp1", &block.mlp1),
+        ("mlp2", &block.mlp2),
+    ] {
+        if let Some(norm) = &layer.norm {
+            out.push((
+                format!("{name}.mean"),
+                common::values(norm.running_mean.value_sync()),
+            ));
+            out.push((
+                format!("{name}.var"),
+                common::values(norm.running_var.value_sync()),
+            ));
+        }
+    }
+    out
+}
+
+struct Pass {
+    output: Vec<f32>,
+    input_grad: Vec<f32>,
+    param_grads: Vec<(String, Vec<f32>)>,
+    running: Vec<(String, Vec<f32>)>,
+}
+
+/// Forward with `forward`, then the gradient of a weighted sum of the output (weights fixed,
+/// so every output element gets its own upstream gradient).
+fn pass(
+    block: &NinBlock,
+    input: &Tensor<4>,
+    upstream: &Tensor<4>,
+    forward: impl Fn(&NinBlock, Tensor<4>) -> Tensor<4>,
+) -> Pass {
+    let input = input.clone().require_grad();
+    let output = forward(block, input.clone());
+    let grads = (output.clone() * upstream.clone()).sum().backward();
+    Pass {
+        output: common::values(output),
+        input_grad: grad_values(input, &grads),
+        param_grads: parameter_grads(block, &grads),
+        running: running_stats(block),
+    }
+}
+
+fn assert_close(test: &str, what: &str, fast: &[f32], plain: &[f32]) {
+    assert_eq!(fast.len(), plain.len(), "{what}: lengths differ");
+    let scale = plain.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let diff = common::max_abs_diff(fast, plain);
+    assert!(
+        diff <= TOLERANCE * scale,
+        "{test}: {what}: fast path differs by {diff:.2e} (values up to {scale:.2e})"
+    );
+}
+
+fn assert_fast_path_matches(test: &str, config: NinBlockConfig, input_shape: [usize; 4]) {
+    for (backend, device) in common::backends(test) {
+        let device: Device = device.autodiff();
+        device.seed(11);
+        let block = config.init(&device);
+        // A twin with the same weights, so each path updates running statistics of its own.
+        let twin = config
+            .init(&device)
+            .load_record(block.clone().into_record());
+        let input = Tensor::<4>::random(input_shape, Distribution::Normal(0.5, 1.0), &device);
+        let [batch, _, height, width] = input_shape;
+        let side = |s: usize| (s + 2 * config.padding - config.kernel_size) / config.stride + 1;
+        let upstream = Tensor::<4>::random(
+            [batch, config.output_channels(), side(height), side(width)],
+            Distribution::Uniform(-1.0, 1.0),
+            &device,
+        );
+
+        let fast = pass(&block, &input, &upstream, NinBlock::forward);
+        let plain = pass(&twin, &input, &upstream, plain_forward);
+
+        assert!(fast.output.iter().any(|v| *v > 0.0), "degenerate output");
+        assert_close(test, "output", &fast.output, &plain.output);
+        assert_close(test, "input gradient", &fast.input_grad, &plain.input_grad);
+        assert_eq!(fast.param_grads.len(), plain.param_grads.len());
+        for ((name, f), (_, p)) in fast.param_grads.iter().zip(&plain.param_grads) {
+            assert_close(test, &format!("{name} gradient"), f, p);
+        }
+        for ((name, f), (_, p)) in fast.running.iter().zip(&plain.running) {
+            assert_close(test, &format!("running {name}"), f, p);
+        }
+        println!(
+            "{test}: {backend}: output, input gradient, {} parameter gradients and {} running \
+             statistics match",
+            fast.param_grads.len(),
+            fast.running.len()
+        );
+    }
+}
+
+#[test]
+fn fast_path_matches_plain_without_batch_norm() {
+    assert_fast_path_matches(
+        "fast_path_plain",
+        NinBlockConfig::new(8, 16, 3).with_padding(1),
+        [4, 8, 10, 10],
+    );
+}
+
+#[test]
+fn fast_path_matches_plain_with_batch_norm() {
+    assert_fast_path_matches(
+        "fast_path_bn",
+        NinBlockConfig::new(8, 16, 3)
+            .with_padding(1)
+            .with_batch_norm(true),
+        [4, 8, 10, 10],
+    );
+}
+
+#[test]
+fn fast_path_matches_plain_with_stride_and_own_mlp_widths() {
+    assert_fast_path_matches(
+        "fast_path_stride",
+        NinBlockConfig::new(3, 12, 5)
+            .with_stride(2)
+            .with_mlp_channels(Some([10, 6]))
+            .with_batch_norm(true),
+        [3, 3, 17, 17],
+    );
+}
