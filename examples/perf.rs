@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Every measurement runs in a fresh process (this program again, or
-//! `scripts/pytorch_reference.py`), so its peak resident set is its own. Both sides build the
+//! `benches/pytorch_reference.py`), so its peak resident set is its own. Both sides build the
 //! same network from the preset's `NinConfig`, use the preset's optimiser, random data and as
 //! many threads as the machine has cores.
 
@@ -103,7 +103,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .clone()
         .or_else(|| std::env::var_os("NIN_PYTHON").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("python3"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pytorch_reference.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pytorch_reference.py");
     let config_dir = tempfile::tempdir()?;
     println!(
         "nin on {} vs PyTorch on the CPU, {threads} threads each; median of {} steps after {} \

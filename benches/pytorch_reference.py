@@ -5,7 +5,7 @@ The network is built from the `NinConfig` JSON that the Rust side passes in, so 
 exactly the same layers. One call measures one thing (a training step or inference) on random
 data and prints one JSON line: images/s, seconds per step, and the process's peak resident set.
 
-    python3 scripts/pytorch_reference.py --config model.json --mode train --batch 128 \
+    python3 benches/pytorch_reference.py --config model.json --mode train --batch 128 \
         --optimizer adamw --lr 5e-3 --weight-decay 1e-4 --threads 2 --steps 5 --warmup 2
 
 Each call runs in a fresh process so that its peak memory is its own.
