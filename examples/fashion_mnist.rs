@@ -4,6 +4,8 @@
 //! cargo run --release --example fashion_mnist                        # compact, on the best device
 //! cargo run --release --example fashion_mnist -- --preset d2l --backend wgpu
 //! cargo run --release --example fashion_mnist -- --resume            # continue an interrupted run
+//! cargo run --release --example fashion_mnist -- --preset d2l --init-from nin_d2l.pth
+//! cargo run --release --example fashion_mnist -- --export nin.safetensors   # for PyTorch
 //! ```
 
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ use nin::train::{Optimizer, Preset, Progress, TrainOptions, TrainingConfig};
 struct Args {
     /// Model and recipe: `compact` (native 28×28, a few minutes on a CPU) or `d2l` (d2l's NiN at
     /// 224×224: SGD lr 0.1, batch 128, 10 epochs; meant for a GPU).
-    #[arg(long, default_value = "compact", value_parser = preset)]
+    #[arg(long, default_value = "compact")]
     preset: Preset,
     /// auto | flex | ndarray | wgpu | cuda
     #[arg(long, default_value = "auto")]
@@ -65,13 +67,14 @@ struct Args {
     /// Augment training images: random crops with 2 pixels of padding and horizontal flips.
     #[arg(long)]
     augment: bool,
-}
-
-fn preset(name: &str) -> Result<Preset, String> {
-    Preset::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
-        format!("unknown preset; use one of: {}", names.join(", "))
-    })
+    /// Start from these weights instead of a fresh initialisation: a PyTorch state_dict
+    /// (.pt/.pth) or .safetensors file in d2l's nn.Sequential layout, for the preset's network.
+    #[arg(long, conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
+    /// Also save the trained weights here as .safetensors in d2l's PyTorch layout, for
+    /// `net.load_state_dict(safetensors.torch.load_file(FILE))`.
+    #[arg(long)]
+    export: Option<PathBuf>,
 }
 
 /// The preset's configuration with the flags applied.
@@ -134,7 +137,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         burn::data::dataset::Dataset::len(&train_set),
         burn::data::dataset::Dataset::len(&test_set)
     );
+    let initial_model = match &args.init_from {
+        Some(path) => {
+            let model = nin::weights::load(config.model.init(&device), path)?;
+            println!("initial weights: {}", path.display());
+            Some(model)
+        }
+        None => None,
+    };
     let options = TrainOptions {
+        initial_model,
         artifact_dir: args.artifact_dir.clone(),
         resume: args.resume,
         progress: if args.no_tui {
@@ -156,6 +168,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("  {:<12} {:.4}", class.class, class.accuracy);
     }
     println!("test accuracy: {:.4}", report.test_accuracy);
+    if let Some(path) = &args.export {
+        nin::weights::save_safetensors(&trained.model, path)?;
+        println!("PyTorch weights: {}", path.display());
+    }
     println!("artifacts: {}", args.artifact_dir.display());
     Ok(())
 }

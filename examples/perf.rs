@@ -90,8 +90,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let preset = Preset::from_name(&args.preset)
-        .ok_or_else(|| format!("unknown preset {:?}: compact or d2l", args.preset))?;
+    let preset: Preset = args.preset.parse()?;
     if let Some(mode) = args.worker {
         let batch = batch_for(&args, preset);
         return worker(&args.backend, preset, mode, batch, args.warmup, args.steps);

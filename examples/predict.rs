@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example predict -- shoe.png shirt.jpg
 //! cargo run --release --example predict -- --index 0 --index 42 --json
+//! cargo run --release --example predict -- --weights nin_d2l.pth --index 0   # d2l's PyTorch weights
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -15,8 +16,9 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use clap::Parser;
 use image::imageops::FilterType;
+use nin::Nin;
 use nin::data::{FASHION_MNIST_CLASSES, FashionMnist, ImageItem, Split};
-use nin::train::{ArtifactDir, classify};
+use nin::train::{ArtifactDir, Preset, TrainingConfig, classify};
 use serde::Serialize;
 
 /// Classify PNG/JPEG files, or Fashion-MNIST test images by index, with a trained model and
@@ -33,6 +35,15 @@ struct Args {
     /// The directory the `fashion_mnist` example wrote.
     #[arg(long, default_value = "artifacts/fashion_mnist")]
     artifact_dir: PathBuf,
+    /// Classify with weights from a file instead of a training run: a PyTorch state_dict
+    /// (.pt/.pth) or .safetensors file in d2l's nn.Sequential layout.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// With --weights: the preset whose network and input pipeline the weights belong to
+    /// (d2l: 224×224 without normalisation, as d2l's PyTorch code; compact: 28×28 normalised)
+    /// [default: d2l].
+    #[arg(long)]
+    preset: Option<Preset>,
     /// auto | flex | ndarray | wgpu | cuda
     #[arg(long, default_value = "auto")]
     backend: String,
@@ -85,25 +96,50 @@ fn read_image(path: &Path, invert: bool) -> Result<ImageItem, String> {
     })
 }
 
+/// The model, the configuration its inputs are prepared with, and the class names: from a
+/// weights file with --weights, else from the artifact directory.
+fn load(
+    args: &Args,
+    device: &burn::tensor::Device,
+) -> Result<(Nin, TrainingConfig, Vec<String>), Box<dyn std::error::Error>> {
+    let fashion_mnist = || {
+        FASHION_MNIST_CLASSES
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    };
+    let Some(weights) = &args.weights else {
+        if args.preset.is_some() {
+            return Err(
+                "--preset goes with --weights; a training run's own configuration is \
+                        read from its artifact directory"
+                    .into(),
+            );
+        }
+        let artifacts = ArtifactDir::new(&args.artifact_dir);
+        let (model, config) = artifacts.load_model(device)?;
+        // The report names the classes the model was trained on.
+        let class_names = match artifacts.read_report() {
+            Ok(report) => report
+                .per_class_accuracy
+                .into_iter()
+                .map(|c| c.class)
+                .collect(),
+            Err(_) => fashion_mnist(),
+        };
+        return Ok((model, config, class_names));
+    };
+    let config = TrainingConfig::preset(args.preset.unwrap_or(Preset::D2l));
+    let model = nin::weights::load(config.model.init(device), weights)?;
+    Ok((model, config, fashion_mnist()))
+}
+
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.images.is_empty() && args.indices.is_empty() {
         return Err("nothing to classify: pass image files and/or --index N".into());
     }
     let device = nin::backend::device(&args.backend)?;
-    let artifacts = ArtifactDir::new(&args.artifact_dir);
-    let (model, config) = artifacts.load_model(&device)?;
-    // The report names the classes the model was trained on.
-    let class_names: Vec<String> = match artifacts.read_report() {
-        Ok(report) => report
-            .per_class_accuracy
-            .into_iter()
-            .map(|c| c.class)
-            .collect(),
-        Err(_) => FASHION_MNIST_CLASSES
-            .iter()
-            .map(|c| c.to_string())
-            .collect(),
-    };
+    let (model, config, class_names) = load(&args, &device)?;
 
     let mut inputs: Vec<(String, Option<usize>, ImageItem)> = Vec::new();
     for path in &args.images {

@@ -7,6 +7,8 @@ pub mod data;
 pub mod model;
 #[cfg(feature = "train")]
 pub mod train;
+#[cfg(feature = "pytorch")]
+pub mod weights;
 
 pub use backend::{BackendError, BackendName};
 pub use model::{ConfigError, Nin, NinBlock, NinBlockConfig, NinConfig, ShapeError, Stage};

@@ -1,6 +1,7 @@
 //! Training on real Fashion-MNIST: a short run learns, an interrupted run resumes without a
-//! gap, a diverging run stops with an error and leaves no model, and `predict` agrees with the
-//! report. Skips with a reason without the data; fails instead when `NIN_REQUIRE_DATA=1`.
+//! gap, a diverging run stops with an error and leaves no model, `predict` agrees with the
+//! report (from the run's files and from the weights exported in PyTorch's layout), and training
+//! starts from exported weights. Skips with a reason without the data; fails instead when `NIN_REQUIRE_DATA=1`.
 #![cfg(feature = "train")]
 
 mod common;
@@ -33,6 +34,7 @@ fn options(dir: &Path, resume: bool) -> TrainOptions {
             .iter()
             .map(|c| c.to_string())
             .collect(),
+        initial_model: None,
     }
 }
 
@@ -69,6 +71,21 @@ fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     profile_dir.join("examples").join(name)
+}
+
+/// The top class `predict` prints as JSON for the one input `command` names, on flex.
+fn predicted_class(command: &mut Command) -> u64 {
+    let output = command
+        .args(["--backend", "flex", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    printed[0]["top"][0]["index"].as_u64().unwrap()
 }
 
 #[test]
@@ -118,20 +135,68 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
         );
     }
     let index = 7;
-    let output = Command::new(&predict)
-        .args(["--backend", "flex", "--json", "--index", &index.to_string()])
-        .arg("--artifact-dir")
-        .arg(root.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let from_run = predicted_class(
+        Command::new(&predict)
+            .args(["--index", &index.to_string(), "--artifact-dir"])
+            .arg(root.path()),
     );
-    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let predicted = printed[0]["top"][0]["index"].as_u64().unwrap();
-    assert_eq!(predicted, u64::from(report.test_predictions[index]));
+    assert_eq!(from_run, u64::from(report.test_predictions[index]));
+
+    // The model exported in PyTorch's layout: `predict --weights` classifies the same.
+    let exported = root.path().join("exported.safetensors");
+    nin::weights::save_safetensors(&trained.model, &exported).unwrap();
+    let from_weights = predicted_class(
+        Command::new(&predict)
+            .args([
+                "--index",
+                &index.to_string(),
+                "--preset",
+                "compact",
+                "--weights",
+            ])
+            .arg(&exported),
+    );
+    assert_eq!(from_weights, u64::from(report.test_predictions[index]));
+
+    // Training that starts from the exported weights starts where this run ended: with a
+    // learning rate of ~0 the accuracy stays (a fresh start would be near chance, 0.1).
+    let (train_set, test_set) = data(test).unwrap();
+    let initial = nin::weights::load(config.model.init(&Device::flex()), &exported).unwrap();
+    let frozen = TrainingConfig {
+        optimizer: config.optimizer.with_lr(1e-12),
+        ..short(256, 2_000, 1)
+    };
+    let again = tempfile::tempdir().unwrap();
+    let restarted = nin::train::train(
+        &frozen,
+        train_set,
+        test_set,
+        &Device::flex(),
+        &TrainOptions {
+            initial_model: Some(initial.clone()),
+            ..options(again.path(), false)
+        },
+    )
+    .unwrap();
+    println!(
+        "{test}: from the exported weights, test accuracy {:.4} (trained {:.4})",
+        restarted.report.test_accuracy, report.test_accuracy
+    );
+    assert!((restarted.report.test_accuracy - report.test_accuracy).abs() < 0.02);
+    // An initial model and resume contradict each other.
+    let (train_set, test_set) = data(test).unwrap();
+    let err = nin::train::train(
+        &frozen,
+        train_set,
+        test_set,
+        &Device::flex(),
+        &TrainOptions {
+            initial_model: Some(initial),
+            ..options(again.path(), true)
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::Config(_)), "{err}");
 }
 
 #[test]

@@ -45,6 +45,10 @@ pub struct TrainOptions {
     pub progress: Progress,
     /// Class names, by label, for the report.
     pub class_names: Vec<String>,
+    /// Weights to start from instead of a fresh initialisation, such as a model that
+    /// `nin::weights::load` filled from a PyTorch file. It must have the configuration's
+    /// layers; it cannot be combined with `resume`, which starts from the last checkpoint.
+    pub initial_model: Option<Nin>,
 }
 
 /// A finished run.
@@ -82,6 +86,13 @@ where
             "the model takes {} input channels, but dataset items are grayscale (1 channel)",
             config.model.blocks[0].in_channels
         )));
+    }
+    if options.resume && options.initial_model.is_some() {
+        return Err(TrainError::Config(
+            "an initial model and resume were both given: a resumed run continues from its last \
+             checkpoint, so drop one of them"
+                .into(),
+        ));
     }
     let artifacts = ArtifactDir::new(&options.artifact_dir);
     std::fs::create_dir_all(artifacts.root()).map_err(|e| TrainError::io(artifacts.root(), e))?;
@@ -132,11 +143,20 @@ where
         .schedule
         .init(config.optimizer.lr(), steps_per_epoch * config.epochs)
         .map_err(TrainError::Config)?;
-    let learner = Learner::new(
-        config.model.init(&train_device),
-        config.optimizer.init(),
-        scheduler,
-    );
+    let model = config.model.init(&train_device);
+    let model = match &options.initial_model {
+        // Loading the record into a fresh model puts the weights on the training device with
+        // the fresh model's gradient tracking, whichever device the initial model is on.
+        Some(initial) => model
+            .try_load_record(initial.clone().into_record())
+            .map_err(|e| {
+                TrainError::Config(format!(
+                    "the initial model does not have the layers of the configuration: {e}"
+                ))
+            })?,
+        None => model,
+    };
+    let learner = Learner::new(model, config.optimizer.init(), scheduler);
 
     let checkpoints = artifacts.checkpoints();
     let mut training = SupervisedTraining::new(artifacts.root(), train_loader, valid_loader)

@@ -1,0 +1,488 @@
+//! Weights in PyTorch's layout: load a `state_dict` of d2l's `nn.Sequential` NiN (`.pt`/`.pth`
+//! or `.safetensors`) into a [`Nin`], and save a `Nin` as a `.safetensors` file that
+//! `net.load_state_dict(...)` accepts.
+//!
+//! d2l builds its network as
+//!
+//! ```text
+//! nn.Sequential(nin_block(...), nn.MaxPool2d(3, 2), nin_block(...), nn.MaxPool2d(3, 2),
+//!               nin_block(...), nn.MaxPool2d(3, 2), nn.Dropout(0.5), nin_block(...),
+//!               nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
+//! nin_block = nn.Sequential(nn.Conv2d(k×k), nn.ReLU(), nn.Conv2d(1×1), nn.ReLU(),
+//!                           nn.Conv2d(1×1), nn.ReLU())
+//! ```
+//!
+//! so its keys are `0.0.weight`, `0.0.bias`, `0.2.weight`, … `7.4.bias`: every block but the
+//! last at index 2·i, the last one after the dropout, and in each block the convolutions at 0,
+//! 2 and 4. A block with batch norm follows each convolution with `nn.BatchNorm2d` (convolution
+//! at 0, 3, 6 without bias, batch norm at 1, 4, 7). [`torch_layout`] lists the keys of any
+//! [`Nin`], so every configuration whose layers match loads. The files are read and written
+//! through burn's store support (`burn::store`).
+//!
+//! ```no_run
+//! use nin::NinConfig;
+//! use nin::weights;
+//!
+//! let device = nin::backend::device("auto")?;
+//! // Trained with d2l's PyTorch code and saved with torch.save(net.state_dict(), ...).
+//! let model = weights::load(NinConfig::d2l(10).init(&device), "nin_d2l.pth")?;
+//! // And back: net.load_state_dict(safetensors.torch.load_file("nin.safetensors")).
+//! weights::save_safetensors(&model, "nin.safetensors")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use burn::store::{
+    BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore,
+};
+use burn::tensor::DType;
+
+use crate::model::{ConvLayer, Nin};
+
+/// A file format for weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsFormat {
+    /// `torch.save(net.state_dict(), path)`: a zip archive (PyTorch ≥ 1.6) or a legacy pickle.
+    PyTorch,
+    /// A `.safetensors` file (`safetensors.torch.save_file`).
+    Safetensors,
+}
+
+impl WeightsFormat {
+    /// Tells the format from the first bytes of a file: a safetensors file starts with the
+    /// 8-byte length of its JSON header and then `{`; a PyTorch file is a zip archive (`PK`)
+    /// or a pickle (protocol byte `0x80`).
+    pub fn sniff(head: &[u8]) -> Option<Self> {
+        match head {
+            [_, _, _, _, _, _, _, _, b'{', ..] => Some(WeightsFormat::Safetensors),
+            [b'P', b'K', 3, 4, ..] | [0x80, ..] => Some(WeightsFormat::PyTorch),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for WeightsFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WeightsFormat::PyTorch => "PyTorch",
+            WeightsFormat::Safetensors => "safetensors",
+        })
+    }
+}
+
+/// One tensor of the PyTorch layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorchTensor {
+    /// Its key in the PyTorch `state_dict`, e.g. `2.0.weight`.
+    pub key: String,
+    /// Its path in the [`Nin`] module, e.g. `blocks.1.conv.conv.weight`.
+    pub module_path: String,
+    /// Its shape, the same in both.
+    pub shape: Vec<usize>,
+}
+
+/// The PyTorch `state_dict` keys of `model`, in the order PyTorch lists them, with the module
+/// path and shape each one maps to. See the [module docs](self) for the layout.
+///
+/// ```
+/// let model = nin::NinConfig::d2l(10).init(&nin::backend::device("flex").unwrap());
+/// let layout = nin::weights::torch_layout(&model);
+/// assert_eq!(layout[0].key, "0.0.weight");
+/// assert_eq!(layout[0].shape, [96, 1, 11, 11]);
+/// assert_eq!(layout.last().unwrap().key, "7.4.bias");
+/// ```
+pub fn torch_layout(model: &Nin) -> Vec<TorchTensor> {
+    let last = model.blocks.len().saturating_sub(1);
+    let mut layout = Vec::new();
+    for (b, block) in model.blocks.iter().enumerate() {
+        // Blocks alternate with max pools; the dropout sits before the last block.
+        let sequential = if b == last { 2 * b + 1 } else { 2 * b };
+        let layers = [
+            ("conv", &block.conv),
+            ("mlp1", &block.mlp1),
+            ("mlp2", &block.mlp2),
+        ];
+        let mut position = 0;
+        for (name, layer) in layers {
+            let module = format!("blocks.{b}.{name}");
+            push_layer(
+                &mut layout,
+                &format!("{sequential}"),
+                position,
+                &module,
+                layer,
+            );
+            // Each layer is conv, [batch norm], ReLU in the nin_block Sequential.
+            position += if layer.norm.is_some() { 3 } else { 2 };
+        }
+    }
+    layout
+}
+
+fn push_layer(
+    layout: &mut Vec<TorchTensor>,
+    block: &str,
+    position: usize,
+    module: &str,
+    layer: &ConvLayer,
+) {
+    let mut push = |index: usize, torch_name: &str, burn_path: String, shape: Vec<usize>| {
+        layout.push(TorchTensor {
+            key: format!("{block}.{index}.{torch_name}"),
+            module_path: burn_path,
+            shape,
+        })
+    };
+    let conv = &layer.conv;
+    push(
+        position,
+        "weight",
+        format!("{module}.conv.weight"),
+        conv.weight.lazy_shape().to_vec(),
+    );
+    if let Some(bias) = &conv.bias {
+        push(
+            position,
+            "bias",
+            format!("{module}.conv.bias"),
+            bias.lazy_shape().to_vec(),
+        );
+    }
+    if let Some(norm) = &layer.norm {
+        let channels = norm.gamma.lazy_shape().to_vec();
+        // burn's store adapters rename PyTorch's weight/bias to gamma/beta for batch norm.
+        for name in ["weight", "bias", "running_mean", "running_var"] {
+            push(
+                position + 1,
+                name,
+                format!("{module}.norm.{name}"),
+                channels.clone(),
+            );
+        }
+    }
+}
+
+/// PyTorch keeps a batch counter in every `BatchNorm2d`; it carries no weight.
+const BATCH_NORM_COUNTER: &str = "num_batches_tracked";
+
+/// Why weights could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The file could not be opened or read.
+    #[error("{path}: cannot read the weights: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is neither a PyTorch checkpoint nor a safetensors file.
+    #[error(
+        "{path}: not a PyTorch checkpoint or a safetensors file (it starts with {head}); save \
+         the weights with torch.save(net.state_dict(), path) or safetensors.torch.save_file"
+    )]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+        /// Its first bytes, in hex.
+        head: String,
+    },
+    /// The file looked like a known format but could not be decoded.
+    #[error("{path}: cannot decode the {format} file: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The format it looked like.
+        format: WeightsFormat,
+        /// What the reader reported.
+        reason: String,
+    },
+    /// A key the model needs is missing from the file.
+    #[error(
+        "{path}: no tensor `{key}` (for {module_path}, shape {expected:?}); the file has {found}. \
+         Build the model with the configuration the weights were trained with (d2l's network is \
+         NinConfig::d2l(10))"
+    )]
+    MissingKey {
+        /// The file.
+        path: PathBuf,
+        /// The PyTorch key.
+        key: String,
+        /// The module path it would load into.
+        module_path: String,
+        /// The shape the model needs.
+        expected: Vec<usize>,
+        /// A short list of the keys the file has.
+        found: String,
+    },
+    /// A tensor's shape in the file differs from the model's.
+    #[error(
+        "{path}: tensor `{key}` has shape {found:?} in the file, but the model's {module_path} \
+         has shape {expected:?}; build the model with the configuration the weights were \
+         trained with (d2l's network is NinConfig::d2l(10))"
+    )]
+    ShapeMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The PyTorch key.
+        key: String,
+        /// The module path.
+        module_path: String,
+        /// The model's shape.
+        expected: Vec<usize>,
+        /// The file's shape.
+        found: Vec<usize>,
+    },
+    /// The file has a tensor the model has no place for.
+    #[error(
+        "{path}: tensor `{key}` (shape {shape:?}) has no place in this model, whose last key is \
+         `{last_key}`; the file holds another network"
+    )]
+    UnexpectedKey {
+        /// The file.
+        path: PathBuf,
+        /// The PyTorch key.
+        key: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// The model's last key, for orientation.
+        last_key: String,
+    },
+    /// A tensor is stored in another element type than 32-bit float.
+    #[error(
+        "{path}: tensor `{key}` is {dtype:?}, not float32; convert the network with \
+         net.float() before saving"
+    )]
+    DType {
+        /// The file.
+        path: PathBuf,
+        /// The PyTorch key.
+        key: String,
+        /// Its element type.
+        dtype: DType,
+    },
+    /// burn's store refused the tensors after they were checked (not expected to happen).
+    #[error("{path}: loading the checked tensors failed: {reason}")]
+    Apply {
+        /// The file.
+        path: PathBuf,
+        /// What the store reported.
+        reason: String,
+    },
+    /// Writing the file failed; nothing is left at the destination.
+    #[error("{path}: cannot write the weights: {reason}")]
+    Write {
+        /// The destination.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Loads a PyTorch `state_dict` (`.pt`/`.pth`) or a `.safetensors` file in d2l's layout into
+/// `model`, which must have the same layers (build it from the same configuration). The format
+/// is told from the file's content, not its name.
+///
+/// Every key and shape is checked before anything is loaded: a missing key, a shape that
+/// differs, a tensor the model has no place for or a type other than float32 is an error that
+/// names the first such key, with both shapes for a mismatch.
+pub fn load(model: Nin, path: impl AsRef<Path>) -> Result<Nin, WeightsError> {
+    let path = path.as_ref();
+    match sniff_file(path)? {
+        WeightsFormat::PyTorch => {
+            let store = PytorchStore::from_file(path).map_indices_contiguous(false);
+            load_from_store(model, path, WeightsFormat::PyTorch, store, |s, r| {
+                s.remap(r)
+            })
+        }
+        WeightsFormat::Safetensors => {
+            let store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter);
+            load_from_store(model, path, WeightsFormat::Safetensors, store, |s, r| {
+                s.remap(r)
+            })
+        }
+    }
+}
+
+fn sniff_file(path: &Path) -> Result<WeightsFormat, WeightsError> {
+    use std::io::Read;
+    let io = |source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut head = Vec::with_capacity(9);
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(9)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    WeightsFormat::sniff(&head).ok_or_else(|| WeightsError::UnknownFormat {
+        path: path.to_path_buf(),
+        head: if head.is_empty() {
+            "nothing: the file is empty".into()
+        } else {
+            head.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    })
+}
+
+fn load_from_store<S: ModuleStore>(
+    mut model: Nin,
+    path: &Path,
+    format: WeightsFormat,
+    mut store: S,
+    with_remapper: impl FnOnce(S, KeyRemapper) -> S,
+) -> Result<Nin, WeightsError>
+where
+    S::Error: fmt::Display,
+{
+    let layout = torch_layout(&model);
+    let corrupt = |reason: String| WeightsError::Corrupt {
+        path: path.to_path_buf(),
+        format,
+        reason,
+    };
+    let in_file: BTreeMap<String, (Vec<usize>, DType)> = store
+        .get_all_tensors()
+        .map_err(|err| corrupt(err.to_string()))?
+        .iter()
+        .map(|(key, tensor)| (key.clone(), (tensor.shape.to_vec(), tensor.dtype)))
+        .collect();
+    check_against_layout(path, &layout, &in_file)?;
+
+    let mut remapper = KeyRemapper::new();
+    for entry in &layout {
+        remapper = remapper
+            .add_pattern(
+                format!("^{}$", regex_escape(&entry.key)),
+                entry.module_path.clone(),
+            )
+            .expect("escaped keys are valid patterns");
+    }
+    let mut store = with_remapper(store, remapper);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|err| corrupt(err.to_string()))?;
+    let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+    if !result.errors.is_empty() || !missing.is_empty() {
+        let errors: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
+        return Err(WeightsError::Apply {
+            path: path.to_path_buf(),
+            reason: format!("errors: {errors:?}; not loaded: {missing:?}"),
+        });
+    }
+    Ok(model)
+}
+
+/// The first way `in_file` (key → shape, type) differs from `layout`, in the layout's order.
+fn check_against_layout(
+    path: &Path,
+    layout: &[TorchTensor],
+    in_file: &BTreeMap<String, (Vec<usize>, DType)>,
+) -> Result<(), WeightsError> {
+    for entry in layout {
+        let Some((shape, dtype)) = in_file.get(&entry.key) else {
+            return Err(WeightsError::MissingKey {
+                path: path.to_path_buf(),
+                key: entry.key.clone(),
+                module_path: entry.module_path.clone(),
+                expected: entry.shape.clone(),
+                found: key_summary(in_file.keys()),
+            });
+        };
+        if *shape != entry.shape {
+            return Err(WeightsError::ShapeMismatch {
+                path: path.to_path_buf(),
+                key: entry.key.clone(),
+                module_path: entry.module_path.clone(),
+                expected: entry.shape.clone(),
+                found: shape.clone(),
+            });
+        }
+        if *dtype != DType::F32 {
+            return Err(WeightsError::DType {
+                path: path.to_path_buf(),
+                key: entry.key.clone(),
+                dtype: *dtype,
+            });
+        }
+    }
+    let known: std::collections::HashSet<&str> = layout.iter().map(|e| e.key.as_str()).collect();
+    let extra = in_file
+        .iter()
+        .find(|(key, _)| !known.contains(key.as_str()) && !key.ends_with(BATCH_NORM_COUNTER));
+    if let Some((key, (shape, _))) = extra {
+        return Err(WeightsError::UnexpectedKey {
+            path: path.to_path_buf(),
+            key: key.clone(),
+            shape: shape.clone(),
+            last_key: layout.last().map_or_else(String::new, |e| e.key.clone()),
+        });
+    }
+    Ok(())
+}
+
+/// At most six keys, for an error message.
+fn key_summary<'a>(keys: impl ExactSizeIterator<Item = &'a String>) -> String {
+    let count = keys.len();
+    if count == 0 {
+        return "no tensors".into();
+    }
+    let shown: Vec<&str> = keys.take(6).map(String::as_str).collect();
+    let more = if count > shown.len() { ", …" } else { "" };
+    format!("{count} tensors ({}{more})", shown.join(", "))
+}
+
+fn regex_escape(key: &str) -> String {
+    key.replace('.', r"\.")
+}
+
+/// Saves `model` as a `.safetensors` file in d2l's PyTorch layout ([`torch_layout`]), which
+/// `net.load_state_dict(safetensors.torch.load_file(path))` accepts for the same network. The
+/// file is written next to `path` under a temporary name and renamed into place, so `path` is
+/// never left half-written.
+///
+/// PyTorch's `BatchNorm2d` also keeps a `num_batches_tracked` counter, which has no
+/// counterpart here; load a model with batch norm with `strict=False`.
+pub fn save_safetensors(model: &Nin, path: impl AsRef<Path>) -> Result<(), WeightsError> {
+    let path = path.as_ref();
+    let write_error = |reason: String| WeightsError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".nin-weights-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|err| write_error(format!("cannot create a file in {}: {err}", dir.display())))?;
+
+    let mut store = SafetensorsStore::from_file(temp.path())
+        .overwrite(true)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .metadata("format", "pt");
+    for entry in torch_layout(model) {
+        store =
+            store.with_key_remapping(format!("^{}$", regex_escape(&entry.module_path)), entry.key);
+    }
+    model
+        .save_into(&mut store)
+        .map_err(|err| write_error(err.to_string()))?;
+    // The store wrote through a handle of its own; flush what it wrote before the rename.
+    std::fs::File::open(temp.path())
+        .and_then(|file| file.sync_all())
+        .map_err(|err| write_error(err.to_string()))?;
+    temp.persist(path)
+        .map_err(|err| write_error(err.error.to_string()))?;
+    Ok(())
+}
