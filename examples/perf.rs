@@ -118,14 +118,22 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for preset in [Preset::Compact, Preset::D2l] {
         let batch = batch_for(&args, preset);
         let config = TrainingConfig::preset(preset);
-        let flops = Workload::new(preset, 1, &nin::backend::device(&args.backend)?).forward_flops();
+        let [height, width] = config
+            .model
+            .input_size
+            .expect("presets name their input size");
+        let channels = config.model.blocks[0].in_channels;
+        let flops = config
+            .model
+            .init(&nin::backend::device(&args.backend)?)
+            .forward_flops([channels, height, width])?;
+        let model_json = config_dir.path().join(format!("{}.json", preset.name()));
+        std::fs::write(&model_json, serde_json::to_vec(&config.model)?)?;
         for mode in [Mode::Train, Mode::Infer] {
             let ours = measure_nin(&args, preset, mode, batch)?;
             let theirs = if args.no_pytorch {
                 None
             } else {
-                let model_json = config_dir.path().join(format!("{}.json", preset.name()));
-                std::fs::write(&model_json, serde_json::to_vec(&config.model)?)?;
                 Some(measure_pytorch(
                     &python,
                     &script,

@@ -31,7 +31,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -109,13 +109,7 @@ pub fn torch_layout(model: &Nin) -> Vec<TorchTensor> {
         let mut position = 0;
         for (name, layer) in layers {
             let module = format!("blocks.{b}.{name}");
-            push_layer(
-                &mut layout,
-                &format!("{sequential}"),
-                position,
-                &module,
-                layer,
-            );
+            push_layer(&mut layout, sequential, position, &module, layer);
             // Each layer is conv, [batch norm], ReLU in the nin_block Sequential.
             position += if layer.norm.is_some() { 3 } else { 2 };
         }
@@ -123,16 +117,18 @@ pub fn torch_layout(model: &Nin) -> Vec<TorchTensor> {
     layout
 }
 
+/// The tensors of one convolution layer whose convolution sits at `position` of the block at
+/// `sequential` in d2l's network, and its batch norm right after.
 fn push_layer(
     layout: &mut Vec<TorchTensor>,
-    block: &str,
+    sequential: usize,
     position: usize,
     module: &str,
     layer: &ConvLayer,
 ) {
     let mut push = |index: usize, torch_name: &str, burn_path: String, shape: Vec<usize>| {
         layout.push(TorchTensor {
-            key: format!("{block}.{index}.{torch_name}"),
+            key: format!("{sequential}.{index}.{torch_name}"),
             module_path: burn_path,
             shape,
         })
@@ -292,20 +288,37 @@ pub enum WeightsError {
 /// names the first such key, with both shapes for a mismatch.
 pub fn load(model: Nin, path: impl AsRef<Path>) -> Result<Nin, WeightsError> {
     let path = path.as_ref();
+    let layout = torch_layout(&model);
+    // Keys of the layout become module paths; any other key keeps its PyTorch name.
+    let remapper = exact_remapper(
+        layout
+            .iter()
+            .map(|entry| (entry.key.clone(), entry.module_path.clone())),
+    );
     match sniff_file(path)? {
         WeightsFormat::PyTorch => {
-            let store = PytorchStore::from_file(path).map_indices_contiguous(false);
-            load_from_store(model, path, WeightsFormat::PyTorch, store, |s, r| {
-                s.remap(r)
-            })
+            let store = PytorchStore::from_file(path)
+                .map_indices_contiguous(false)
+                .remap(remapper);
+            load_from_store(model, &layout, path, WeightsFormat::PyTorch, store)
         }
         WeightsFormat::Safetensors => {
-            let store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter);
-            load_from_store(model, path, WeightsFormat::Safetensors, store, |s, r| {
-                s.remap(r)
-            })
+            let store = SafetensorsStore::from_file(path)
+                .with_from_adapter(PyTorchToBurnAdapter)
+                .remap(remapper);
+            load_from_store(model, &layout, path, WeightsFormat::Safetensors, store)
         }
     }
+}
+
+/// A remapper that renames each `from` name, matched whole, to its `to` name. The names hold
+/// only word characters and dots, so escaping the dots makes each an exact pattern.
+fn exact_remapper(pairs: impl Iterator<Item = (String, String)>) -> KeyRemapper {
+    pairs.fold(KeyRemapper::new(), |remapper, (from, to)| {
+        remapper
+            .add_pattern(format!("^{}$", from.replace('.', r"\.")), to)
+            .expect("escaped names are valid patterns")
+    })
 }
 
 fn sniff_file(path: &Path) -> Result<WeightsFormat, WeightsError> {
@@ -333,40 +346,39 @@ fn sniff_file(path: &Path) -> Result<WeightsFormat, WeightsError> {
     })
 }
 
+/// Checks what `store` holds against `layout`, then loads it into `model`. The store renames
+/// the layout's keys to module paths, so the file is only parsed once.
 fn load_from_store<S: ModuleStore>(
     mut model: Nin,
+    layout: &[TorchTensor],
     path: &Path,
     format: WeightsFormat,
     mut store: S,
-    with_remapper: impl FnOnce(S, KeyRemapper) -> S,
 ) -> Result<Nin, WeightsError>
 where
     S::Error: fmt::Display,
 {
-    let layout = torch_layout(&model);
     let corrupt = |reason: String| WeightsError::Corrupt {
         path: path.to_path_buf(),
         format,
         reason,
     };
+    // Checks and messages speak of the file's own keys: undo the renaming for them.
+    let key_of: HashMap<&str, &str> = layout
+        .iter()
+        .map(|entry| (entry.module_path.as_str(), entry.key.as_str()))
+        .collect();
     let in_file: BTreeMap<String, (Vec<usize>, DType)> = store
         .get_all_tensors()
         .map_err(|err| corrupt(err.to_string()))?
         .iter()
-        .map(|(key, tensor)| (key.clone(), (tensor.shape.to_vec(), tensor.dtype)))
+        .map(|(name, tensor)| {
+            let key = key_of.get(name.as_str()).map_or(name.as_str(), |key| key);
+            (key.to_string(), (tensor.shape.to_vec(), tensor.dtype))
+        })
         .collect();
-    check_against_layout(path, &layout, &in_file)?;
+    check_against_layout(path, layout, &in_file)?;
 
-    let mut remapper = KeyRemapper::new();
-    for entry in &layout {
-        remapper = remapper
-            .add_pattern(
-                format!("^{}$", regex_escape(&entry.key)),
-                entry.module_path.clone(),
-            )
-            .expect("escaped keys are valid patterns");
-    }
-    let mut store = with_remapper(store, remapper);
     let result = model
         .load_from(&mut store)
         .map_err(|err| corrupt(err.to_string()))?;
@@ -414,7 +426,7 @@ fn check_against_layout(
             });
         }
     }
-    let known: std::collections::HashSet<&str> = layout.iter().map(|e| e.key.as_str()).collect();
+    let known: HashSet<&str> = layout.iter().map(|e| e.key.as_str()).collect();
     let extra = in_file
         .iter()
         .find(|(key, _)| !known.contains(key.as_str()) && !key.ends_with(BATCH_NORM_COUNTER));
@@ -440,49 +452,28 @@ fn key_summary<'a>(keys: impl ExactSizeIterator<Item = &'a String>) -> String {
     format!("{count} tensors ({}{more})", shown.join(", "))
 }
 
-fn regex_escape(key: &str) -> String {
-    key.replace('.', r"\.")
-}
-
 /// Saves `model` as a `.safetensors` file in d2l's PyTorch layout ([`torch_layout`]), which
-/// `net.load_state_dict(safetensors.torch.load_file(path))` accepts for the same network. The
-/// file is written next to `path` under a temporary name and renamed into place, so `path` is
-/// never left half-written.
+/// `net.load_state_dict(safetensors.torch.load_file(path))` accepts for the same network. An
+/// existing file is replaced. burn's store builds the file beside `path` and renames it into
+/// place, so `path` is never left half-written.
 ///
 /// PyTorch's `BatchNorm2d` also keeps a `num_batches_tracked` counter, which has no
 /// counterpart here; load a model with batch norm with `strict=False`.
 pub fn save_safetensors(model: &Nin, path: impl AsRef<Path>) -> Result<(), WeightsError> {
     let path = path.as_ref();
-    let write_error = |reason: String| WeightsError::Write {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".nin-weights-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|err| write_error(format!("cannot create a file in {}: {err}", dir.display())))?;
-
-    let mut store = SafetensorsStore::from_file(temp.path())
+    let mut store = SafetensorsStore::from_file(path)
         .overwrite(true)
         .with_to_adapter(BurnToPyTorchAdapter)
-        .metadata("format", "pt");
-    for entry in torch_layout(model) {
-        store =
-            store.with_key_remapping(format!("^{}$", regex_escape(&entry.module_path)), entry.key);
-    }
+        .metadata("format", "pt")
+        .remap(exact_remapper(
+            torch_layout(model)
+                .into_iter()
+                .map(|entry| (entry.module_path, entry.key)),
+        ));
     model
         .save_into(&mut store)
-        .map_err(|err| write_error(err.to_string()))?;
-    // The store wrote through a handle of its own; flush what it wrote before the rename.
-    std::fs::File::open(temp.path())
-        .and_then(|file| file.sync_all())
-        .map_err(|err| write_error(err.to_string()))?;
-    temp.persist(path)
-        .map_err(|err| write_error(err.error.to_string()))?;
-    Ok(())
+        .map_err(|err| WeightsError::Write {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })
 }

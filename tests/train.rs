@@ -96,7 +96,13 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
     };
     let root = tempfile::tempdir().unwrap();
     let config = short(6_000, 2_000, 1);
-    let trained = run(&config, (train_set, test_set), root.path(), false).unwrap();
+    let trained = run(
+        &config,
+        (train_set.clone(), test_set.clone()),
+        root.path(),
+        false,
+    )
+    .unwrap();
     let report = &trained.report;
     println!("{test}: test accuracy {:.4}", report.test_accuracy);
     assert!(report.test_accuracy > 0.70, "{}", report.test_accuracy);
@@ -160,7 +166,6 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
 
     // Training that starts from the exported weights starts where this run ended: with a
     // learning rate of ~0 the accuracy stays (a fresh start would be near chance, 0.1).
-    let (train_set, test_set) = data(test).unwrap();
     let initial = nin::weights::load(config.model.init(&Device::flex()), &exported).unwrap();
     let frozen = TrainingConfig {
         optimizer: config.optimizer.with_lr(1e-12),
@@ -169,8 +174,8 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
     let again = tempfile::tempdir().unwrap();
     let restarted = nin::train::train(
         &frozen,
-        train_set,
-        test_set,
+        train_set.clone(),
+        test_set.clone(),
         &Device::flex(),
         &TrainOptions {
             initial_model: Some(initial.clone()),
@@ -184,7 +189,6 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
     );
     assert!((restarted.report.test_accuracy - report.test_accuracy).abs() < 0.02);
     // An initial model and resume contradict each other.
-    let (train_set, test_set) = data(test).unwrap();
     let err = nin::train::train(
         &frozen,
         train_set,

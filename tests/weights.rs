@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -24,9 +25,13 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn fixtures() -> Value {
-    let text = std::fs::read_to_string(fixture("fixtures.json")).expect("fixtures.json");
-    serde_json::from_str(&text).expect("fixtures.json is JSON")
+/// `fixtures.json`, read once.
+fn fixtures() -> &'static Value {
+    static FIXTURES: LazyLock<Value> = LazyLock::new(|| {
+        let text = std::fs::read_to_string(fixture("fixtures.json")).expect("fixtures.json");
+        serde_json::from_str(&text).expect("fixtures.json is JSON")
+    });
+    &FIXTURES
 }
 
 fn floats(value: &Value) -> Vec<f32> {

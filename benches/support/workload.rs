@@ -1,5 +1,3 @@
-#![allow(dead_code)] // The bench and the `perf` example each use part of it.
-
 //! One preset's network with its optimiser and a random batch, ready to time a training step
 //! or an inference pass. Shared by the criterion benches and the `perf` example so both time
 //! exactly the same work.
@@ -52,23 +50,6 @@ impl Workload {
             lr: config.optimizer.lr(),
             batch,
         }
-    }
-
-    /// Images per batch.
-    pub fn batch_size(&self) -> usize {
-        self.batch.images.dims()[0]
-    }
-
-    /// The model's forward FLOPs for one image.
-    pub fn forward_flops(&self) -> u64 {
-        let [_, c, h, w] = self.batch.images.dims();
-        self.model()
-            .forward_flops([c, h, w])
-            .expect("the batch fits the model")
-    }
-
-    fn model(&self) -> &Nin {
-        self.model.as_ref().expect("a model between steps")
     }
 
     /// Forward, backward and optimiser update on the batch; returns the loss, which waits for

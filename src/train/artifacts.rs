@@ -70,24 +70,24 @@ impl ArtifactDir {
 
     /// The last epoch with a complete checkpoint (model, optimiser and scheduler), if any.
     pub fn last_checkpoint(&self) -> Option<usize> {
-        let epochs = |kind: &str| -> Vec<usize> {
-            std::fs::read_dir(self.checkpoints())
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|entry| {
-                    let name = entry.file_name().into_string().ok()?;
-                    name.strip_prefix(&format!("{kind}-"))?
-                        .strip_suffix(".bpk")?
-                        .parse()
-                        .ok()
-                })
-                .collect()
-        };
-        let (optim, scheduler) = (epochs("optim"), epochs("scheduler"));
-        epochs("model")
+        // `<kind>-<epoch>.bpk` for each file of checkpoints/.
+        let files: Vec<(String, usize)> = std::fs::read_dir(self.checkpoints())
             .into_iter()
-            .filter(|e| optim.contains(e) && scheduler.contains(e))
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let (kind, epoch) = name.strip_suffix(".bpk")?.rsplit_once('-')?;
+                Some((kind.to_string(), epoch.parse().ok()?))
+            })
+            .collect();
+        let has = |kind: &str, epoch: usize| files.iter().any(|(k, e)| k == kind && *e == epoch);
+        files
+            .iter()
+            .filter(|(kind, epoch)| {
+                kind == "model" && has("optim", *epoch) && has("scheduler", *epoch)
+            })
+            .map(|(_, epoch)| *epoch)
             .max()
     }
 
@@ -161,22 +161,17 @@ impl ArtifactDir {
         Ok((model, config))
     }
 
-    /// Saves `model` as `model.bpk`, through a temporary file.
+    /// Saves `model` as `model.bpk`. burn's writer builds the file beside its destination and
+    /// renames it into place, so `model.bpk` is never half-written.
     pub fn save_model(&self, model: &Nin) -> Result<(), TrainError> {
         let path = self.model();
-        let partial = self.root.join(".model.bpk.partial");
-        let saved = model
+        model
             .clone()
-            .save_file(&partial)
+            .save_file(&path)
             .map_err(|e| TrainError::Artifact {
-                path: path.clone(),
+                path,
                 reason: format!("cannot save the weights: {e}"),
             })
-            .and_then(|()| std::fs::rename(&partial, &path).map_err(|e| TrainError::io(&path, e)));
-        if saved.is_err() {
-            let _ = std::fs::remove_file(&partial);
-        }
-        saved
     }
 }
 

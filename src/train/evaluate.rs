@@ -68,7 +68,7 @@ pub fn evaluate<D: Dataset<ImageItem> + ?Sized>(
     batch_size: usize,
     device: &Device,
 ) -> Result<Evaluation, TrainError> {
-    let model = model.clone().valid();
+    let model = model.valid();
     let classes = model.num_classes();
     let mut evaluation = Evaluation {
         confusion: vec![vec![0; classes]; classes],
@@ -128,7 +128,6 @@ pub struct Prediction {
 /// model was trained), with softmax probabilities.
 pub fn classify(model: &Nin, images: Tensor<4>, k: usize) -> Result<Vec<Prediction>, TrainError> {
     let logits = model
-        .clone()
         .valid()
         .try_forward(images)
         .map_err(|e| TrainError::Data(e.to_string()))?;
