@@ -190,3 +190,39 @@ fn fast_path_matches_plain_with_stride_and_own_mlp_widths() {
         [3, 3, 17, 17],
     );
 }
+
+/// In inference a convolution and its batch norm run as one convolution with folded weights;
+/// its output must equal burn's convolution, then `BatchNorm` with running statistics, then ReLU.
+#[test]
+fn folded_norm_matches_plain_in_inference() {
+    let test = "folded_norm";
+    let config = NinBlockConfig::new(3, 12, 5)
+        .with_stride(2)
+        .with_mlp_channels(Some([10, 6]))
+        .with_batch_norm(true);
+    for (backend, device) in common::backends(test) {
+        let training: Device = device.clone().autodiff();
+        training.seed(5);
+        let block = config.init(&training);
+        // A few training passes move the running statistics away from 0 and 1.
+        for _ in 0..3 {
+            let input =
+                Tensor::<4>::random([4, 3, 17, 17], Distribution::Normal(2.0, 3.0), &training);
+            let _ = block.forward(input);
+        }
+        let block = block.valid();
+        let running = running_stats(&block);
+        assert!(
+            running
+                .iter()
+                .any(|(_, v)| v.iter().any(|x| (x - 1.0).abs() > 0.1 && x.abs() > 0.1)),
+            "running statistics did not move"
+        );
+        let input = Tensor::<4>::random([4, 3, 17, 17], Distribution::Normal(2.0, 3.0), &device);
+        let folded = common::values(block.forward(input.clone()));
+        let plain = common::values(plain_forward(&block, input));
+        assert!(folded.iter().any(|v| *v > 0.0), "degenerate output");
+        assert_close(test, "inference output", &folded, &plain);
+        println!("{test}: {backend}: folded convolution and batch norm match the plain path");
+    }
+}

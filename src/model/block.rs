@@ -137,24 +137,28 @@ pub struct ConvLayer {
 impl ConvLayer {
     /// Convolution, optional batch norm, ReLU.
     ///
-    /// On an autodiff device a 1×1 convolution runs as a matrix product and batch norm from
-    /// reductions, whose gradients are cheaper than burn's generic ones; the values are the
-    /// same (see `fast_path`).
+    /// In inference batch norm is folded into the convolution. On an autodiff device a 1×1
+    /// convolution runs as a matrix product and batch norm with its ReLU as one fused operation
+    /// (a flex kernel, or reductions elsewhere), whose gradients are cheaper than burn's generic
+    /// ones. The values are the same either way (see `fast_path`).
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let training = input.device().is_autodiff();
+        if let Some(norm) = self
+            .norm
+            .as_ref()
+            .filter(|n| !(training && n.training.is_enabled()))
+        {
+            return relu(fast_path::conv_with_folded_norm(&self.conv, norm, input));
+        }
         let x = if training && fast_path::is_pointwise(&self.conv) {
             fast_path::pointwise_conv(&self.conv, input)
         } else {
             self.conv.forward(input)
         };
-        let x = match &self.norm {
-            Some(norm) if training && norm.training.is_enabled() => {
-                fast_path::batch_norm_train(norm, x)
-            }
-            Some(norm) => norm.forward(x),
-            None => x,
-        };
-        relu(x)
+        match &self.norm {
+            Some(norm) => fast_path::batch_norm_relu_train(norm, x),
+            None => relu(x),
+        }
     }
 }
 
