@@ -84,6 +84,11 @@ pub(crate) fn batch_norm_relu(
     )
 }
 
+/// Applies `f` to each of three values.
+fn each<T, U>((a, b, c): (T, T, T), f: impl Fn(T) -> U) -> (U, U, U) {
+    (f(a), f(b), f(c))
+}
+
 impl BatchNormReluOps for Flex {
     fn batch_norm_relu(
         x: FlexTensor,
@@ -527,7 +532,7 @@ impl<B: Backend + BatchNormReluOps, C: CheckpointStrategy> BatchNormReluOps for 
         epsilon: f64,
     ) -> Normalised<Self> {
         // Gradients are not themselves differentiated: compute on the inner backend.
-        let (grad_x, grad_gamma, grad_beta) = B::batch_norm_relu_backward(
+        let grads = B::batch_norm_relu_backward(
             x.into_primitive(),
             output.into_primitive(),
             gamma.into_primitive(),
@@ -536,10 +541,6 @@ impl<B: Backend + BatchNormReluOps, C: CheckpointStrategy> BatchNormReluOps for 
             output_grad.into_primitive(),
             epsilon,
         );
-        (
-            Self::from_inner(grad_x),
-            Self::from_inner(grad_gamma),
-            Self::from_inner(grad_beta),
-        )
+        each(grads, Self::from_inner)
     }
 }
