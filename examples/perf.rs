@@ -118,15 +118,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for preset in [Preset::Compact, Preset::D2l] {
         let batch = batch_for(&args, preset);
         let config = TrainingConfig::preset(preset);
-        let [height, width] = config
-            .model
-            .input_size
-            .expect("presets name their input size");
-        let channels = config.model.blocks[0].in_channels;
         let flops = config
             .model
             .init(&nin::backend::device(&args.backend)?)
-            .forward_flops([channels, height, width])?;
+            .forward_flops(workload::image_shape(&config))?;
         let model_json = config_dir.path().join(format!("{}.json", preset.name()));
         std::fs::write(&model_json, serde_json::to_vec(&config.model)?)?;
         for mode in [Mode::Train, Mode::Infer] {

@@ -18,16 +18,21 @@ pub struct Workload {
     batch: ImageBatch,
 }
 
+/// `[channels, height, width]` of the images a preset's model takes.
+pub fn image_shape(config: &TrainingConfig) -> [usize; 3] {
+    let [height, width] = config
+        .model
+        .input_size
+        .expect("presets name their input size");
+    [config.model.blocks[0].in_channels, height, width]
+}
+
 impl Workload {
     /// The preset's model (built as its training recipe builds it), optimiser and learning
     /// rate, and `batch_size` random images and labels on `device`'s autodiff device.
     pub fn new(preset: Preset, batch_size: usize, device: &Device) -> Self {
         let config = TrainingConfig::preset(preset);
-        let [height, width] = config
-            .model
-            .input_size
-            .expect("presets name their input size");
-        let channels = config.model.blocks[0].in_channels;
+        let [channels, height, width] = image_shape(&config);
         let classes = config.model.num_classes() as i64;
         let device = device.clone().autodiff();
         let batch = ImageBatch {

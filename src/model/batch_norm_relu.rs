@@ -1,11 +1,11 @@
 //! Batch normalisation with batch statistics followed by a ReLU, as one flex kernel with a
 //! hand-written backward pass.
 //!
-//! Composed from tensor operations, a training-mode batch norm and its ReLU read and write the
-//! whole activation about twenty times between forward and backward, and on a CPU those passes
-//! over memory, not arithmetic, were most of the cost of a batch-norm layer (compact preset: a
-//! third of a training step). This kernel makes three passes forward (sum, centred squares,
-//! output) and two back (two sums per channel, then the input's gradient).
+//! Composed from tensor operations, a training-mode batch norm and its ReLU make one pass over
+//! the whole activation per operation, forward and back, and on a CPU those passes over memory,
+//! not arithmetic, are the cost of a batch-norm layer. This kernel makes three passes forward
+//! (sum, centred squares, output) and two back (two sums per channel, then the input's
+//! gradient).
 //!
 //! It is a burn backend extension: [`BatchNormReluOps`] is implemented for flex and for
 //! autodiff over flex, where the backward pass is registered by hand. Other backends keep the
