@@ -9,6 +9,11 @@ data and prints one JSON line: images/s, seconds per step, and the process's pea
         --optimizer adamw --lr 5e-3 --weight-decay 1e-4 --threads 2 --steps 5 --warmup 2
 
 Each call runs in a fresh process so that its peak memory is its own.
+
+With `--layers FILE` it times single convolutions instead (`perf --layers`): FILE lists each
+layer's input and weight shapes, stride and padding, and the script prints one JSON line with
+the median seconds of each layer's forward pass (with bias and ReLU), weight and bias gradient,
+and input gradient, each through `aten.convolution_backward` with only that output asked for.
 """
 
 import argparse
@@ -54,6 +59,52 @@ def nin(config):
     return nn.Sequential(*layers)
 
 
+def median_seconds(fn, steps, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def time_layers(path, steps, warmup):
+    """Median seconds of each pass of each convolution listed in the JSON file `path`."""
+    with open(path) as f:
+        layers = json.load(f)
+    results = []
+    for layer in layers:
+        x = torch.randn(layer["input"])
+        w = torch.randn(layer["weight"])
+        b = torch.randn(layer["weight"][0])
+        stride, padding = layer["stride"], layer["padding"]
+        with torch.no_grad():
+            dy = torch.randn_like(torch.nn.functional.conv2d(x, w, b, stride, padding))
+
+        def backward(mask):
+            return lambda: torch.ops.aten.convolution_backward(
+                dy, x, w, [w.shape[0]], stride, padding, [1, 1], False, [0, 0], 1, mask
+            )
+
+        with torch.no_grad():
+            results.append(
+                {
+                    "name": layer["name"],
+                    "forward": median_seconds(
+                        lambda: torch.relu_(torch.nn.functional.conv2d(x, w, b, stride, padding)),
+                        steps,
+                        warmup,
+                    ),
+                    "weight_grad": median_seconds(backward([False, True, True]), steps, warmup),
+                    "input_grad": median_seconds(backward([True, False, False]), steps, warmup),
+                }
+            )
+    return results
+
+
 def peak_rss_bytes():
     # ru_maxrss is in KiB on Linux.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -61,9 +112,10 @@ def peak_rss_bytes():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="NinConfig as JSON (a file path)")
-    parser.add_argument("--mode", choices=["train", "infer"], required=True)
-    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--config", help="NinConfig as JSON (a file path)")
+    parser.add_argument("--mode", choices=["train", "infer"])
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--layers", help="time these convolutions instead (a JSON file)")
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
@@ -76,6 +128,12 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    if args.layers:
+        json.dump({"layers": time_layers(args.layers, args.steps, args.warmup)}, sys.stdout)
+        print()
+        return
+    if not (args.config and args.mode and args.batch):
+        parser.error("--config, --mode and --batch are required without --layers")
     with open(args.config) as f:
         config = json.load(f)
     net = nin(config)

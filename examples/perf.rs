@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --release --example perf
 //! cargo run --release --example perf -- --python ~/.venvs/torch/bin/python --d2l-batch 128
+//! cargo run --release --example perf -- --layers   # every convolution, pass by pass
+//! cargo run --release --example perf -- --gemm     # the matrix products under them
 //! ```
 //!
 //! Every measurement runs in a fresh process (this program again, or
@@ -11,6 +13,8 @@
 //! same network from the preset's `NinConfig`, use the preset's optimiser, random data and as
 //! many threads as the machine has cores.
 
+#[path = "support/kernels.rs"]
+mod kernels;
 mod support;
 #[path = "../benches/support/workload.rs"]
 mod workload;
@@ -20,6 +24,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
+use nin::ops::flex_conv::ConvGeometry;
 use nin::train::{Optimizer, Preset, TrainingConfig};
 use serde_json::{Value, json};
 use workload::Workload;
@@ -48,6 +53,18 @@ struct Args {
     /// Only this side, without PyTorch.
     #[arg(long)]
     no_pytorch: bool,
+    /// Time every convolution of both presets pass by pass (forward, weight gradient, input
+    /// gradient) on the crate's kernel and in PyTorch, instead of whole steps.
+    #[arg(long)]
+    layers: bool,
+    /// Time the matrix products of every convolution, one per thread and threaded, against the
+    /// machine's peak, instead of whole steps.
+    #[arg(long)]
+    gemm: bool,
+    /// Single-precision FLOPs one core retires per cycle, for the peak (Zen 4: two 256-bit FMA
+    /// pipes, 2 × 8 × 2 = 32).
+    #[arg(long, default_value_t = 32.0)]
+    flops_per_cycle: f64,
     /// Internal: run one measurement and print it as JSON.
     #[arg(long, hide = true)]
     worker: Option<Mode>,
@@ -96,6 +113,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return worker(&args.backend, preset, mode, batch, args.warmup, args.steps);
     }
 
+    if args.gemm {
+        return gemm_table(&args);
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let python = args
         .python
@@ -103,6 +123,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .or_else(|| std::env::var_os("NIN_PYTHON").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("python3"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pytorch_reference.py");
+    if args.layers {
+        return layer_table(&args, &python, &script, threads);
+    }
     let config_dir = tempfile::tempdir()?;
     println!(
         "nin on {} vs PyTorch on the CPU, {threads} threads each; median of {} steps after {} \
@@ -161,6 +184,207 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     .map_or_else(dash, |t| format!("{:.1}", gflops(t))),
                 mib(&ours),
                 theirs.as_ref().map_or_else(dash, mib),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every convolution of each preset at its batch size, with the model it belongs to.
+fn preset_layers(
+    args: &Args,
+) -> Result<Vec<(Preset, String, ConvGeometry)>, Box<dyn std::error::Error>> {
+    let device = nin::backend::device("flex")?;
+    let mut layers = Vec::new();
+    for preset in [Preset::Compact, Preset::D2l] {
+        let config = TrainingConfig::preset(preset);
+        let model = config.model.init(&device);
+        let image = workload::image_shape(&config);
+        for (name, g) in kernels::conv_layers(&model, image, batch_for(args, preset)) {
+            layers.push((preset, name, g));
+        }
+    }
+    Ok(layers)
+}
+
+fn peak_line(args: &Args) -> Option<f64> {
+    match kernels::peak_gflops(args.flops_per_cycle) {
+        Some((peak, ghz)) => {
+            println!(
+                "peak: {peak:.0} GFLOP/s ({} cores × {} FLOP/cycle × {ghz:.2} GHz, the clock \
+                 /proc/cpuinfo reports)",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                args.flops_per_cycle
+            );
+            Some(peak)
+        }
+        None => {
+            println!("peak: unknown (no clock in /proc/cpuinfo)");
+            None
+        }
+    }
+}
+
+/// `perf --layers`: GFLOP/s of each pass of each convolution, here and in PyTorch.
+fn layer_table(
+    args: &Args,
+    python: &Path,
+    script: &Path,
+    threads: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let layers = preset_layers(args)?;
+    let theirs: Option<Vec<Value>> = if args.no_pytorch {
+        None
+    } else {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("layers.json");
+        let listing: Vec<Value> = layers
+            .iter()
+            .map(|(preset, name, g)| {
+                json!({
+                    "name": format!("{} {name}", preset.name()),
+                    "input": [g.batch, g.in_channels, g.input[0], g.input[1]],
+                    "weight": [g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]],
+                    "stride": g.stride,
+                    "padding": g.padding,
+                })
+            })
+            .collect();
+        std::fs::write(&file, serde_json::to_vec(&listing)?)?;
+        let mut command = Command::new(python);
+        command.arg(script).arg("--layers").arg(&file);
+        command.args(["--threads", &threads.to_string()]);
+        command.args(["--steps", &args.steps.to_string()]);
+        command.args(["--warmup", &args.warmup.max(1).to_string()]);
+        let value = run_json_value(
+            command,
+            &format!("{} {}", python.display(), script.display()),
+        )?;
+        Some(
+            value["layers"]
+                .as_array()
+                .cloned()
+                .ok_or("no layer list from PyTorch")?,
+        )
+    };
+    let peak = peak_line(args);
+    println!(
+        "GFLOP/s of each pass; nin's kernel / PyTorch, median of {} runs; weight gradient \
+         includes the bias's; nin's input gradient is its backward pass with it less the one \
+         without",
+        args.steps
+    );
+    println!();
+    println!(
+        "| preset | layer | batch | input | kernel | nin fwd | PyTorch fwd | nin dW | PyTorch dW \
+         | nin dX | PyTorch dX |"
+    );
+    println!("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|");
+    let mut totals = [0.0f64; 6];
+    for (index, (preset, name, g)) in layers.iter().enumerate() {
+        let ours = kernels::time_layer(g, args.steps);
+        let flops = g.flops_forward() as f64;
+        let rate = |seconds: f64| flops / seconds / 1e9;
+        let their = theirs.as_ref().map(|list| {
+            let seconds = |key: &str| list[index][key].as_f64().unwrap_or(f64::NAN);
+            [
+                seconds("forward"),
+                seconds("weight_grad"),
+                seconds("input_grad"),
+            ]
+        });
+        let cell = |s: Option<f64>| s.map_or("–".to_string(), |s| format!("{:.1}", rate(s)));
+        // The first layer's images take no gradient in training.
+        let needs_input_grad = !(name == "0.conv");
+        println!(
+            "| {} | {name} | {} | {}×{}×{} | {}×{}/{} p{} | {:.1} | {} | {:.1} | {} | {} | {} |",
+            preset.name(),
+            g.batch,
+            g.in_channels,
+            g.input[0],
+            g.input[1],
+            g.kernel[0],
+            g.kernel[1],
+            g.stride[0],
+            g.padding[0],
+            rate(ours.forward),
+            cell(their.map(|t| t[0])),
+            rate(ours.weight_grad),
+            cell(their.map(|t| t[1])),
+            if needs_input_grad {
+                format!("{:.1}", rate(ours.input_grad))
+            } else {
+                "(none)".into()
+            },
+            if needs_input_grad {
+                cell(their.map(|t| t[2]))
+            } else {
+                "(none)".into()
+            },
+        );
+        let dx = if needs_input_grad {
+            ours.input_grad
+        } else {
+            0.0
+        };
+        let their_dx = their.map_or(0.0, |t| if needs_input_grad { t[2] } else { 0.0 });
+        totals[0] += ours.forward;
+        totals[1] += ours.weight_grad + dx;
+        totals[2] += their.map_or(0.0, |t| t[0]);
+        totals[3] += their.map_or(0.0, |t| t[1] + their_dx);
+        totals[4] += flops;
+        totals[5] += flops * if needs_input_grad { 2.0 } else { 1.0 };
+    }
+    println!();
+    println!(
+        "all layers: nin forward {:.1} s, backward {:.1} s; PyTorch forward {:.1} s, backward \
+         {:.1} s (sums over both presets){}",
+        totals[0],
+        totals[1],
+        totals[2],
+        totals[3],
+        peak.map_or(String::new(), |p| format!(
+            "; nin at {:.0} % of peak forward, {:.0} % backward",
+            100.0 * totals[4] / totals[0] / 1e9 / p,
+            100.0 * totals[5] / totals[1] / 1e9 / p
+        ))
+    );
+    Ok(())
+}
+
+/// `perf --gemm`: each matrix product the kernel runs, one per thread and threaded.
+fn gemm_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let layers = preset_layers(args)?;
+    let peak = peak_line(args);
+    println!(
+        "gemm 0.19 (what flex and this crate's kernel use); GFLOP/s, median of {} runs: \
+         \"one per thread\" runs a product on every thread at once (the kernel's split, summed), \
+         \"threaded\" one product over all threads",
+        args.steps
+    );
+    println!();
+    println!("| preset | product | m×k · k×n | one per thread | threaded | best % of peak |");
+    println!("|---|---|---|---:|---:|---:|");
+    let mut seen = std::collections::HashSet::new();
+    for (preset, name, g) in layers {
+        for product in kernels::layer_products(&[(name, g)]) {
+            if !seen.insert((product.m, product.k, product.n, product.rhs_transposed)) {
+                continue;
+            }
+            let (split, threaded) = kernels::time_product(&product, args.steps);
+            println!(
+                "| {} | {} | {}×{} · {}×{}{} | {split:.1} | {threaded:.1} | {} |",
+                preset.name(),
+                product.name,
+                product.m,
+                product.k,
+                product.k,
+                product.n,
+                if product.rhs_transposed { " (ᵀ)" } else { "" },
+                peak.map_or("–".to_string(), |p| format!(
+                    "{:.0} %",
+                    100.0 * split.max(threaded) / p
+                )),
             );
         }
     }
@@ -239,7 +463,21 @@ fn measure_pytorch(
 }
 
 /// Runs `command` and reads the JSON line it prints last.
-fn run_json(mut command: Command, what: &str) -> Result<Measured, Box<dyn std::error::Error>> {
+fn run_json(command: Command, what: &str) -> Result<Measured, Box<dyn std::error::Error>> {
+    let value = run_json_value(command, what)?;
+    let number = |key: &str| {
+        value[key]
+            .as_f64()
+            .ok_or_else(|| format!("{what}: no number {key:?} in {value}"))
+    };
+    Ok(Measured {
+        images_per_s: number("images_per_s")?,
+        peak_rss_bytes: number("peak_rss_bytes")?,
+    })
+}
+
+/// Runs `command` and parses the last line it prints as JSON.
+fn run_json_value(mut command: Command, what: &str) -> Result<Value, Box<dyn std::error::Error>> {
     let output = command
         .output()
         .map_err(|err| format!("could not start {what}: {err}"))?;
@@ -253,17 +491,8 @@ fn run_json(mut command: Command, what: &str) -> Result<Measured, Box<dyn std::e
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    let value: Value = serde_json::from_str(line)
-        .map_err(|err| format!("{what} printed {line:?}, not a JSON result: {err}"))?;
-    let number = |key: &str| {
-        value[key]
-            .as_f64()
-            .ok_or_else(|| format!("{what}: no number {key:?} in {line}"))
-    };
-    Ok(Measured {
-        images_per_s: number("images_per_s")?,
-        peak_rss_bytes: number("peak_rss_bytes")?,
-    })
+    serde_json::from_str(line)
+        .map_err(|err| format!("{what} printed {line:?}, not a JSON result: {err}").into())
 }
 
 /// One measurement in this process: warm-up steps, then the median of the timed ones.

@@ -41,7 +41,7 @@ use burn::store::{
 };
 use burn::tensor::DType;
 
-use crate::model::{ConvLayer, Nin};
+use crate::model::{ConvLayer, Nin, Stage};
 
 /// A file format for weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +96,18 @@ pub struct TorchTensor {
 /// assert_eq!(layout.last().unwrap().key, "7.4.bias");
 /// ```
 pub fn torch_layout(model: &Nin) -> Vec<TorchTensor> {
-    let last = model.blocks.len().saturating_sub(1);
     let mut layout = Vec::new();
-    for (b, block) in model.blocks.iter().enumerate() {
-        // Blocks alternate with max pools; the dropout sits before the last block.
-        let sequential = if b == last { 2 * b + 1 } else { 2 * b };
+    // d2l's nn.Sequential holds the stages in the order they run, one index each.
+    let blocks =
+        model
+            .stages()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(sequential, stage)| match stage {
+                Stage::Block(b) => Some((sequential, b, &model.blocks[b])),
+                _ => None,
+            });
+    for (sequential, b, block) in blocks {
         let layers = [
             ("conv", &block.conv),
             ("mlp1", &block.mlp1),

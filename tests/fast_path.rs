@@ -1,33 +1,18 @@
-//! On an autodiff device `NinBlock` runs its 1×1 convolutions as matrix products and batch norm
-//! from reductions. These tests hold that path to the plain one (burn's `Conv2d` and
-//! `BatchNorm`, then ReLU): the same outputs, the same gradients for every parameter and for the
-//! input, and the same running statistics, on every backend this run has.
+//! `NinBlock::forward` runs through `nin::ops`: the crate's convolution and batch-norm kernels on
+//! flex, matrix-product 1×1 convolutions and reduction batch norm on other autodiff backends,
+//! batch norm folded into the convolution in inference. These tests hold it to
+//! `forward_reference` (burn's `Conv2d` and `BatchNorm`, then ReLU): the same outputs, the same
+//! gradients for every parameter and for the input, and the same running statistics, on every
+//! backend this run has; and, on flex, the same for whole networks.
 
 mod common;
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
-use nin::model::ConvLayer;
-use nin::{NinBlock, NinBlockConfig};
+use nin::{Nin, NinBlock, NinBlockConfig, NinConfig};
 
 const TOLERANCE: f32 = 1e-4;
-
-/// burn's own modules, layer by layer: the path the fast one must match.
-fn plain_forward(block: &NinBlock, input: Tensor<4>) -> Tensor<4> {
-    let layer = |layer: &ConvLayer, x: Tensor<4>| {
-        let x = layer.conv.forward(x);
-        let x = match &layer.norm {
-            Some(norm) => norm.forward(x),
-            None => x,
-        };
-        relu(x)
-    };
-    let x = layer(&block.conv, input);
-    let x = layer(&block.mlp1, x);
-    layer(&block.mlp2, x)
-}
 
 /// A block's parameters by name, with their gradients.
 fn parameter_grads(block: &NinBlock, grads: &Gradients) -> Vec<(String, Vec<f32>)> {
@@ -138,7 +123,7 @@ fn assert_fast_path_matches(test: &str, config: NinBlockConfig, input_shape: [us
         );
 
         let fast = pass(&block, &input, &upstream, NinBlock::forward);
-        let plain = pass(&twin, &input, &upstream, plain_forward);
+        let plain = pass(&twin, &input, &upstream, NinBlock::forward_reference);
 
         assert!(fast.output.iter().any(|v| *v > 0.0), "degenerate output");
         assert_close(test, "output", &fast.output, &plain.output);
@@ -220,9 +205,85 @@ fn folded_norm_matches_plain_in_inference() {
         );
         let input = Tensor::<4>::random([4, 3, 17, 17], Distribution::Normal(2.0, 3.0), &device);
         let folded = common::values(block.forward(input.clone()));
-        let plain = common::values(plain_forward(&block, input));
+        let plain = common::values(block.forward_reference(input));
         assert!(folded.iter().any(|v| *v > 0.0), "degenerate output");
         assert_close(test, "inference output", &folded, &plain);
         println!("{test}: {backend}: folded convolution and batch norm match the plain path");
+    }
+}
+
+/// Logits and every parameter's gradient of a whole network, through `forward` or
+/// `forward_reference`.
+fn model_pass(
+    model: &Nin,
+    images: &Tensor<4>,
+    forward: impl Fn(&Nin, Tensor<4>) -> Tensor<2>,
+) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
+    let logits = forward(model, images.clone());
+    // A loss that weighs each logit differently, so that no gradient cancels by symmetry.
+    let [batch, classes] = logits.dims();
+    let weights: Vec<f32> = (0..batch * classes)
+        .map(|i| ((i * 7919) % 13) as f32 / 6.0 - 1.0)
+        .collect();
+    let weights =
+        Tensor::<1>::from_floats(weights.as_slice(), &images.device()).reshape([batch, classes]);
+    let grads = (logits.clone() * weights).sum().backward();
+    let params = model
+        .blocks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, block)| {
+            parameter_grads(block, &grads)
+                .into_iter()
+                .map(move |(name, g)| (format!("blocks.{i}.{name}"), g))
+        })
+        .collect();
+    (common::values(logits), params)
+}
+
+/// The presets end to end on flex: `Nin::forward` (the crate's kernels) and
+/// `Nin::forward_reference` (burn's modules) give the same logits and parameter gradients.
+#[test]
+fn whole_presets_match_the_reference_on_flex() {
+    let test = "whole_presets";
+    let device: Device = nin::backend::device("flex")
+        .expect("flex is a default feature")
+        .autodiff();
+    // Dropout off: the comparison is about the layers, and a mask drawn twice would differ.
+    let presets = [
+        ("d2l", NinConfig::d2l(10), [2, 1, 224, 224]),
+        ("compact", NinConfig::compact(10), [6, 1, 28, 28]),
+        (
+            "compact + batch norm",
+            NinConfig::compact(10).with_batch_norm(true),
+            [6, 1, 28, 28],
+        ),
+    ];
+    for (name, config, shape) in presets {
+        let config = config.with_dropout(0.0);
+        device.seed(21);
+        let model = config.init(&device);
+        let twin = config
+            .init(&device)
+            .load_record(model.clone().into_record());
+        let images = common::pattern_images(shape, &device);
+        let (logits, grads) = model_pass(&model, &images, Nin::forward);
+        let (ref_logits, ref_grads) = model_pass(&twin, &images, |m, x| {
+            m.forward_reference(x)
+                .expect("the presets take their own input size")
+        });
+        assert_close(test, &format!("{name} logits"), &logits, &ref_logits);
+        assert_eq!(grads.len(), ref_grads.len());
+        for ((param, g), (_, r)) in grads.iter().zip(&ref_grads) {
+            assert!(
+                r.iter().any(|v| *v != 0.0),
+                "{name}: {param}: zero reference gradient"
+            );
+            assert_close(test, &format!("{name} {param} gradient"), g, r);
+        }
+        println!(
+            "{test}: {name}: logits and {} parameter gradients match",
+            grads.len()
+        );
     }
 }

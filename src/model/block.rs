@@ -3,13 +3,13 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::error::ConfigError;
-use super::fast_path;
 use super::init::{D2L_WEIGHT_INIT, SquareConv};
+use crate::ops;
 
 /// Configuration of a [`NinBlock`], built with [`NinBlockConfig::new`] and the `with_*` setters,
 /// turned into a module with [`init`](NinBlockConfig::init).
@@ -117,10 +117,6 @@ impl NinBlockConfig {
             conv: layer(spatial),
             mlp1: layer(SquareConv::pointwise(self.out_channels, mlp1)),
             mlp2: layer(SquareConv::pointwise(mlp1, mlp2)),
-            in_channels: self.in_channels,
-            kernel_size: self.kernel_size,
-            stride: self.stride,
-            padding: self.padding,
         }
     }
 }
@@ -135,30 +131,22 @@ pub struct ConvLayer {
 }
 
 impl ConvLayer {
-    /// Convolution, optional batch norm, ReLU.
-    ///
-    /// In inference batch norm is folded into the convolution. On an autodiff device a 1×1
-    /// convolution runs as a matrix product and batch norm with its ReLU as one fused operation
-    /// (a flex kernel, or reductions elsewhere), whose gradients are cheaper than burn's generic
-    /// ones. The values are the same either way (see `fast_path`).
+    /// Convolution, optional batch norm, ReLU: the same values as
+    /// [`forward_reference`](Self::forward_reference), through the fastest kernels this backend
+    /// has (`ops`).
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let training = input.device().is_autodiff();
-        if let Some(norm) = self
-            .norm
-            .as_ref()
-            .filter(|n| !(training && n.training.is_enabled()))
-        {
-            return relu(fast_path::conv_with_folded_norm(&self.conv, norm, input));
-        }
-        let x = if training && fast_path::is_pointwise(&self.conv) {
-            fast_path::pointwise_conv(&self.conv, input)
-        } else {
-            self.conv.forward(input)
+        ops::conv_norm_relu(&self.conv, self.norm.as_ref(), input)
+    }
+
+    /// Convolution, optional batch norm, ReLU, as burn's own modules compute them: the
+    /// definition the fast path is tested against.
+    pub fn forward_reference(&self, input: Tensor<4>) -> Tensor<4> {
+        let x = self.conv.forward(input);
+        let x = match &self.norm {
+            Some(norm) => norm.forward(x),
+            None => x,
         };
-        match &self.norm {
-            Some(norm) => fast_path::batch_norm_relu_train(norm, x),
-            None => relu(x),
-        }
+        relu(x)
     }
 }
 
@@ -175,14 +163,6 @@ pub struct NinBlock {
     pub mlp1: ConvLayer,
     /// The second 1×1 convolution.
     pub mlp2: ConvLayer,
-    /// Channels the block takes.
-    pub in_channels: usize,
-    /// Side of the k×k kernel.
-    pub kernel_size: usize,
-    /// Stride of the k×k convolution.
-    pub stride: usize,
-    /// Zero padding of the k×k convolution.
-    pub padding: usize,
 }
 
 impl NinBlock {
@@ -193,21 +173,60 @@ impl NinBlock {
         self.mlp2.forward(x)
     }
 
+    /// The block through burn's own modules only ([`ConvLayer::forward_reference`]): the same
+    /// values as [`forward`](Self::forward), for testing it.
+    pub fn forward_reference(&self, input: Tensor<4>) -> Tensor<4> {
+        let x = self.conv.forward_reference(input);
+        let x = self.mlp1.forward_reference(x);
+        self.mlp2.forward_reference(x)
+    }
+
+    /// Channels the block takes.
+    pub fn in_channels(&self) -> usize {
+        self.conv.conv.weight.lazy_shape()[1]
+    }
+
     /// Channels of the block's output.
     pub fn output_channels(&self) -> usize {
         self.mlp2.conv.weight.lazy_shape()[0]
     }
 
+    /// Side of the k×k kernel.
+    pub fn kernel_size(&self) -> usize {
+        self.conv.conv.kernel_size[0]
+    }
+
+    /// Stride of the k×k convolution.
+    pub fn stride(&self) -> usize {
+        self.conv.conv.stride[0]
+    }
+
+    /// Zero padding on each side of the k×k convolution.
+    pub fn padding(&self) -> usize {
+        match self.conv.conv.padding {
+            PaddingConfig2d::Explicit(top, ..) => top,
+            _ => 0,
+        }
+    }
+
     /// Height or width of the output for an input side of `input`, or `None` when the input is
     /// smaller than the kernel after padding.
     pub fn output_side(&self, input: usize) -> Option<usize> {
-        window_output_side(input, self.kernel_size, self.stride, self.padding)
+        window_output_side(input, self.kernel_size(), self.stride(), self.padding())
     }
 
     /// The smallest input side the k×k convolution accepts.
     pub fn min_input_side(&self) -> usize {
-        self.kernel_size.saturating_sub(2 * self.padding).max(1)
+        input_side_for(1, self.kernel_size(), self.stride(), self.padding())
     }
+}
+
+/// The smallest input side from which a window with `kernel`, `stride` and `padding` produces
+/// `output` values (at least 1): `(output − 1)·stride + kernel − 2·padding`.
+pub(crate) fn input_side_for(output: usize, kernel: usize, stride: usize, padding: usize) -> usize {
+    ((output.max(1) - 1) * stride + kernel)
+        .saturating_sub(2 * padding)
+        .max(1)
 }
 
 /// Output side of a convolution or pooling window, PyTorch's floor arithmetic; `None` when the

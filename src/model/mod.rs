@@ -1,10 +1,7 @@
 //! The NiN modules: [`NinBlock`] and the [`Nin`] classifier with its presets.
 
-#[cfg(feature = "flex")]
-mod batch_norm_relu;
 mod block;
 mod error;
-mod fast_path;
 mod init;
 mod nin;
 

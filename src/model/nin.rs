@@ -6,7 +6,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxP
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::block::{NinBlock, NinBlockConfig, window_output_side};
+use super::block::{NinBlock, NinBlockConfig, input_side_for, window_output_side};
 use super::error::{ConfigError, ShapeError, Stage};
 
 /// Configuration of a [`Nin`] classifier.
@@ -157,8 +157,6 @@ impl NinConfig {
                 .init(),
             dropout: DropoutConfig::new(self.dropout).init(),
             global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            pool_size: self.pool_size,
-            pool_stride: self.pool_stride,
             input_size: self.input_size,
         }
     }
@@ -179,10 +177,6 @@ pub struct Nin {
     pub dropout: Dropout,
     /// Global average pooling to one value per class.
     pub global_pool: AdaptiveAvgPool2d,
-    /// Window of the max pool.
-    pub pool_size: usize,
-    /// Stride of the max pool.
-    pub pool_stride: usize,
     /// Height and width the network was designed for, if known.
     #[module(skip)]
     pub input_size: Option<[usize; 2]>,
@@ -210,7 +204,14 @@ impl Nin {
     /// fit rather than panicking.
     pub fn try_forward(&self, images: Tensor<4>) -> Result<Tensor<2>, ShapeError> {
         self.check_input(images.dims())?;
-        Ok(self.run(images, |_, _| {}))
+        Ok(self.run(images, NinBlock::forward, |_, _| {}))
+    }
+
+    /// Like [`try_forward`](Self::try_forward), with every block through burn's own modules
+    /// only ([`NinBlock::forward_reference`]): the definition the fast path is tested against.
+    pub fn forward_reference(&self, images: Tensor<4>) -> Result<Tensor<2>, ShapeError> {
+        self.check_input(images.dims())?;
+        Ok(self.run(images, NinBlock::forward_reference, |_, _| {}))
     }
 
     /// Runs the network and hands each stage's output to `observe`, as d2l's layer-by-layer
@@ -221,28 +222,55 @@ impl Nin {
         observe: impl FnMut(Stage, &Tensor<4>),
     ) -> Result<Tensor<2>, ShapeError> {
         self.check_input(images.dims())?;
-        Ok(self.run(images, observe))
+        Ok(self.run(images, NinBlock::forward, observe))
     }
 
-    fn run(&self, images: Tensor<4>, mut observe: impl FnMut(Stage, &Tensor<4>)) -> Tensor<2> {
+    /// The stages in the order they run: the blocks, a max pool after every block but the
+    /// last, dropout before the last block, then the global average pool. `forward`, the shape
+    /// checks and the PyTorch layout all follow this one list.
+    ///
+    /// ```
+    /// use nin::{NinConfig, Stage};
+    ///
+    /// let model = NinConfig::compact(10).init(&nin::backend::device("auto").unwrap());
+    /// let stages = model.stages();
+    /// assert_eq!(stages[..3], [Stage::Block(0), Stage::MaxPool(0), Stage::Block(1)]);
+    /// assert_eq!(stages[stages.len() - 3..], [Stage::Dropout, Stage::Block(3), Stage::GlobalAvgPool]);
+    /// ```
+    pub fn stages(&self) -> Vec<Stage> {
         let last = self.blocks.len() - 1;
-        let mut x = images;
-        for (index, block) in self.blocks.iter().enumerate() {
+        let mut stages = Vec::with_capacity(2 * self.blocks.len() + 1);
+        for index in 0..self.blocks.len() {
             if index == last {
-                x = self.dropout.forward(x);
-                observe(Stage::Dropout, &x);
+                stages.push(Stage::Dropout);
             }
-            x = block.forward(x);
-            observe(Stage::Block(index), &x);
+            stages.push(Stage::Block(index));
             if index != last {
-                x = self.pool.forward(x);
-                observe(Stage::MaxPool(index), &x);
+                stages.push(Stage::MaxPool(index));
             }
         }
-        let pooled = self.global_pool.forward(x);
-        observe(Stage::GlobalAvgPool, &pooled);
-        let [batch, classes, _, _] = pooled.dims();
-        pooled.reshape([batch, classes])
+        stages.push(Stage::GlobalAvgPool);
+        stages
+    }
+
+    fn run(
+        &self,
+        images: Tensor<4>,
+        block_forward: impl Fn(&NinBlock, Tensor<4>) -> Tensor<4>,
+        mut observe: impl FnMut(Stage, &Tensor<4>),
+    ) -> Tensor<2> {
+        let mut x = images;
+        for stage in self.stages() {
+            x = match stage {
+                Stage::Block(index) => block_forward(&self.blocks[index], x),
+                Stage::MaxPool(_) => self.pool.forward(x),
+                Stage::Dropout => self.dropout.forward(x),
+                Stage::GlobalAvgPool => self.global_pool.forward(x),
+            };
+            observe(stage, &x);
+        }
+        let [batch, classes, _, _] = x.dims();
+        x.reshape([batch, classes])
     }
 
     /// Checks an input shape `[N, C, H, W]` without running anything and returns the logits'
@@ -266,7 +294,7 @@ impl Nin {
     /// The output shape of every stage for an input of `shape`, computed without running the
     /// network.
     pub fn stage_shapes(&self, shape: [usize; 4]) -> Result<Vec<(Stage, [usize; 4])>, ShapeError> {
-        let [batch, channels, height, width] = shape;
+        let [batch, channels, _, _] = shape;
         if batch == 0 {
             return Err(ShapeError::EmptyBatch { shape });
         }
@@ -286,38 +314,33 @@ impl Nin {
             }
         };
 
-        let last = self.blocks.len() - 1;
-        let mut side = [height, width];
         let mut stages = Vec::with_capacity(2 * self.blocks.len() + 1);
-        for (index, block) in self.blocks.iter().enumerate() {
-            if index == last {
-                stages.push((
-                    Stage::Dropout,
-                    [batch, channels_of(&stages, channels), side[0], side[1]],
-                ));
-            }
-            let need = block.min_input_side();
-            side = match side.map(|s| block.output_side(s)) {
-                [Some(h), Some(w)] => [h, w],
-                _ => return Err(too_small(Stage::Block(index), side, [need, need])),
-            };
-            stages.push((
-                Stage::Block(index),
-                [batch, block.output_channels(), side[0], side[1]],
-            ));
-            if index != last {
-                side = match side.map(|s| self.pool_output_side(s)) {
-                    [Some(h), Some(w)] => [h, w],
-                    _ => {
-                        let need = self.pool_size;
-                        return Err(too_small(Stage::MaxPool(index), side, [need, need]));
+        let mut current = shape;
+        for stage in self.stages() {
+            let [n, c, h, w] = current;
+            current = match stage {
+                Stage::Block(index) => {
+                    let block = &self.blocks[index];
+                    match [h, w].map(|s| block.output_side(s)) {
+                        [Some(h), Some(w)] => [n, block.output_channels(), h, w],
+                        _ => {
+                            let need = block.min_input_side();
+                            return Err(too_small(stage, [h, w], [need, need]));
+                        }
                     }
-                };
-                let c = block.output_channels();
-                stages.push((Stage::MaxPool(index), [batch, c, side[0], side[1]]));
-            }
+                }
+                Stage::MaxPool(_) => match [h, w].map(|s| self.pool_output_side(s)) {
+                    [Some(h), Some(w)] => [n, c, h, w],
+                    _ => {
+                        let need = self.pool_size();
+                        return Err(too_small(stage, [h, w], [need, need]));
+                    }
+                },
+                Stage::Dropout => current,
+                Stage::GlobalAvgPool => [n, c, 1, 1],
+            };
+            stages.push((stage, current));
         }
-        stages.push((Stage::GlobalAvgPool, [batch, self.num_classes(), 1, 1]));
         Ok(stages)
     }
 
@@ -355,27 +378,33 @@ impl Nin {
 
     /// The smallest height and width this network accepts.
     pub fn min_input_side(&self) -> usize {
-        // Walk backwards from a 1×1 output: a window with kernel k, stride s and padding p
-        // producing o values needs at least (o − 1)·s + k − 2p inputs (and at least 1).
-        let needed = |out: usize, kernel: usize, stride: usize, padding: usize| {
-            ((out - 1) * stride + kernel)
-                .saturating_sub(2 * padding)
-                .max(1)
-        };
-        let last = self.blocks.len() - 1;
-        let mut side = 1;
-        for (index, block) in self.blocks.iter().enumerate().rev() {
-            if index != last {
-                side = needed(side, self.pool_size, self.pool_stride, 0);
-            }
-            side = needed(side, block.kernel_size, block.stride, block.padding);
-        }
-        side
+        // Walk back from a 1×1 output through every window.
+        self.stages()
+            .into_iter()
+            .rev()
+            .fold(1, |side, stage| match stage {
+                Stage::Block(index) => {
+                    let block = &self.blocks[index];
+                    input_side_for(side, block.kernel_size(), block.stride(), block.padding())
+                }
+                Stage::MaxPool(_) => input_side_for(side, self.pool_size(), self.pool_stride(), 0),
+                Stage::Dropout | Stage::GlobalAvgPool => side,
+            })
+    }
+
+    /// Window of the max pool between blocks.
+    pub fn pool_size(&self) -> usize {
+        self.pool.kernel_size[0]
+    }
+
+    /// Stride of the max pool between blocks.
+    pub fn pool_stride(&self) -> usize {
+        self.pool.stride[0]
     }
 
     /// Channels the network takes.
     pub fn input_channels(&self) -> usize {
-        self.blocks[0].in_channels
+        self.blocks[0].in_channels()
     }
 
     /// Number of classes: channels of the last block.
@@ -384,11 +413,6 @@ impl Nin {
     }
 
     fn pool_output_side(&self, input: usize) -> Option<usize> {
-        window_output_side(input, self.pool_size, self.pool_stride, 0)
+        window_output_side(input, self.pool_size(), self.pool_stride(), 0)
     }
-}
-
-/// Channels of the last recorded stage, or the input's when none is recorded yet.
-fn channels_of(stages: &[(Stage, [usize; 4])], input_channels: usize) -> usize {
-    stages.last().map_or(input_channels, |(_, shape)| shape[1])
 }

@@ -1,0 +1,144 @@
+//! Batch normalisation with batch statistics followed by a ReLU, as one flex kernel with a
+//! hand-written backward pass.
+//!
+//! Composed from tensor operations, a training-mode batch norm and its ReLU make one pass over
+//! the whole activation per operation, forward and back, and on a CPU those passes over memory,
+//! not arithmetic, are the cost of a batch-norm layer. This kernel makes three passes forward
+//! (sum, centred squares, output; `forward`) and two back (two sums per channel, then the
+//! input's gradient; `backward`), with AVX2 loops where the CPU has them (`ops::simd`).
+//!
+//! It is a burn backend extension: [`BatchNormReluOps`] is implemented for flex and for
+//! autodiff over flex, where the backward pass is registered by hand (`autodiff`). Other
+//! backends keep the composed path (`ops::composed`). Tested equal to burn's `BatchNorm`
+//! followed by `relu`: outputs, gradients and running statistics (tests/fast_path.rs).
+
+mod autodiff;
+mod backward;
+mod forward;
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::{Shape, Tensor};
+use burn_flex::FlexTensor;
+
+use super::flex::dims4;
+
+/// Three tensors: the activation and two per-channel vectors (statistics or gradients).
+type Normalised<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+/// The fused batch norm + ReLU as a backend operation.
+#[backend_extension(Flex, Autodiff)]
+pub(crate) trait BatchNormReluOps: Backend {
+    /// `relu(gamma · (x − mean) / sqrt(var + epsilon) + beta)` over `[N, C, H, W]`, with the
+    /// per-channel batch mean and biased variance; returns `(output, mean, variance)`.
+    fn batch_norm_relu(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Gradients of `x`, `gamma` and `beta` given the forward's input, output and statistics
+    /// and the output's gradient.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_relu_backward(
+        x: FloatTensor<Self>,
+        output: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// The fused operation on `[N, C, H, W]` flex tensors in `f32` (see `ops::flex::runs_on_flex`).
+/// Returns the activation and the batch mean and biased variance (not tracked by autodiff).
+pub(crate) fn batch_norm_relu(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    let (output, mean, variance) = <Dispatch as BatchNormReluOps>::batch_norm_relu(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
+    (
+        Tensor::from_dispatch(output),
+        Tensor::from_dispatch(mean),
+        Tensor::from_dispatch(variance),
+    )
+}
+
+impl BatchNormReluOps for Flex {
+    fn batch_norm_relu(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> Normalised<Self> {
+        forward::batch_norm_relu(x, gamma, beta, epsilon)
+    }
+
+    fn batch_norm_relu_backward(
+        x: FlexTensor,
+        output: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        output_grad: FlexTensor,
+        epsilon: f64,
+    ) -> Normalised<Self> {
+        backward::batch_norm_relu_backward(x, output, gamma, mean, variance, output_grad, epsilon)
+    }
+}
+
+/// The sizes of an `[N, C, H, W]` tensor as the kernels walk it: `N·C` planes of `H·W` values.
+#[derive(Clone, Copy)]
+struct NchwDims {
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    plane: usize,
+}
+
+impl NchwDims {
+    fn of(tensor: &FlexTensor) -> Self {
+        let [batch, channels, height, width] = dims4(tensor, "batch_norm_relu");
+        Self {
+            batch,
+            channels,
+            height,
+            width,
+            plane: height * width,
+        }
+    }
+
+    fn shape(&self) -> Shape {
+        Shape::new([self.batch, self.channels, self.height, self.width])
+    }
+
+    fn count_per_channel(&self) -> usize {
+        self.batch * self.plane
+    }
+
+    /// Values per image.
+    fn image(&self) -> usize {
+        self.channels * self.plane
+    }
+
+    /// The index range of image `n`'s plane of channel `c`.
+    fn plane_range(&self, n: usize, c: usize) -> std::ops::Range<usize> {
+        let start = (n * self.channels + c) * self.plane;
+        start..start + self.plane
+    }
+
+    /// The index ranges of channel `c`'s plane in each image.
+    fn planes_of(&self, c: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        (0..self.batch).map(move |n| self.plane_range(n, c))
+    }
+}

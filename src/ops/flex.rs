@@ -1,0 +1,46 @@
+//! What the flex kernels share: which tensors they take, and moving values in and out of flex
+//! tensors.
+
+use std::borrow::Cow;
+
+use burn::backend::DispatchDevice;
+use burn::tensor::{DType, Device, Shape, TensorData};
+use burn_flex::FlexTensor;
+
+/// Whether the flex kernels run on tensors of `device` in `dtype`: flex (with or without
+/// autodiff) and `f32`.
+pub(crate) fn runs_on_flex(device: &Device, dtype: DType) -> bool {
+    dtype == DType::F32
+        && matches!(
+            device.clone().inner().as_dispatch(),
+            DispatchDevice::Flex(_)
+        )
+}
+
+/// The tensor's values in row-major order, without a copy when it is already laid out so (a
+/// strided or offset view is copied once).
+pub(crate) fn f32_values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
+    assert_eq!(tensor.dtype(), DType::F32, "the flex kernels run in f32");
+    match tensor.as_slice::<f32>() {
+        Some(values) => Cow::Borrowed(values),
+        None => Cow::Owned(
+            tensor
+                .to_contiguous()
+                .as_slice::<f32>()
+                .expect("a contiguous f32 tensor")
+                .to_vec(),
+        ),
+    }
+}
+
+/// A flex tensor of `shape` holding `values`.
+pub(crate) fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.into()))
+}
+
+/// The dimensions of a 4-D flex tensor.
+pub(crate) fn dims4(tensor: &FlexTensor, what: &str) -> [usize; 4] {
+    let shape = tensor.layout().shape();
+    assert_eq!(shape.num_dims(), 4, "{what} takes [N, C, H, W] tensors");
+    [shape[0], shape[1], shape[2], shape[3]]
+}

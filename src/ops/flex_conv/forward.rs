@@ -1,0 +1,85 @@
+//! The forward pass on slices: one matrix product per image over its patch matrix, with the
+//! bias and the ReLU applied while the image's output is still in cache.
+
+use rayon::prelude::*;
+
+use super::geometry::ConvGeometry;
+use super::patches::im2col;
+use super::tasks::ImageTasks;
+use crate::ops::gemm::{MatRef, matmul};
+
+/// `[N, C_out, H', W']` output of convolving `x` (`[N, C, H, W]`) with `weight`
+/// (`[C_out, C, kh, kw]`) plus `bias` (`[C_out]`), followed by a ReLU when `relu` is set; all
+/// row-major, with the sizes in `g`.
+///
+/// # Panics
+///
+/// If a slice is shorter than `g` says.
+pub fn conv2d_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    g: &ConvGeometry,
+    relu: bool,
+) -> Vec<f32> {
+    let tasks = ImageTasks::for_batch(g.batch);
+    let weight = MatRef::row_major(weight, g.out_channels, g.patch_len());
+    let mut output = vec![0f32; g.batch * g.output_image()];
+    output
+        .par_chunks_mut(tasks.images_per_task * g.output_image())
+        .zip(x.par_chunks(tasks.images_per_task * g.input_image()))
+        .for_each(|(output, x)| {
+            // One patch matrix per task, reused for each of its images.
+            let mut patches = if g.is_pointwise() {
+                Vec::new()
+            } else {
+                vec![0f32; g.patch_len() * g.output_plane()]
+            };
+            let images = output
+                .chunks_exact_mut(g.output_image())
+                .zip(x.chunks_exact(g.input_image()));
+            for (output, image) in images {
+                let patches = if g.is_pointwise() {
+                    image
+                } else {
+                    im2col(image, g, &mut patches);
+                    &patches
+                };
+                let patches = MatRef::row_major(patches, g.patch_len(), g.output_plane());
+                matmul(output, weight, patches, false, tasks.product_threads);
+                let maps = output.chunks_exact_mut(g.output_plane());
+                for (map, &b) in maps.zip(bias) {
+                    add_bias(map, b, relu);
+                }
+            }
+        });
+    output
+}
+
+/// `map += b`, then `max(map, 0)` when `relu` is set; NaN stays NaN, as in burn's and
+/// PyTorch's ReLU, so that a diverging run is seen as one.
+fn add_bias(map: &mut [f32], b: f32, relu: bool) {
+    if relu {
+        for v in map {
+            let shifted = *v + b;
+            *v = if shifted < 0.0 { 0.0 } else { shifted };
+        }
+    } else if b != 0.0 {
+        for v in map {
+            *v += b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relu_keeps_nan_and_zeroes_negatives() {
+        let mut map = [f32::NAN, -2.0, 0.5, -0.5];
+        add_bias(&mut map, 1.0, true);
+        assert!(map[0].is_nan());
+        assert_eq!(&map[1..], &[0.0, 1.5, 0.5]);
+    }
+}

@@ -1,0 +1,138 @@
+//! The performance layer: every kernel and faster formulation the model runs on.
+//!
+//! The model calls one entry point per layer, which computes what
+//! [`ConvLayer::forward_reference`](crate::model::ConvLayer::forward_reference) (burn's own
+//! modules) computes. [`conv2d`] is public for models of your own: a burn `Conv2d` and an
+//! optional ReLU through this crate's kernel on flex, and through burn's elsewhere.
+//!
+//! - `flex_conv`: a convolution of our own on flex, with the ReLU folded into its output and its
+//!   own backward pass; every NiN convolution runs on it there, k×k and 1×1, in training and
+//!   in inference.
+//! - `batch_norm_relu`: training-mode batch norm and its ReLU as one flex kernel.
+//! - `composed`: formulations from burn's tensor operations for every backend (batch norm
+//!   folded into the convolution for inference, 1×1 convolutions as matrix products and batch
+//!   norm from reductions in training).
+//! - `gemm` and `simd`: the matrix products and vector loops under the flex kernels, and the
+//!   only code in the crate allowed `unsafe`.
+//!
+//! Every path is tested equal to burn's modules, in values and gradients (tests/conv2d.rs,
+//! tests/fast_path.rs).
+
+#[cfg(feature = "flex")]
+mod batch_norm_relu;
+mod composed;
+#[cfg(feature = "flex")]
+mod flex;
+#[cfg(feature = "flex")]
+pub mod flex_conv;
+#[cfg(feature = "flex")]
+pub mod gemm;
+#[cfg(feature = "flex")]
+mod simd;
+
+use burn::module::Param;
+use burn::nn::BatchNorm;
+use burn::nn::conv::Conv2d;
+use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
+
+/// `relu(norm(conv(input)))`, or `relu(conv(input))` without a norm, with batch statistics when
+/// the input is on an autodiff device and the norm is in training mode, running statistics
+/// otherwise; the fastest formulation this backend has.
+pub(crate) fn conv_norm_relu(
+    conv: &Conv2d,
+    norm: Option<&BatchNorm>,
+    input: Tensor<4>,
+) -> Tensor<4> {
+    let training = input.device().is_autodiff();
+    match norm {
+        Some(norm) if training && norm.training.is_enabled() => {
+            let x = conv2d(conv, input, false);
+            batch_norm_relu_train(norm, x)
+        }
+        Some(norm) => conv2d(&composed::fold_norm(conv, norm), input, true),
+        None => conv2d(conv, input, true),
+    }
+}
+
+/// `conv.forward(input)`, followed by a ReLU when `with_relu` is set: the same values and
+/// gradients, computed by this crate's convolution kernel where it takes the convolution (see
+/// [`conv2d_uses_kernel`]) and by burn's otherwise.
+///
+/// ```
+/// use burn::nn::PaddingConfig2d;
+/// use burn::nn::conv::Conv2dConfig;
+/// use burn::tensor::Tensor;
+///
+/// let device = nin::backend::device("flex").unwrap();
+/// let conv = Conv2dConfig::new([3, 8], [3, 3])
+///     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+///     .init(&device);
+/// let images = Tensor::<4>::ones([2, 3, 16, 16], &device);
+/// assert!(nin::ops::conv2d_uses_kernel(&conv, &images));
+/// let maps = nin::ops::conv2d(&conv, images, true);
+/// assert_eq!(maps.dims(), [2, 8, 16, 16]);
+/// ```
+pub fn conv2d(conv: &Conv2d, input: Tensor<4>, with_relu: bool) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(padding) = flex_convolution_padding(conv, &input) {
+        return flex_conv::conv2d_relu(
+            input,
+            conv.weight.val(),
+            conv.bias.as_ref().map(Param::val),
+            conv.stride,
+            padding,
+            with_relu,
+        );
+    }
+    let x = if input.device().is_autodiff() && composed::is_pointwise(conv) {
+        composed::pointwise_conv(conv, input)
+    } else {
+        conv.forward(input)
+    };
+    if with_relu { relu(x) } else { x }
+}
+
+/// Whether [`conv2d`] runs `conv` on `input` through this crate's kernel: on flex (with or
+/// without autodiff), in `f32`, without dilation or groups, with the same padding on both sides
+/// of each axis, and with no empty dimension. Always false without the `flex` feature.
+pub fn conv2d_uses_kernel(conv: &Conv2d, input: &Tensor<4>) -> bool {
+    #[cfg(feature = "flex")]
+    return flex_convolution_padding(conv, input).is_some();
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (conv, input);
+        false
+    }
+}
+
+/// The padding to run `conv` with on the flex kernel, or `None` when the kernel does not take
+/// this convolution.
+#[cfg(feature = "flex")]
+fn flex_convolution_padding(conv: &Conv2d, input: &Tensor<4>) -> Option<[usize; 2]> {
+    let takes = flex::runs_on_flex(&input.device(), input.dtype())
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && flex_conv::supports_shapes(input.dims(), conv.weight.dims());
+    takes.then(|| composed::symmetric_padding(conv)).flatten()
+}
+
+/// Batch normalisation with batch statistics followed by a ReLU, as `BatchNorm::forward` then
+/// `relu` compute it in training (biased variance, the same running-statistics update). On flex
+/// in `f32` one fused kernel does it; elsewhere reductions over `[N, C, H·W]`.
+fn batch_norm_relu_train(norm: &BatchNorm, input: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if flex::runs_on_flex(&input.device(), input.dtype()) {
+        let (output, mean, variance) = batch_norm_relu::batch_norm_relu(
+            input,
+            norm.gamma.val(),
+            norm.beta.val(),
+            norm.epsilon,
+        );
+        composed::update_running_statistics(norm, mean, variance);
+        return output;
+    }
+    let (output, mean, variance) = composed::batch_norm(norm, input);
+    composed::update_running_statistics(norm, mean, variance);
+    relu(output)
+}

@@ -1,0 +1,255 @@
+//! The loops of the batch-norm kernel, each in a portable form and, on x86-64, an AVX2 + FMA
+//! form chosen at run time.
+//!
+//! The crate is built for baseline x86-64 (SSE2), where these loops run four lanes wide at
+//! most; and the compiler does not vectorise a float sum by itself, since it may not reorder
+//! one. So the element-wise loops get a copy compiled with AVX2 enabled, and the two
+//! reductions are written with intrinsics. The portable forms are what other CPUs run, and the
+//! tests below hold every AVX2 form to its portable one.
+
+#![allow(unsafe_code)]
+
+/// Defines `$name`, which runs `$portable` compiled with AVX2 and FMA enabled when the CPU has
+/// them, and `$portable` itself, the body as written.
+macro_rules! simd_kernel {
+    ($(#[$doc:meta])* fn $name:ident / $portable:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        /// The portable form of the kernel of the same name without `_portable`.
+        #[inline(always)]
+        pub(crate) fn $portable($($arg: $ty),*) $(-> $ret)? $body
+
+        $(#[$doc])*
+        pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $portable($($arg),*)
+                }
+                if avx2::available() {
+                    // SAFETY: `avx2` needs AVX2 and FMA, and this CPU has both.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $portable($($arg),*)
+        }
+    };
+}
+
+/// `grad` where the ReLU's `output` is positive, else 0; a bit mask rather than a branch, so
+/// that the loops around it vectorise.
+#[inline(always)]
+pub(crate) fn relu_grad(grad: f32, output: f32) -> f32 {
+    let keep = if output > 0.0 { u32::MAX } else { 0 };
+    f32::from_bits(grad.to_bits() & keep)
+}
+
+simd_kernel! {
+    /// `out = max(0, a·x + b)`.
+    fn scale_shift_relu / scale_shift_relu_portable(out: &mut [f32], input: &[f32], a: f32, b: f32) {
+        for (o, &v) in out.iter_mut().zip(input) {
+            *o = (a * v + b).max(0.0);
+        }
+    }
+}
+
+simd_kernel! {
+    /// `out = k·g − shift − slope·(x − mean)`, with `g` the gradient where the output is
+    /// positive and 0 elsewhere; `planes` holds the gradient, the output and `x`.
+    fn batch_norm_input_grad / batch_norm_input_grad_portable(
+        out: &mut [f32],
+        planes: (&[f32], &[f32], &[f32]),
+        coefficients: [f32; 3],
+        mean: f32,
+    ) {
+        let (grad, output, x) = planes;
+        let [k, shift, slope] = coefficients;
+        for (((o, &g), &y), &v) in out.iter_mut().zip(grad).zip(output).zip(x) {
+            *o = k * relu_grad(g, y) - shift - slope * (v - mean);
+        }
+    }
+}
+
+/// `(Σ x, Σ (x − mean)²)`; the second with `mean` as given.
+pub(crate) fn plane_sums(values: &[f32], mean: f32) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { avx2::plane_sums(values, mean) };
+    }
+    plane_sums_portable(values, mean)
+}
+
+/// The portable form of [`plane_sums`].
+pub(crate) fn plane_sums_portable(values: &[f32], mean: f32) -> (f32, f32) {
+    let squares = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+    (values.iter().sum(), squares)
+}
+
+/// `(Σ g, Σ g·(x − mean))` over the positions where the output is positive.
+pub(crate) fn masked_sums(grad: &[f32], output: &[f32], x: &[f32], mean: f32) -> (f32, f32) {
+    assert!(output.len() == grad.len() && x.len() == grad.len());
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU has AVX2 and FMA, and the three slices have one length.
+        return unsafe { avx2::masked_sums(grad, output, x, mean) };
+    }
+    masked_sums_portable(grad, output, x, mean)
+}
+
+/// The portable form of [`masked_sums`].
+pub(crate) fn masked_sums_portable(
+    grad: &[f32],
+    output: &[f32],
+    x: &[f32],
+    mean: f32,
+) -> (f32, f32) {
+    let mut sums = (0.0, 0.0);
+    for ((&g, &y), &v) in grad.iter().zip(output).zip(x) {
+        let g = relu_grad(g, y);
+        sums = (sums.0 + g, sums.1 + g * (v - mean));
+    }
+    sums
+}
+
+/// The two reductions with AVX2 intrinsics.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn horizontal_sum(v: __m256) -> f32 {
+        let pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let pair = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
+        _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<1>(pair, pair)))
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn plane_sums(values: &[f32], mean: f32) -> (f32, f32) {
+        let (mut sum, mut squares) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let m = _mm256_set1_ps(mean);
+        let mut blocks = values.chunks_exact(8);
+        for block in &mut blocks {
+            // SAFETY: `block` holds 8 floats.
+            let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
+            sum = _mm256_add_ps(sum, v);
+            let centred = _mm256_sub_ps(v, m);
+            squares = _mm256_fmadd_ps(centred, centred, squares);
+        }
+        let (rest_sum, rest_squares) = super::plane_sums_portable(blocks.remainder(), mean);
+        (
+            horizontal_sum(sum) + rest_sum,
+            horizontal_sum(squares) + rest_squares,
+        )
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `output` and `x` must be as long as `grad`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn masked_sums(
+        grad: &[f32],
+        output: &[f32],
+        x: &[f32],
+        mean: f32,
+    ) -> (f32, f32) {
+        let (mut sg, mut sgx) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (m, zero) = (_mm256_set1_ps(mean), _mm256_setzero_ps());
+        let whole = grad.len() / 8 * 8;
+        for i in (0..whole).step_by(8) {
+            // SAFETY: i + 8 ≤ the length of all three slices.
+            let (g, y, v) = unsafe {
+                (
+                    _mm256_loadu_ps(grad.as_ptr().add(i)),
+                    _mm256_loadu_ps(output.as_ptr().add(i)),
+                    _mm256_loadu_ps(x.as_ptr().add(i)),
+                )
+            };
+            let g = _mm256_and_ps(g, _mm256_cmp_ps::<_CMP_GT_OQ>(y, zero));
+            sg = _mm256_add_ps(sg, g);
+            sgx = _mm256_fmadd_ps(g, _mm256_sub_ps(v, m), sgx);
+        }
+        let (a, b) =
+            super::masked_sums_portable(&grad[whole..], &output[whole..], &x[whole..], mean);
+        (horizontal_sum(sg) + a, horizontal_sum(sgx) + b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values with both signs and some exact zeros, the cases the ReLU mask separates.
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let h = (i as u32 ^ seed).wrapping_mul(2_654_435_761) >> 16;
+                if h % 11 == 0 {
+                    0.0
+                } else {
+                    (h % 2000) as f32 / 500.0 - 2.0
+                }
+            })
+            .collect()
+    }
+
+    fn close(a: f32, b: f32, scale: f32) -> bool {
+        (a - b).abs() <= 1e-5 * scale.max(1.0)
+    }
+
+    /// Every length from empty to past two AVX2 blocks, so that the vector body, the remainder
+    /// loop and both together are covered; on a CPU without AVX2 both sides are portable.
+    #[test]
+    fn each_kernel_agrees_with_its_portable_form() {
+        for len in 0..40 {
+            let (x, g, y) = (values(len, 1), values(len, 2), values(len, 3));
+            let scale = len as f32 * 4.0;
+
+            let (s, q) = plane_sums(&x, 0.3);
+            let (sp, qp) = plane_sums_portable(&x, 0.3);
+            assert!(
+                close(s, sp, scale) && close(q, qp, scale * 4.0),
+                "plane_sums, {len}"
+            );
+
+            let (a, b) = masked_sums(&g, &y, &x, -0.2);
+            let (ap, bp) = masked_sums_portable(&g, &y, &x, -0.2);
+            assert!(
+                close(a, ap, scale) && close(b, bp, scale * 4.0),
+                "masked_sums, {len}"
+            );
+
+            let (mut out, mut out_p) = (vec![0.0; len], vec![0.0; len]);
+            scale_shift_relu(&mut out, &x, 1.5, -0.25);
+            scale_shift_relu_portable(&mut out_p, &x, 1.5, -0.25);
+            assert_eq!(out, out_p, "scale_shift_relu, {len}");
+
+            let coefficients = [0.7, 0.1, -0.3];
+            batch_norm_input_grad(&mut out, (&g, &y, &x), coefficients, 0.5);
+            batch_norm_input_grad_portable(&mut out_p, (&g, &y, &x), coefficients, 0.5);
+            assert!(
+                out.iter().zip(&out_p).all(|(a, b)| close(*a, *b, 1.0)),
+                "batch_norm_input_grad, {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_portable_forms_compute_what_they_say() {
+        let x = [1.0, -2.0, 3.0, 0.0];
+        assert_eq!(
+            plane_sums_portable(&x, 0.5),
+            (2.0, 0.25 + 6.25 + 6.25 + 0.25)
+        );
+        // Only positions with a positive output count.
+        let (g, y) = ([1.0, 2.0, 4.0, 8.0], [1.0, 0.0, -1.0, 2.0]);
+        assert_eq!(masked_sums_portable(&g, &y, &x, 1.0), (9.0, -8.0));
+        let mut out = [9.0; 4];
+        scale_shift_relu_portable(&mut out, &x, 2.0, 1.0);
+        assert_eq!(out, [3.0, 0.0, 7.0, 1.0]);
+    }
+}
