@@ -37,6 +37,8 @@ fn backends() -> Vec<&'static str> {
 }
 
 fn group<'a>(c: &'a mut Criterion, name: String, backend: &str) -> BenchmarkGroup<'a, WallTime> {
+    // As the trainer does: steps reuse the memory earlier steps freed.
+    nin::ops::retain_freed_memory();
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
     if backend != "flex" {

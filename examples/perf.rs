@@ -232,6 +232,7 @@ fn layer_table(
     script: &Path,
     threads: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    nin::ops::retain_freed_memory();
     let layers = preset_layers(args)?;
     let theirs: Option<Vec<Value>> = if args.no_pytorch {
         None
@@ -354,6 +355,7 @@ fn layer_table(
 
 /// `perf --gemm`: each matrix product the kernel runs, one per thread and threaded.
 fn gemm_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    nin::ops::retain_freed_memory();
     let layers = preset_layers(args)?;
     let peak = peak_line(args);
     println!(
@@ -504,6 +506,7 @@ fn worker(
     warmup: usize,
     steps: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    nin::ops::retain_freed_memory();
     let device = nin::backend::device(backend)?;
     let mut work = Workload::new(preset, batch, &device);
     let mut step = || match mode {

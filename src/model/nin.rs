@@ -8,6 +8,16 @@ use burn::tensor::{Device, Tensor};
 
 use super::block::{NinBlock, NinBlockConfig, input_side_for, window_output_side};
 use super::error::{ConfigError, ShapeError, Stage};
+use crate::ops;
+
+/// Which implementation of the layers a pass runs.
+#[derive(Clone, Copy)]
+enum Path {
+    /// `crate::ops`: the fastest kernels of the backend.
+    Fast,
+    /// burn's own modules.
+    Reference,
+}
 
 /// Configuration of a [`Nin`] classifier.
 ///
@@ -204,14 +214,15 @@ impl Nin {
     /// fit rather than panicking.
     pub fn try_forward(&self, images: Tensor<4>) -> Result<Tensor<2>, ShapeError> {
         self.check_input(images.dims())?;
-        Ok(self.run(images, NinBlock::forward, |_, _| {}))
+        Ok(self.run(images, Path::Fast, |_, _| {}))
     }
 
-    /// Like [`try_forward`](Self::try_forward), with every block through burn's own modules
-    /// only ([`NinBlock::forward_reference`]): the definition the fast path is tested against.
+    /// Like [`try_forward`](Self::try_forward), through burn's own modules only (blocks by
+    /// [`NinBlock::forward_reference`], burn's max pool): the definition the fast path is tested
+    /// against.
     pub fn forward_reference(&self, images: Tensor<4>) -> Result<Tensor<2>, ShapeError> {
         self.check_input(images.dims())?;
-        Ok(self.run(images, NinBlock::forward_reference, |_, _| {}))
+        Ok(self.run(images, Path::Reference, |_, _| {}))
     }
 
     /// Runs the network and hands each stage's output to `observe`, as d2l's layer-by-layer
@@ -222,7 +233,7 @@ impl Nin {
         observe: impl FnMut(Stage, &Tensor<4>),
     ) -> Result<Tensor<2>, ShapeError> {
         self.check_input(images.dims())?;
-        Ok(self.run(images, NinBlock::forward, observe))
+        Ok(self.run(images, Path::Fast, observe))
     }
 
     /// The stages in the order they run: the blocks, a max pool after every block but the
@@ -256,14 +267,20 @@ impl Nin {
     fn run(
         &self,
         images: Tensor<4>,
-        block_forward: impl Fn(&NinBlock, Tensor<4>) -> Tensor<4>,
+        path: Path,
         mut observe: impl FnMut(Stage, &Tensor<4>),
     ) -> Tensor<2> {
         let mut x = images;
         for stage in self.stages() {
             x = match stage {
-                Stage::Block(index) => block_forward(&self.blocks[index], x),
-                Stage::MaxPool(_) => self.pool.forward(x),
+                Stage::Block(index) => match path {
+                    Path::Fast => self.blocks[index].forward(x),
+                    Path::Reference => self.blocks[index].forward_reference(x),
+                },
+                Stage::MaxPool(_) => match path {
+                    Path::Fast => ops::max_pool2d(&self.pool, x),
+                    Path::Reference => self.pool.forward(x),
+                },
                 Stage::Dropout => self.dropout.forward(x),
                 Stage::GlobalAvgPool => self.global_pool.forward(x),
             };

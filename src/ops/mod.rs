@@ -9,11 +9,15 @@
 //!   own backward pass; every NiN convolution runs on it there, k×k and 1×1, in training and
 //!   in inference.
 //! - `batch_norm_relu`: training-mode batch norm and its ReLU as one flex kernel.
+//! - `max_pool`: the pools between blocks on flex, whose backward pass needs no index tensor.
 //! - `composed`: formulations from burn's tensor operations for every backend (batch norm
 //!   folded into the convolution for inference, 1×1 convolutions as matrix products and batch
 //!   norm from reductions in training).
-//! - `gemm` and `simd`: the matrix products and vector loops under the flex kernels, and the
-//!   only code in the crate allowed `unsafe`.
+//! - `gemm` and `simd`: the matrix products and vector loops under the flex kernels.
+//! - [`retain_freed_memory`]: keeps the allocator from returning each step's memory to the
+//!   kernel.
+//!
+//! This module is the only code in the crate allowed `unsafe`.
 //!
 //! Every path is tested equal to burn's modules, in values and gradients (tests/conv2d.rs,
 //! tests/fast_path.rs).
@@ -28,11 +32,17 @@ pub mod flex_conv;
 #[cfg(feature = "flex")]
 pub mod gemm;
 #[cfg(feature = "flex")]
+mod max_pool;
+mod memory;
+#[cfg(feature = "flex")]
 mod simd;
+
+pub use memory::retain_freed_memory;
 
 use burn::module::Param;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 
@@ -104,6 +114,32 @@ pub fn conv2d_uses_kernel(conv: &Conv2d, input: &Tensor<4>) -> bool {
         let _ = (conv, input);
         false
     }
+}
+
+/// `pool.forward(input)`: the same values and gradient, computed by this crate's max-pool kernel
+/// on flex (in `f32`, for pools without padding or dilation, rounding down, and an input that
+/// fits a window) and by burn's otherwise.
+pub fn max_pool2d(pool: &MaxPool2d, input: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if flex::runs_on_flex(&input.device(), input.dtype()) && plain_pool_fits(pool, input.dims()) {
+        return max_pool::max_pool2d(input, pool.kernel_size, pool.stride);
+    }
+    pool.forward(input)
+}
+
+/// Whether `pool` has no padding, dilation or ceiling rounding and `input` fits one window.
+#[cfg(feature = "flex")]
+fn plain_pool_fits(pool: &MaxPool2d, input: [usize; 4]) -> bool {
+    let [_, _, height, width] = input;
+    matches!(
+        pool.padding,
+        burn::nn::PaddingConfig2d::Valid | burn::nn::PaddingConfig2d::Explicit(0, 0, 0, 0)
+    ) && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && pool.stride.iter().all(|&s| s > 0)
+        && input.iter().all(|&d| d > 0)
+        && height >= pool.kernel_size[0]
+        && width >= pool.kernel_size[1]
 }
 
 /// The padding to run `conv` with on the flex kernel, or `None` when the kernel does not take

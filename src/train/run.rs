@@ -68,6 +68,9 @@ pub struct Trained {
 /// A fresh run clears the outputs of an earlier run in the same directory; with
 /// `options.resume` it continues from the last checkpoint, provided `config.json` there
 /// describes the same run (only `epochs` may grow).
+///
+/// It calls [`retain_freed_memory`](crate::ops::retain_freed_memory) first, so that steps reuse
+/// the memory earlier steps freed.
 pub fn train<Tr, Te>(
     config: &TrainingConfig,
     train_set: Tr,
@@ -80,6 +83,7 @@ where
     Te: Dataset<ImageItem> + 'static,
 {
     let started = Instant::now();
+    crate::ops::retain_freed_memory();
     config.validate()?;
     if config.model.blocks[0].in_channels != 1 {
         return Err(TrainError::Config(format!(

@@ -1,0 +1,173 @@
+//! The pool's loops on row-major slices, one `[H, W]` plane at a time.
+
+use rayon::prelude::*;
+
+/// Sizes of a max pool over `[N, C, H, W]` with a `kernel` window every `stride` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PoolGeometry {
+    planes: usize,
+    batch: usize,
+    channels: usize,
+    input: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    output: [usize; 2],
+}
+
+impl PoolGeometry {
+    /// # Panics
+    ///
+    /// If a window does not fit the input or a stride is 0 (the model checks shapes first).
+    pub(crate) fn new(input: [usize; 4], kernel: [usize; 2], stride: [usize; 2]) -> Self {
+        let [batch, channels, height, width] = input;
+        let side = |size: usize, k: usize, s: usize| {
+            assert!(
+                s > 0 && k > 0 && size >= k,
+                "max_pool2d: a {k}-wide window every {s} does not fit {size}"
+            );
+            (size - k) / s + 1
+        };
+        Self {
+            planes: batch * channels,
+            batch,
+            channels,
+            input: [height, width],
+            kernel,
+            stride,
+            output: [
+                side(height, kernel[0], stride[0]),
+                side(width, kernel[1], stride[1]),
+            ],
+        }
+    }
+
+    pub(crate) fn output_shape(&self) -> [usize; 4] {
+        [self.batch, self.channels, self.output[0], self.output[1]]
+    }
+
+    pub(crate) fn input_shape(&self) -> [usize; 4] {
+        [self.batch, self.channels, self.input[0], self.input[1]]
+    }
+
+    fn input_plane(&self) -> usize {
+        self.input[0] * self.input[1]
+    }
+
+    fn output_plane(&self) -> usize {
+        self.output[0] * self.output[1]
+    }
+}
+
+/// The larger of two values, NaN if either is: NaN must win so that a diverging run shows.
+#[inline(always)]
+fn nan_max(a: f32, b: f32) -> f32 {
+    if a > b || a.is_nan() { a } else { b }
+}
+
+/// Whether `value` is the window's maximum `max` (both NaN counts as equal).
+#[inline(always)]
+fn is_max(value: f32, max: f32) -> bool {
+    value == max || (value.is_nan() && max.is_nan())
+}
+
+pub(crate) fn forward(x: &[f32], g: &PoolGeometry) -> Vec<f32> {
+    let [_, width] = g.input;
+    let [out_height, out_width] = g.output;
+    let [kh, kw] = g.kernel;
+    let [sh, sw] = g.stride;
+    let mut output = vec![0f32; g.planes * g.output_plane()];
+    if output.is_empty() {
+        return output;
+    }
+    output
+        .par_chunks_mut(g.output_plane())
+        .zip(x.par_chunks(g.input_plane()))
+        .for_each_init(
+            || vec![0f32; width],
+            |rows_max, (out, plane)| {
+                for (oh, out_row) in out.chunks_exact_mut(out_width).enumerate().take(out_height) {
+                    // Element-wise maximum of the window's rows, then of each window's columns.
+                    let first = oh * sh * width;
+                    rows_max.copy_from_slice(&plane[first..first + width]);
+                    for i in 1..kh {
+                        let row = &plane[first + i * width..first + (i + 1) * width];
+                        for (m, &v) in rows_max.iter_mut().zip(row) {
+                            *m = nan_max(*m, v);
+                        }
+                    }
+                    for (ow, o) in out_row.iter_mut().enumerate() {
+                        let window = &rows_max[ow * sw..ow * sw + kw];
+                        *o = window[1..].iter().fold(window[0], |m, &v| nan_max(m, v));
+                    }
+                }
+            },
+        );
+    output
+}
+
+pub(crate) fn backward(
+    x: &[f32],
+    output: &[f32],
+    output_grad: &[f32],
+    g: &PoolGeometry,
+) -> Vec<f32> {
+    let [_, width] = g.input;
+    let [_, out_width] = g.output;
+    let [kh, kw] = g.kernel;
+    let [sh, sw] = g.stride;
+    let mut dx = vec![0f32; g.planes * g.input_plane()];
+    if dx.is_empty() || output.is_empty() {
+        return dx;
+    }
+    dx.par_chunks_mut(g.input_plane())
+        .zip(x.par_chunks(g.input_plane()))
+        .zip(
+            output
+                .par_chunks(g.output_plane())
+                .zip(output_grad.par_chunks(g.output_plane())),
+        )
+        .for_each(|((dx, plane), (out, grad))| {
+            for (o, (&max, &gradient)) in out.iter().zip(grad).enumerate() {
+                let (oh, ow) = (o / out_width, o % out_width);
+                // The first maximum in row-major window order, as burn and PyTorch pick it.
+                let at = (0..kh)
+                    .flat_map(|i| (0..kw).map(move |j| (oh * sh + i) * width + ow * sw + j))
+                    .find(|&at| is_max(plane[at], max))
+                    .expect("the maximum lies in its window");
+                dx[at] += gradient;
+            }
+        });
+    dx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_a_plane_and_routes_the_gradient_to_the_first_maximum() {
+        // 1 plane, 3×5, 3×3 windows every 2 columns: two windows.
+        let x = [
+            1.0, 5.0, 2.0, 0.0, 7.0, //
+            3.0, 4.0, 5.0, 1.0, 1.0, //
+            0.0, 2.0, 1.0, 6.0, 2.0,
+        ];
+        let g = PoolGeometry::new([1, 1, 3, 5], [3, 3], [2, 2]);
+        let out = forward(&x, &g);
+        assert_eq!(out, vec![5.0, 7.0]);
+        let dx = backward(&x, &out, &[1.0, 10.0], &g);
+        let mut expected = [0.0; 15];
+        expected[1] = 1.0; // the first 5, not the second at (1, 2)
+        expected[4] = 10.0;
+        assert_eq!(dx.to_vec(), expected.to_vec());
+    }
+
+    #[test]
+    fn nan_wins_a_window() {
+        let x = [1.0, f32::NAN, 2.0, 3.0];
+        let g = PoolGeometry::new([1, 1, 2, 2], [2, 2], [2, 2]);
+        let out = forward(&x, &g);
+        assert!(out[0].is_nan());
+        assert_eq!(backward(&x, &out, &[1.0], &g), vec![0.0, 1.0, 0.0, 0.0]);
+    }
+}

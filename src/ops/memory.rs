@@ -1,0 +1,34 @@
+//! Keeping freed memory in the process, so that the next training step reuses it instead of
+//! asking the kernel for fresh zeroed pages.
+//!
+//! A training step allocates every activation and gradient anew and frees them at the end of
+//! the step. glibc's `malloc` hands blocks above its `mmap` threshold straight back to the
+//! kernel and trims the heap top once more than 128 KiB of it is free, so each step faults in
+//! the same hundreds of megabytes again, page by page. On flex that was a fifth of a compact
+//! training step (page faults and their TLB flushes in a profile); raising both thresholds
+//! took the step from 610–634 to 770–823 images/s with the same peak resident memory.
+
+/// Tells the C allocator to keep freed blocks up to 32 MiB in the process heap (glibc's largest
+/// `mmap` threshold) and never to trim the heap top, for the rest of the process's life. The
+/// peak memory is unchanged: what is kept is what the next step allocates again.
+///
+/// The examples, the benches and [`train`](crate::train::train) call it; call it at the start of
+/// your own training binary for the same effect. It is process-wide and idempotent, and does
+/// nothing where the C library is not glibc.
+///
+/// ```
+/// nin::ops::retain_freed_memory();
+/// ```
+pub fn retain_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const MMAP_THRESHOLD_MAX: libc::c_int = 32 << 20;
+        // SAFETY: `mallopt` only changes allocator parameters; glibc applies it under its own
+        // lock and it is sound to call at any time, from any thread.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+        }
+    }
+}
