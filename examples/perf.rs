@@ -61,10 +61,6 @@ struct Args {
     /// machine's peak, instead of whole steps.
     #[arg(long)]
     gemm: bool,
-    /// Single-precision FLOPs one core retires per cycle, for the peak (Zen 4: two 256-bit FMA
-    /// pipes, 2 × 8 × 2 = 32).
-    #[arg(long, default_value_t = 32.0)]
-    flops_per_cycle: f64,
     /// Internal: run one measurement and print it as JSON.
     #[arg(long, hide = true)]
     worker: Option<Mode>,
@@ -207,22 +203,15 @@ fn preset_layers(
     Ok(layers)
 }
 
-fn peak_line(args: &Args) -> Option<f64> {
-    match kernels::peak_gflops(args.flops_per_cycle) {
-        Some((peak, ghz)) => {
-            println!(
-                "peak: {peak:.0} GFLOP/s ({} cores × {} FLOP/cycle × {ghz:.2} GHz, the clock \
-                 /proc/cpuinfo reports)",
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-                args.flops_per_cycle
-            );
-            Some(peak)
-        }
-        None => {
-            println!("peak: unknown (no clock in /proc/cpuinfo)");
-            None
-        }
-    }
+/// Measures and prints this machine's FMA peak.
+fn peak_line() -> f64 {
+    let peak = nin::ops::gemm::measured_peak_gflops();
+    println!(
+        "peak: {peak:.0} GFLOP/s, measured with independent 256-bit FMAs on all {} threads \
+         (nin::ops::gemm::measured_peak_gflops)",
+        rayon::current_num_threads()
+    );
+    peak
 }
 
 /// `perf --layers`: GFLOP/s of each pass of each convolution, here and in PyTorch.
@@ -268,7 +257,7 @@ fn layer_table(
                 .ok_or("no layer list from PyTorch")?,
         )
     };
-    let peak = peak_line(args);
+    let peak = peak_line();
     println!(
         "GFLOP/s of each pass; nin's kernel / PyTorch, median of {} runs; weight gradient \
          includes the bias's; nin's input gradient is its backward pass with it less the one \
@@ -344,11 +333,11 @@ fn layer_table(
         totals[1],
         totals[2],
         totals[3],
-        peak.map_or(String::new(), |p| format!(
+        format!(
             "; nin at {:.0} % of peak forward, {:.0} % backward",
-            100.0 * totals[4] / totals[0] / 1e9 / p,
-            100.0 * totals[5] / totals[1] / 1e9 / p
-        ))
+            100.0 * totals[4] / totals[0] / 1e9 / peak,
+            100.0 * totals[5] / totals[1] / 1e9 / peak
+        )
     );
     Ok(())
 }
@@ -357,7 +346,7 @@ fn layer_table(
 fn gemm_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     nin::ops::retain_freed_memory();
     let layers = preset_layers(args)?;
-    let peak = peak_line(args);
+    let peak = peak_line();
     println!(
         "gemm 0.19 (what flex and this crate's kernel use); GFLOP/s, median of {} runs: \
          \"one per thread\" runs a product on every thread at once (the kernel's split, summed), \
@@ -365,17 +354,20 @@ fn gemm_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         args.steps
     );
     println!();
-    println!("| preset | product | m×k · k×n | one per thread | threaded | best % of peak |");
-    println!("|---|---|---|---:|---:|---:|");
+    println!(
+        "| preset | product | m×k · k×n | images per product | one per thread | threaded | best % \
+         of peak |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|");
     let mut seen = std::collections::HashSet::new();
     for (preset, name, g) in layers {
-        for product in kernels::layer_products(&[(name, g)]) {
+        for product in kernels::layer_products(&[(name, g)], rayon::current_num_threads()) {
             if !seen.insert((product.m, product.k, product.n, product.rhs_transposed)) {
                 continue;
             }
             let (split, threaded) = kernels::time_product(&product, args.steps);
             println!(
-                "| {} | {} | {}×{} · {}×{}{} | {split:.1} | {threaded:.1} | {} |",
+                "| {} | {} | {}×{} · {}×{}{} | {} | {split:.1} | {threaded:.1} | {} |",
                 preset.name(),
                 product.name,
                 product.m,
@@ -383,10 +375,8 @@ fn gemm_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 product.k,
                 product.n,
                 if product.rhs_transposed { " (ᵀ)" } else { "" },
-                peak.map_or("–".to_string(), |p| format!(
-                    "{:.0} %",
-                    100.0 * split.max(threaded) / p
-                )),
+                product.images,
+                format!("{:.0} %", 100.0 * split.max(threaded) / peak),
             );
         }
     }

@@ -73,6 +73,13 @@ fn cases() -> Vec<Case> {
             ..base("3x3 padding 1", [4, 5, 9, 9], 7, 3)
         },
         base("1x1", [3, 12, 7, 7], 9, 1),
+        // Enough images that each thread's share is several products' worth, whatever the core
+        // count, so that images are grouped into one product side by side.
+        Case {
+            padding: 1,
+            ..base("3x3 on many small images", [48, 3, 6, 5], 4, 3)
+        },
+        base("1x1 on many small images", [48, 5, 3, 3], 4, 1),
         // Batch 1 (products spread over threads), odd sizes.
         Case {
             padding: 1,

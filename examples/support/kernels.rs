@@ -97,14 +97,16 @@ pub fn time_layer(g: &ConvGeometry, reps: usize) -> LayerTimes {
     }
 }
 
-/// One matrix product `[m×k]·[k×n]` as the kernel runs it; `rhs_transposed` when the right
-/// operand is read from transposed storage (the weight gradient's `im2col(x)ᵀ`).
+/// One matrix product `[m×k]·[k×n]` as the kernel runs it, over the patch matrices of `images`
+/// images side by side; `rhs_transposed` when the right operand is read from transposed storage
+/// (the weight gradient's `im2col(x)ᵀ`).
 #[derive(Clone, Debug)]
 pub struct Product {
     pub name: String,
     pub m: usize,
     pub k: usize,
     pub n: usize,
+    pub images: usize,
     pub rhs_transposed: bool,
 }
 
@@ -114,17 +116,20 @@ impl Product {
     }
 }
 
-/// The three products per image of every layer: forward `W·P`, weight gradient `dY·Pᵀ`, input
-/// gradient `Wᵀ·dY`.
-pub fn layer_products(layers: &[(String, ConvGeometry)]) -> Vec<Product> {
+/// The three products of every layer as the kernel runs them on `threads` threads: forward
+/// `W·P`, weight gradient `dY·Pᵀ`, input gradient `Wᵀ·dY`, each over as many images side by
+/// side as the kernel puts in one product.
+pub fn layer_products(layers: &[(String, ConvGeometry)], threads: usize) -> Vec<Product> {
     let mut products = Vec::new();
     for (name, g) in layers {
-        let (co, k, p) = (g.out_channels, g.patch_len(), g.output_plane());
+        let images = g.images_per_product(g.batch.div_ceil(threads.max(1)));
+        let (co, k, p) = (g.out_channels, g.patch_len(), images * g.output_plane());
         let product = |pass: &str, m, k, n, rhs_transposed| Product {
             name: format!("{name} {pass}"),
             m,
             k,
             n,
+            images,
             rhs_transposed,
         };
         products.push(product("fwd", co, k, p, false));
@@ -166,17 +171,4 @@ pub fn time_product(product: &Product, reps: usize) -> (f64, f64) {
     });
     let flops = product.flops() * inner as f64;
     (flops * threads as f64 / split / 1e9, flops / threaded / 1e9)
-}
-
-/// Peak single-precision GFLOP/s of this machine: cores × `flops_per_cycle` × the clock that
-/// /proc/cpuinfo reports (its highest `cpu MHz`), with that clock.
-pub fn peak_gflops(flops_per_cycle: f64) -> Option<(f64, f64)> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let mhz = info
-        .lines()
-        .filter(|line| line.starts_with("cpu MHz"))
-        .filter_map(|line| line.split(':').nth(1)?.trim().parse::<f64>().ok())
-        .fold(0.0, f64::max);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    (mhz > 0.0).then(|| (cores * flops_per_cycle * mhz / 1e3, mhz / 1e3))
 }

@@ -131,6 +131,29 @@ pub fn matmul(
     }
 }
 
+/// This machine's single-precision peak in GFLOP/s, measured: every thread of the rayon pool
+/// runs a loop of independent 8-lane fused multiply-adds at once (AVX2 and FMA where the CPU
+/// has them). It is the ceiling against which `perf --gemm` and `perf --layers` report; it takes
+/// about a tenth of a second.
+///
+/// It measures 256-bit FMAs: on CPUs whose 512-bit FMAs retire twice the work per cycle (some
+/// Intel server parts) the true peak is higher; on Zen 4, whose 512-bit FMAs take two passes,
+/// it is the peak.
+pub fn measured_peak_gflops() -> f64 {
+    use std::time::Instant;
+    let rounds = 4_000_000;
+    // Once to wake the cores to their working clock, then timed.
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let flops: u64 = rayon::broadcast(|_| super::simd::fma_flops(rounds))
+            .iter()
+            .sum();
+        best = best.max(flops as f64 / start.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,7 +111,29 @@ pub(crate) fn masked_sums_portable(
     sums
 }
 
-/// The two reductions with AVX2 intrinsics.
+/// Runs `rounds` rounds of 96 independent multiply-adds (12 vectors of 8 lanes) on this
+/// thread and returns the floating-point operations done: a loop with no memory traffic and no
+/// dependency between neighbouring multiply-adds, so it runs at the FMA units' peak.
+pub(crate) fn fma_flops(rounds: u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        std::hint::black_box(unsafe { avx2::fma_loop(rounds) });
+        return rounds * 96 * 2;
+    }
+    let mut acc = [[1.0f32; 8]; 12];
+    for _ in 0..rounds {
+        for vector in &mut acc {
+            for lane in vector.iter_mut() {
+                *lane = lane.mul_add(0.999_999, 1e-7);
+            }
+        }
+    }
+    std::hint::black_box(acc);
+    rounds * 96 * 2
+}
+
+/// The two reductions with AVX2 intrinsics, and the FMA peak loop.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -125,6 +147,20 @@ mod avx2 {
         let pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let pair = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
         _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<1>(pair, pair)))
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn fma_loop(rounds: u64) -> f32 {
+        let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); 12];
+        for _ in 0..rounds {
+            for v in &mut acc {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        acc.iter().map(|&v| horizontal_sum(v)).sum()
     }
 
     /// # Safety

@@ -1,18 +1,19 @@
 //! The backward pass on slices: the weight, bias and input gradients in one walk over the
-//! batch, so that each image's output gradient is read while it is in cache.
+//! batch, so that each group's output gradient is read while it is in cache.
 //!
-//! Per image `b`, with `P_b` its patch matrix (`[C·kh·kw, H'·W']`) and `dY_b` its output
-//! gradient (`[C_out, H'·W']`):
-//! - `dW += dY_b · P_bᵀ`, summed per task and the task sums added at the end (no transposed
-//!   copies of the activations; for a 1×1 layer `P_b` is the image itself);
-//! - `db += row sums of dY_b`;
-//! - `dx_b = col2im(Wᵀ · dY_b)`, or `Wᵀ · dY_b` itself for a 1×1 layer; skipped when the input
-//!   needs no gradient (the first layer's images).
+//! Per group of images `G`, with `P_G` their patch matrices side by side
+//! (`[C·kh·kw, |G|·H'·W']`) and `dY_G` their output gradients likewise (`[C_out, |G|·H'·W']`):
+//! - `dW += dY_G · P_Gᵀ`, summed per task and the task sums added at the end (no transposed
+//!   copies of the activations; for a single image of a 1×1 layer `P_G` is the image itself);
+//! - `db += row sums of dY_G`;
+//! - `dx = col2im(Wᵀ · dY_G)` image by image, or `Wᵀ · dY` itself for a single image of a
+//!   1×1 layer; skipped when the input needs no gradient (the first layer's images).
 
 use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
-use super::patches::{col2im_add, im2col};
+use super::group::{join_columns, patches};
+use super::patches::{Columns, col2im_add};
 use super::tasks::ImageTasks;
 use crate::ops::gemm::{MatRef, matmul};
 
@@ -40,6 +41,7 @@ pub fn conv2d_backward(
     input_grad: bool,
 ) -> ConvGrads {
     let tasks = ImageTasks::for_batch(g.batch);
+    let group = tasks.images_per_product(g);
     let (patch_len, plane) = (g.patch_len(), g.output_plane());
     let weight_t = MatRef::transposed(weight, patch_len, g.out_channels);
 
@@ -62,46 +64,62 @@ pub fn conv2d_backward(
         .map(|(task, mut dx)| {
             let first = task * tasks.images_per_task;
             let images = first..(first + tasks.images_per_task).min(g.batch);
+            let x = &x[images.start * g.input_image()..images.end * g.input_image()];
+            let dy = &output_grad[images.start * g.output_image()..images.end * g.output_image()];
             let mut dw = vec![0f32; g.out_channels * patch_len];
             let mut db = vec![0f64; g.out_channels];
-            let scratch = || {
-                if g.is_pointwise() {
-                    Vec::new()
+            // Scratch for one group, reused for each group of the task.
+            let single_pointwise = group == 1 && g.is_pointwise();
+            let scratch = |rows: usize, needed: bool| {
+                if needed {
+                    vec![0f32; rows * group * plane]
                 } else {
-                    vec![0f32; patch_len * plane]
+                    Vec::new()
                 }
             };
-            let (mut patches, mut patch_grad) = (scratch(), scratch());
-            for (i, b) in images.enumerate() {
-                let image = &x[b * g.input_image()..][..g.input_image()];
-                let dy = &output_grad[b * g.output_image()..][..g.output_image()];
-                let dy_matrix = MatRef::row_major(dy, g.out_channels, plane);
+            let mut patch_scratch = scratch(patch_len, !single_pointwise);
+            let mut patch_grad = scratch(patch_len, input_grad && !single_pointwise);
+            let mut wide_grad = scratch(g.out_channels, group > 1);
 
-                let patches = if g.is_pointwise() {
-                    image
+            let groups = x
+                .chunks(group * g.input_image())
+                .zip(dy.chunks(group * g.output_image()));
+            for (index, (images, dy)) in groups.enumerate() {
+                let count = images.len() / g.input_image();
+                let columns = count * plane;
+                let patches = patches(images, g, count, &mut patch_scratch);
+                let dy = if count == 1 {
+                    dy
                 } else {
-                    im2col(image, g, &mut patches);
-                    &patches
+                    let wide = &mut wide_grad[..g.out_channels * columns];
+                    join_columns(dy, g.out_channels, plane, wide);
+                    wide
                 };
-                let patches_t = MatRef::transposed(patches, plane, patch_len);
-                matmul(&mut dw, dy_matrix, patches_t, i > 0, tasks.product_threads);
-                for (sum, row) in db.iter_mut().zip(dy.chunks_exact(plane)) {
-                    *sum += row.iter().map(|&v| v as f64).sum::<f64>();
+                let dy_matrix = MatRef::row_major(dy, g.out_channels, columns);
+
+                let patches_t = MatRef::transposed(patches, columns, patch_len);
+                matmul(
+                    &mut dw,
+                    dy_matrix,
+                    patches_t,
+                    index > 0,
+                    tasks.product_threads,
+                );
+                for (sum, row) in db.iter_mut().zip(dy.chunks_exact(columns)) {
+                    *sum += row_sum(row);
                 }
 
                 if let Some(dx) = dx.as_deref_mut() {
-                    let dx = &mut dx[i * g.input_image()..][..g.input_image()];
-                    if g.is_pointwise() {
+                    let first = index * group * g.input_image();
+                    let dx = &mut dx[first..first + count * g.input_image()];
+                    if count == 1 && g.is_pointwise() {
                         matmul(dx, weight_t, dy_matrix, false, tasks.product_threads);
                     } else {
-                        matmul(
-                            &mut patch_grad,
-                            weight_t,
-                            dy_matrix,
-                            false,
-                            tasks.product_threads,
-                        );
-                        col2im_add(&patch_grad, g, dx);
+                        let grad = &mut patch_grad[..patch_len * columns];
+                        matmul(grad, weight_t, dy_matrix, false, tasks.product_threads);
+                        for (i, dx) in dx.chunks_exact_mut(g.input_image()).enumerate() {
+                            col2im_add(grad, g, Columns::of_group(g, i, count), dx);
+                        }
                     }
                 }
             }
@@ -120,4 +138,18 @@ pub fn conv2d_backward(
         weight: weight_grad,
         bias: bias_grad.into_iter().map(|v| v as f32).collect(),
     }
+}
+
+/// The sum of `values`, over eight lanes (a loop the compiler vectorises, where a plain float
+/// sum must stay sequential), the lanes then added in `f64`.
+fn row_sum(values: &[f32]) -> f64 {
+    let mut lanes = [0f32; 8];
+    let mut blocks = values.chunks_exact(8);
+    for block in &mut blocks {
+        for (lane, &v) in lanes.iter_mut().zip(block) {
+            *lane += v;
+        }
+    }
+    let rest: f64 = blocks.remainder().iter().map(|&v| v as f64).sum();
+    lanes.iter().map(|&v| v as f64).sum::<f64>() + rest
 }

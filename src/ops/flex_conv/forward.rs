@@ -1,10 +1,10 @@
-//! The forward pass on slices: one matrix product per image over its patch matrix, with the
-//! bias and the ReLU applied while the image's output is still in cache.
+//! The forward pass on slices: one matrix product per group of images over their patch
+//! matrices, with the bias and the ReLU applied while the output is still in cache.
 
 use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
-use super::patches::im2col;
+use super::group::{patches, split_columns};
 use super::tasks::ImageTasks;
 use crate::ops::gemm::{MatRef, matmul};
 
@@ -23,32 +23,40 @@ pub fn conv2d_forward(
     relu: bool,
 ) -> Vec<f32> {
     let tasks = ImageTasks::for_batch(g.batch);
-    let weight = MatRef::row_major(weight, g.out_channels, g.patch_len());
+    let group = tasks.images_per_product(g);
+    let (patch_len, plane) = (g.patch_len(), g.output_plane());
+    let weight = MatRef::row_major(weight, g.out_channels, patch_len);
     let mut output = vec![0f32; g.batch * g.output_image()];
     output
         .par_chunks_mut(tasks.images_per_task * g.output_image())
         .zip(x.par_chunks(tasks.images_per_task * g.input_image()))
         .for_each(|(output, x)| {
-            // One patch matrix per task, reused for each of its images.
-            let mut patches = if g.is_pointwise() {
+            // Scratch for one group, reused for each group of the task.
+            let mut patch_scratch = if group == 1 && g.is_pointwise() {
                 Vec::new()
             } else {
-                vec![0f32; g.patch_len() * g.output_plane()]
+                vec![0f32; patch_len * group * plane]
             };
-            let images = output
-                .chunks_exact_mut(g.output_image())
-                .zip(x.chunks_exact(g.input_image()));
-            for (output, image) in images {
-                let patches = if g.is_pointwise() {
-                    image
+            let mut wide_output = if group > 1 {
+                vec![0f32; g.out_channels * group * plane]
+            } else {
+                Vec::new()
+            };
+            let groups = output
+                .chunks_mut(group * g.output_image())
+                .zip(x.chunks(group * g.input_image()));
+            for (output, images) in groups {
+                let count = images.len() / g.input_image();
+                let patches = patches(images, g, count, &mut patch_scratch);
+                let patches = MatRef::row_major(patches, patch_len, count * plane);
+                if count == 1 {
+                    matmul(output, weight, patches, false, tasks.product_threads);
                 } else {
-                    im2col(image, g, &mut patches);
-                    &patches
-                };
-                let patches = MatRef::row_major(patches, g.patch_len(), g.output_plane());
-                matmul(output, weight, patches, false, tasks.product_threads);
-                let maps = output.chunks_exact_mut(g.output_plane());
-                for (map, &b) in maps.zip(bias) {
+                    let wide = &mut wide_output[..g.out_channels * count * plane];
+                    matmul(wide, weight, patches, false, tasks.product_threads);
+                    split_columns(wide, g.out_channels, plane, output);
+                }
+                for (map, &b) in output.chunks_exact_mut(plane).zip(bias.iter().cycle()) {
                     add_bias(map, b, relu);
                 }
             }

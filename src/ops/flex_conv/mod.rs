@@ -23,6 +23,7 @@ mod autodiff;
 mod backward;
 mod forward;
 mod geometry;
+mod group;
 mod patches;
 mod tasks;
 

@@ -2,19 +2,39 @@
 //!
 //! Row `(c, i, j)` of the patch matrix holds, for every output position `(oh, ow)`, the input
 //! value under tap `(i, j)` of that position's window in channel `c`, or 0 in the padding. A
-//! convolution is then `W[C_out, C·kh·kw] · patches[C·kh·kw, H'·W']`. Both directions walk one
+//! convolution is then `W[C_out, C·kh·kw] · patches[C·kh·kw, H'·W']`. The patch matrices of
+//! several images can stand side by side in one wider matrix ([`Columns`]), so that one product
+//! serves them all. Both directions walk one
 //! output row at a time; with stride 1 that row is a contiguous run of the input row, so the
 //! copies and sums are slice operations the compiler vectorises.
 
 use super::geometry::{ConvGeometry, valid_outputs};
 
-/// Writes the patch matrix of the image `x` (`[C, H, W]`) into `patches`
-/// (`[C·kh·kw, H'·W']`, every value overwritten).
-pub(crate) fn im2col(x: &[f32], g: &ConvGeometry, patches: &mut [f32]) {
+/// Where one image's patch matrix sits in a wider matrix: its rows are `width` values apart and
+/// its `H'·W'` columns start at column `offset`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Columns {
+    pub width: usize,
+    pub offset: usize,
+}
+
+impl Columns {
+    /// The patch matrix of image `index` of a group of `count`, side by side.
+    pub(crate) fn of_group(g: &ConvGeometry, index: usize, count: usize) -> Self {
+        Self {
+            width: count * g.output_plane(),
+            offset: index * g.output_plane(),
+        }
+    }
+}
+
+/// Writes the patch matrix of the image `x` (`[C, H, W]`) into its columns of `patches`
+/// (`[C·kh·kw, columns.width]`, every value of those columns overwritten).
+pub(crate) fn im2col(x: &[f32], g: &ConvGeometry, patches: &mut [f32], columns: Columns) {
     debug_assert_eq!(x.len(), g.input_image());
-    debug_assert_eq!(patches.len(), g.patch_len() * g.output_plane());
+    debug_assert_eq!(patches.len(), g.patch_len() * columns.width);
     let stride = g.stride[1];
-    for_each_span(g, |span| {
+    for_each_span(g, columns, |span| {
         let row = &mut patches[span.at..span.at + g.output[1]];
         let Some(first) = span.input else {
             row.fill(0.0);
@@ -34,13 +54,14 @@ pub(crate) fn im2col(x: &[f32], g: &ConvGeometry, patches: &mut [f32]) {
     });
 }
 
-/// Adds the patch-matrix gradient `patches` (`[C·kh·kw, H'·W']`) onto the image gradient `dx`
-/// (`[C, H, W]`): every input value receives the sum over the windows that read it.
-pub(crate) fn col2im_add(patches: &[f32], g: &ConvGeometry, dx: &mut [f32]) {
+/// Adds the gradient of one image's patch matrix, its columns of `patches`
+/// (`[C·kh·kw, columns.width]`), onto the image gradient `dx` (`[C, H, W]`): every input value
+/// receives the sum over the windows that read it.
+pub(crate) fn col2im_add(patches: &[f32], g: &ConvGeometry, columns: Columns, dx: &mut [f32]) {
     debug_assert_eq!(dx.len(), g.input_image());
-    debug_assert_eq!(patches.len(), g.patch_len() * g.output_plane());
+    debug_assert_eq!(patches.len(), g.patch_len() * columns.width);
     let stride = g.stride[1];
-    for_each_span(g, |span| {
+    for_each_span(g, columns, |span| {
         let Some(first) = span.input else {
             return;
         };
@@ -71,7 +92,7 @@ struct Span {
 
 /// Calls `visit` for every output row `oh` of every patch-matrix row `(c, i, j)`, in the
 /// order they are stored.
-fn for_each_span(g: &ConvGeometry, mut visit: impl FnMut(Span)) {
+fn for_each_span(g: &ConvGeometry, placement: Columns, mut visit: impl FnMut(Span)) {
     let [height, width] = g.input;
     let [out_height, out_width] = g.output;
     let [kh, kw] = g.kernel;
@@ -86,7 +107,7 @@ fn for_each_span(g: &ConvGeometry, mut visit: impl FnMut(Span)) {
                 (channel * height + ih) * width + iw
             });
             visit(Span {
-                at: (row * out_height + oh) * out_width,
+                at: row * placement.width + placement.offset + oh * out_width,
                 columns: columns.clone(),
                 input,
             });
@@ -132,6 +153,7 @@ mod tests {
             ConvGeometry::new([1, 3, 6, 5], [2, 3, 5, 5], [1, 1], [2, 2]),
             ConvGeometry::new([1, 2, 8, 9], [2, 2, 3, 2], [2, 3], [1, 0]),
             ConvGeometry::new([1, 2, 2, 2], [1, 2, 5, 5], [1, 1], [2, 2]),
+            ConvGeometry::new([1, 3, 4, 5], [2, 3, 1, 1], [1, 1], [0, 0]),
         ]
     }
 
@@ -140,8 +162,23 @@ mod tests {
         for g in geometries() {
             let x: Vec<f32> = (0..g.input_image()).map(|v| v as f32 + 1.0).collect();
             let mut patches = vec![f32::NAN; g.patch_len() * g.output_plane()];
-            im2col(&x, &g, &mut patches);
+            im2col(&x, &g, &mut patches, Columns::of_group(&g, 0, 1));
             assert_eq!(patches, naive_im2col(&x, &g), "{g:?}");
+
+            // The second of three images side by side fills exactly its own columns.
+            let plane = g.output_plane();
+            let mut wide = vec![f32::NAN; g.patch_len() * 3 * plane];
+            im2col(&x, &g, &mut wide, Columns::of_group(&g, 1, 3));
+            for (row, expected) in naive_im2col(&x, &g).chunks(plane).enumerate() {
+                let row = &wide[row * 3 * plane..(row + 1) * 3 * plane];
+                assert!(
+                    row[..plane]
+                        .iter()
+                        .chain(&row[2 * plane..])
+                        .all(|v| v.is_nan())
+                );
+                assert_eq!(&row[plane..2 * plane], expected, "{g:?}");
+            }
         }
     }
 
@@ -155,7 +192,7 @@ mod tests {
                 .collect();
             let patches_of_x = naive_im2col(&x, &g);
             let mut dx = vec![0.0; g.input_image()];
-            col2im_add(&p, &g, &mut dx);
+            col2im_add(&p, &g, Columns::of_group(&g, 0, 1), &mut dx);
             let lhs: f32 = patches_of_x.iter().zip(&p).map(|(a, b)| a * b).sum();
             let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
             assert_eq!(lhs, rhs, "{g:?}");

@@ -1,5 +1,6 @@
-//! How a batch is split over the rayon pool.
+//! How a batch is split over the rayon pool, and how many images share one matrix product.
 
+use super::geometry::ConvGeometry;
 use crate::ops::gemm::Threads;
 
 /// Images per task and the threads each task's matrix products may use.
@@ -33,5 +34,10 @@ impl ImageTasks {
     /// Number of tasks for `batch` images.
     pub(crate) fn count(&self, batch: usize) -> usize {
         batch.div_ceil(self.images_per_task)
+    }
+
+    /// Images whose patch matrices share one product.
+    pub(crate) fn images_per_product(&self, g: &ConvGeometry) -> usize {
+        g.images_per_product(self.images_per_task)
     }
 }
