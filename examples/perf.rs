@@ -21,7 +21,6 @@ mod workload;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use nin::ops::flex_conv::ConvGeometry;
@@ -499,7 +498,7 @@ fn worker(
     nin::ops::retain_freed_memory();
     let device = nin::backend::device(backend)?;
     let mut work = Workload::new(preset, batch, &device);
-    let mut step = || match mode {
+    let step = || match mode {
         Mode::Train => {
             work.train_step();
         }
@@ -507,18 +506,7 @@ fn worker(
             work.infer();
         }
     };
-    for _ in 0..warmup {
-        step();
-    }
-    let mut seconds: Vec<f64> = (0..steps.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            step();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    seconds.sort_by(f64::total_cmp);
-    let median = seconds[seconds.len() / 2];
+    let median = kernels::median_seconds(warmup, steps, step);
     let result = json!({
         "seconds_per_step": median,
         "images_per_s": batch as f64 / median,

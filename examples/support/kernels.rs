@@ -41,9 +41,11 @@ pub fn conv_layers(model: &Nin, image: [usize; 3], batch: usize) -> Vec<(String,
     layers
 }
 
-/// Seconds of one call: the median of `reps` after one untimed call.
-pub fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
+/// Seconds of one call: the median of `reps` timed calls after `warmup` untimed ones.
+pub fn median_seconds(warmup: usize, reps: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
     let mut times: Vec<f64> = (0..reps.max(1))
         .map(|_| {
             let start = Instant::now();
@@ -81,13 +83,13 @@ pub fn time_layer(g: &ConvGeometry, reps: usize) -> LayerTimes {
     let w = values(g.out_channels * g.patch_len(), 2);
     let b = values(g.out_channels, 3);
     let dy = values(g.batch * g.output_image(), 4);
-    let forward = median_seconds(reps, || {
+    let forward = median_seconds(1, reps, || {
         std::hint::black_box(conv2d_forward(&x, &w, &b, g, true));
     });
-    let weight_grad = median_seconds(reps, || {
+    let weight_grad = median_seconds(1, reps, || {
         std::hint::black_box(conv2d_backward(&x, &w, &dy, g, false));
     });
-    let both = median_seconds(reps, || {
+    let both = median_seconds(1, reps, || {
         std::hint::black_box(conv2d_backward(&x, &w, &dy, g, true));
     });
     LayerTimes {
@@ -156,7 +158,7 @@ pub fn time_product(product: &Product, reps: usize) -> (f64, f64) {
     // Enough repetitions inside one timing that a small product is not all overhead.
     let inner = (2e8 / product.flops()).ceil().clamp(1.0, 1000.0) as usize;
     let mut outputs = vec![vec![0f32; product.m * product.n]; threads];
-    let split = median_seconds(reps, || {
+    let split = median_seconds(1, reps, || {
         outputs.par_iter_mut().for_each(|out| {
             for _ in 0..inner {
                 matmul(out, lhs_view, rhs_view(), false, Threads::One);
@@ -164,7 +166,7 @@ pub fn time_product(product: &Product, reps: usize) -> (f64, f64) {
         });
     });
     let mut out = vec![0f32; product.m * product.n];
-    let threaded = median_seconds(reps, || {
+    let threaded = median_seconds(1, reps, || {
         for _ in 0..inner {
             matmul(&mut out, lhs_view, rhs_view(), false, Threads::All);
         }

@@ -9,8 +9,9 @@
 //! took the step from 610–634 to 770–823 images/s with the same peak resident memory.
 
 /// Tells the C allocator to keep freed blocks up to 32 MiB in the process heap (glibc's largest
-/// `mmap` threshold) and never to trim the heap top, for the rest of the process's life. The
-/// peak memory is unchanged: what is kept is what the next step allocates again.
+/// `mmap` threshold), never to trim the heap top, and to share two arenas among all threads,
+/// for the rest of the process's life. The peak memory is unchanged: what is kept is what the
+/// next step allocates again.
 ///
 /// The examples, the benches and [`train`](crate::train::train) call it; call it at the start of
 /// your own training binary for the same effect. It is process-wide and idempotent, and does
@@ -29,6 +30,7 @@ pub fn retain_freed_memory() {
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX);
             libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+            libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
 }
