@@ -300,10 +300,10 @@ fn layer_table(
             cell(their.map(|t| t[0])),
             rate(ours.weight_grad),
             cell(their.map(|t| t[1])),
-            if needs_input_grad {
-                format!("{:.1}", rate(ours.input_grad))
-            } else {
-                "(none)".into()
+            match (needs_input_grad, ours.input_grad) {
+                (false, _) => "(none)".to_string(),
+                (true, Some(seconds)) => format!("{:.1}", rate(seconds)),
+                (true, None) => "(noise)".to_string(),
             },
             if needs_input_grad {
                 cell(their.map(|t| t[2]))
@@ -312,7 +312,7 @@ fn layer_table(
             },
         );
         let dx = if needs_input_grad {
-            ours.input_grad
+            ours.input_grad.unwrap_or(0.0)
         } else {
             0.0
         };

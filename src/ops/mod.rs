@@ -20,7 +20,7 @@
 //! This module is the only code in the crate allowed `unsafe`.
 //!
 //! Every path is tested equal to burn's modules, in values and gradients (tests/conv2d.rs,
-//! tests/fast_path.rs).
+//! tests/max_pool.rs, tests/fast_path.rs).
 
 #[cfg(feature = "flex")]
 mod batch_norm_relu;
