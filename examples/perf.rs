@@ -185,10 +185,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// A convolution of a preset: the preset, the layer's name and its geometry.
+type PresetLayer = (Preset, String, ConvGeometry);
+
 /// Every convolution of each preset at its batch size, with the model it belongs to.
-fn preset_layers(
-    args: &Args,
-) -> Result<Vec<(Preset, String, ConvGeometry)>, Box<dyn std::error::Error>> {
+fn preset_layers(args: &Args) -> Result<Vec<PresetLayer>, Box<dyn std::error::Error>> {
     let device = nin::backend::device("flex")?;
     let mut layers = Vec::new();
     for preset in [Preset::Compact, Preset::D2l] {
@@ -284,7 +285,7 @@ fn layer_table(
         });
         let cell = |s: Option<f64>| s.map_or("–".to_string(), |s| format!("{:.1}", rate(s)));
         // The first layer's images take no gradient in training.
-        let needs_input_grad = !(name == "0.conv");
+        let needs_input_grad = name != "0.conv";
         println!(
             "| {} | {name} | {} | {}×{}×{} | {}×{}/{} p{} | {:.1} | {} | {:.1} | {} | {} | {} |",
             preset.name(),
@@ -327,16 +328,13 @@ fn layer_table(
     println!();
     println!(
         "all layers: nin forward {:.1} s, backward {:.1} s; PyTorch forward {:.1} s, backward \
-         {:.1} s (sums over both presets){}",
+         {:.1} s (sums over both presets); nin at {:.0} % of peak forward, {:.0} % backward",
         totals[0],
         totals[1],
         totals[2],
         totals[3],
-        format!(
-            "; nin at {:.0} % of peak forward, {:.0} % backward",
-            100.0 * totals[4] / totals[0] / 1e9 / peak,
-            100.0 * totals[5] / totals[1] / 1e9 / peak
-        )
+        100.0 * totals[4] / totals[0] / 1e9 / peak,
+        100.0 * totals[5] / totals[1] / 1e9 / peak
     );
     Ok(())
 }
@@ -366,7 +364,7 @@ fn gemm_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }
             let (split, threaded) = kernels::time_product(&product, args.steps);
             println!(
-                "| {} | {} | {}×{} · {}×{}{} | {} | {split:.1} | {threaded:.1} | {} |",
+                "| {} | {} | {}×{} · {}×{}{} | {} | {split:.1} | {threaded:.1} | {:.0} % |",
                 preset.name(),
                 product.name,
                 product.m,
@@ -375,7 +373,7 @@ fn gemm_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 product.n,
                 if product.rhs_transposed { " (ᵀ)" } else { "" },
                 product.images,
-                format!("{:.0} %", 100.0 * split.max(threaded) / peak),
+                100.0 * split.max(threaded) / peak,
             );
         }
     }

@@ -96,7 +96,7 @@ pub fn time_layer(g: &ConvGeometry, reps: usize) -> LayerTimes {
     LayerTimes {
         forward,
         weight_grad,
-        input_grad: (both > weight_grad).then(|| both - weight_grad),
+        input_grad: (both > weight_grad).then_some(both - weight_grad),
     }
 }
 

@@ -224,7 +224,7 @@ mod tests {
         (0..len)
             .map(|i| {
                 let h = (i as u32 ^ seed).wrapping_mul(2_654_435_761) >> 16;
-                if h % 11 == 0 {
+                if h.is_multiple_of(11) {
                     0.0
                 } else {
                     (h % 2000) as f32 / 500.0 - 2.0
