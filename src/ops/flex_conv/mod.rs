@@ -11,7 +11,8 @@
 //! - backward: `dW += dY_b · im2col(x_b)ᵀ`, bias gradient as row sums, and
 //!   `dx_b = col2im(Wᵀ · dY_b)` only when the input needs a gradient (`backward`).
 //!
-//! A 1×1 layer uses the image itself as its patch matrix. The operation is a burn backend
+//! Where maps are small, several images' patch matrices stand side by side in one product
+//! (`group`). A single image of a 1×1 layer is its own patch matrix. The operation is a burn backend
 //! extension implemented for flex and for autodiff over flex; other backends keep burn's
 //! convolution. Tested equal to burn's `conv2d` in value and gradients (tests/conv2d.rs).
 //!
