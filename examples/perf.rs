@@ -358,7 +358,7 @@ fn gemm_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---|---|---:|---:|---:|---:|");
     let mut seen = std::collections::HashSet::new();
     for (preset, name, g) in layers {
-        for product in kernels::layer_products(&[(name, g)], rayon::current_num_threads()) {
+        for product in kernels::layer_products(&name, &g, rayon::current_num_threads()) {
             if !seen.insert((product.m, product.k, product.n, product.rhs_transposed)) {
                 continue;
             }

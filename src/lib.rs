@@ -1,7 +1,5 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
-// Only the kernels in `ops` (matrix products, SIMD loops) may opt back in.
-#![deny(unsafe_code)]
 
 pub mod backend;
 #[cfg(feature = "dataset")]

@@ -21,17 +21,16 @@ pub fn conv_layers(model: &Nin, image: [usize; 3], batch: usize) -> Vec<(String,
     for (stage, shape) in stages {
         if let Stage::Block(index) = stage {
             let block = &model.blocks[index];
+            let (stride, padding) = (block.stride(), block.padding());
             let mut x = input;
-            for (name, layer) in [
-                ("conv", &block.conv),
-                ("mlp1", &block.mlp1),
-                ("mlp2", &block.mlp2),
+            // The k×k convolution, then the two 1×1 layers (stride 1, no padding).
+            for (name, layer, stride, padding) in [
+                ("conv", &block.conv, stride, padding),
+                ("mlp1", &block.mlp1, 1, 0),
+                ("mlp2", &block.mlp2, 1, 0),
             ] {
-                let padding = match layer.conv.padding {
-                    burn::nn::PaddingConfig2d::Explicit(top, left, ..) => [top, left],
-                    _ => [0, 0],
-                };
-                let g = ConvGeometry::new(x, layer.conv.weight.dims(), layer.conv.stride, padding);
+                let weight = layer.conv.weight.dims();
+                let g = ConvGeometry::new(x, weight, [stride, stride], [padding, padding]);
                 x = g.output_shape();
                 layers.push((format!("{index}.{name}"), g));
             }
@@ -119,27 +118,25 @@ impl Product {
     }
 }
 
-/// The three products of every layer as the kernel runs them on `threads` threads: forward
-/// `W·P`, weight gradient `dY·Pᵀ`, input gradient `Wᵀ·dY`, each over as many images side by
-/// side as the kernel puts in one product.
-pub fn layer_products(layers: &[(String, ConvGeometry)], threads: usize) -> Vec<Product> {
-    let mut products = Vec::new();
-    for (name, g) in layers {
-        let images = g.images_per_product(g.batch.div_ceil(threads.max(1)));
-        let (co, k, p) = (g.out_channels, g.patch_len(), images * g.output_plane());
-        let product = |pass: &str, m, k, n, rhs_transposed| Product {
-            name: format!("{name} {pass}"),
-            m,
-            k,
-            n,
-            images,
-            rhs_transposed,
-        };
-        products.push(product("fwd", co, k, p, false));
-        products.push(product("dW", co, p, k, true));
-        products.push(product("dX", k, co, p, false));
-    }
-    products
+/// The three products of a layer as the kernel runs them on `threads` threads: forward `W·P`,
+/// weight gradient `dY·Pᵀ`, input gradient `Wᵀ·dY`, each over as many images side by side as
+/// the kernel puts in one product.
+pub fn layer_products(name: &str, g: &ConvGeometry, threads: usize) -> [Product; 3] {
+    let images = g.images_per_product(g.batch.div_ceil(threads.max(1)));
+    let (co, k, p) = (g.out_channels, g.patch_len(), images * g.output_plane());
+    let product = |pass: &str, m, k, n, rhs_transposed| Product {
+        name: format!("{name} {pass}"),
+        m,
+        k,
+        n,
+        images,
+        rhs_transposed,
+    };
+    [
+        product("fwd", co, k, p, false),
+        product("dW", co, p, k, true),
+        product("dX", k, co, p, false),
+    ]
 }
 
 /// GFLOP/s of `product` run (a) as one product per thread on every thread at once, the way the

@@ -142,7 +142,7 @@ pub fn matmul(
 pub fn measured_peak_gflops() -> f64 {
     use std::time::Instant;
     let rounds = 4_000_000;
-    // Once to wake the cores to their working clock, then timed.
+    // The best of three: the first runs may find the cores below their working clock.
     let mut best = 0.0f64;
     for _ in 0..3 {
         let start = Instant::now();

@@ -17,7 +17,8 @@
 //! - [`retain_freed_memory`]: keeps the allocator from returning each step's memory to the
 //!   kernel.
 //!
-//! This module is the only code in the crate allowed `unsafe`.
+//! This module is the only code in the crate allowed `unsafe` (the `unsafe_code` lint is denied
+//! for the package in Cargo.toml).
 //!
 //! Every path is tested equal to burn's modules, in values and gradients (tests/conv2d.rs,
 //! tests/max_pool.rs, tests/fast_path.rs).

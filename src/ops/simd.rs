@@ -1,5 +1,5 @@
 //! The loops of the batch-norm kernel, each in a portable form and, on x86-64, an AVX2 + FMA
-//! form chosen at run time.
+//! form chosen at run time; and the FMA loop that measures the machine's peak.
 //!
 //! The crate is built for baseline x86-64 (SSE2), where these loops run four lanes wide at
 //! most; and the compiler does not vectorise a float sum by itself, since it may not reorder
