@@ -116,6 +116,29 @@ fn cases() -> Vec<Case> {
             bias: false,
             ..base("1x1 with ReLU, no bias", [2, 8, 6, 6], 5, 1)
         },
+        // Layers that narrow (fewer output channels than input, like the last block's ten
+        // classes) run through the convolution's mirror image instead.
+        Case {
+            padding: 1,
+            ..base("3x3 narrowing", [3, 12, 5, 5], 4, 3)
+        },
+        Case {
+            padding: 1,
+            relu: true,
+            ..base("3x3 narrowing on many small images", [48, 12, 2, 2], 3, 3)
+        },
+        base("3x3 narrowing, batch 1, no padding", [1, 9, 7, 6], 2, 3),
+        Case {
+            padding: 1,
+            input_grad: false,
+            bias: false,
+            ..base("3x3 narrowing, no input gradient", [4, 6, 5, 5], 2, 3)
+        },
+        Case {
+            padding: 2,
+            strided_view: true,
+            ..base("5x5 narrowing on a transposed view", [2, 8, 7, 9], 3, 5)
+        },
         // A window larger than the image, reaching into the padding on every side.
         Case {
             padding: 2,

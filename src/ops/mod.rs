@@ -13,7 +13,8 @@
 //! - `composed`: formulations from burn's tensor operations for every backend (batch norm
 //!   folded into the convolution for inference, 1×1 convolutions as matrix products and batch
 //!   norm from reductions in training).
-//! - `gemm` and `simd`: the matrix products and vector loops under the flex kernels.
+//! - `gemm` and `simd`: the matrix products and vector loops under the flex kernels;
+//!   `scratch`: their per-thread buffers, reused from call to call.
 //! - [`retain_freed_memory`]: keeps the allocator from returning each step's memory to the
 //!   kernel.
 //!
@@ -35,6 +36,8 @@ pub mod gemm;
 #[cfg(feature = "flex")]
 mod max_pool;
 mod memory;
+#[cfg(feature = "flex")]
+mod scratch;
 #[cfg(feature = "flex")]
 mod simd;
 

@@ -6,16 +6,20 @@
 //! - `dW += dY_G · P_Gᵀ`, summed per task and the task sums added at the end (no transposed
 //!   copies of the activations; for a single image of a 1×1 layer `P_G` is the image itself);
 //! - `db += row sums of dY_G`;
-//! - `dx = col2im(Wᵀ · dY_G)` image by image, or `Wᵀ · dY` itself for a single image of a
-//!   1×1 layer; skipped when the input needs no gradient (the first layer's images).
+//! - `dx = col2im(Wᵀ · dY_G)` image by image (`Wᵀ · dY` itself for a single image of a 1×1
+//!   layer), or, where a layer narrows, the forward pass of its mirror image over `dY_G`
+//!   (`ConvGeometry::prefers_mirrored_form`); skipped when the input needs no gradient (the
+//!   first layer's images).
 
 use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
-use super::group::{join_columns, patches};
-use super::patches::{Columns, col2im_add};
+use super::group::{
+    Maps, join, mirrored_weights, multiply_into_maps, patches, transposed_convolve_group,
+};
 use super::tasks::ImageTasks;
-use crate::ops::gemm::{MatRef, matmul};
+use crate::ops::gemm::{MatRef, Threads, matmul};
+use crate::ops::scratch::Scratch;
 
 /// The gradients of one convolution.
 pub struct ConvGrads {
@@ -42,8 +46,17 @@ pub fn conv2d_backward(
 ) -> ConvGrads {
     let tasks = ImageTasks::for_batch(g.batch);
     let group = tasks.images_per_product(g);
-    let (patch_len, plane) = (g.patch_len(), g.output_plane());
-    let weight_t = MatRef::transposed(weight, patch_len, g.out_channels);
+    let mirror = g.prefers_mirrored_form().then(|| g.mirrored()).flatten();
+    let mirrored = mirror.as_ref().map(|_| mirrored_weights(weight, g));
+    let form = match (&mirror, &mirrored) {
+        (Some(m), Some(w)) => Form::Mirrored {
+            mirror: m,
+            weight: MatRef::row_major(w, m.out_channels, m.patch_len()),
+        },
+        _ => Form::Direct {
+            weight_t: MatRef::transposed(weight, g.patch_len(), g.out_channels),
+        },
+    };
 
     let mut dx = if input_grad {
         vec![0f32; g.batch * g.input_image()]
@@ -66,64 +79,24 @@ pub fn conv2d_backward(
             let images = first..(first + tasks.images_per_task).min(g.batch);
             let x = &x[images.start * g.input_image()..images.end * g.input_image()];
             let dy = &output_grad[images.start * g.output_image()..images.end * g.output_image()];
-            let mut dw = vec![0f32; g.out_channels * patch_len];
-            let mut db = vec![0f64; g.out_channels];
-            // Scratch for one group, reused for each group of the task.
-            let single_pointwise = group == 1 && g.is_pointwise();
-            let scratch = |rows: usize, needed: bool| {
-                if needed {
-                    vec![0f32; rows * group * plane]
-                } else {
-                    Vec::new()
-                }
+            let mut sums = TaskSums {
+                weight: vec![0f32; g.out_channels * g.patch_len()],
+                bias: vec![0f64; g.out_channels],
+                started: false,
             };
-            let mut patch_scratch = scratch(patch_len, !single_pointwise);
-            let mut patch_grad = scratch(patch_len, input_grad && !single_pointwise);
-            let mut wide_grad = scratch(g.out_channels, group > 1);
-
+            let mut scratch = form.scratch(g, group, input_grad);
             let groups = x
                 .chunks(group * g.input_image())
                 .zip(dy.chunks(group * g.output_image()));
             for (index, (images, dy)) in groups.enumerate() {
-                let count = images.len() / g.input_image();
-                let columns = count * plane;
-                let patches = patches(images, g, count, &mut patch_scratch);
-                let dy = if count == 1 {
-                    dy
-                } else {
-                    let wide = &mut wide_grad[..g.out_channels * columns];
-                    join_columns(dy, g.out_channels, plane, wide);
-                    wide
-                };
-                let dy_matrix = MatRef::row_major(dy, g.out_channels, columns);
-
-                let patches_t = MatRef::transposed(patches, columns, patch_len);
-                matmul(
-                    &mut dw,
-                    dy_matrix,
-                    patches_t,
-                    index > 0,
-                    tasks.product_threads,
-                );
-                for (sum, row) in db.iter_mut().zip(dy.chunks_exact(columns)) {
-                    *sum += row_sum(row);
-                }
-
-                if let Some(dx) = dx.as_deref_mut() {
+                let dx = dx.as_deref_mut().map(|dx| {
                     let first = index * group * g.input_image();
-                    let dx = &mut dx[first..first + count * g.input_image()];
-                    if count == 1 && g.is_pointwise() {
-                        matmul(dx, weight_t, dy_matrix, false, tasks.product_threads);
-                    } else {
-                        let grad = &mut patch_grad[..patch_len * columns];
-                        matmul(grad, weight_t, dy_matrix, false, tasks.product_threads);
-                        for (i, dx) in dx.chunks_exact_mut(g.input_image()).enumerate() {
-                            col2im_add(grad, g, Columns::of_group(g, i, count), dx);
-                        }
-                    }
-                }
+                    &mut dx[first..first + images.len()]
+                });
+                let threads = tasks.product_threads;
+                form.group_gradients(g, images, dy, dx, &mut scratch, &mut sums, threads);
             }
-            (dw, db)
+            (sums.weight, sums.bias)
         })
         .collect();
 
@@ -133,10 +106,128 @@ pub fn conv2d_backward(
         weight_grad.iter_mut().zip(dw).for_each(|(a, b)| *a += b);
         bias_grad.iter_mut().zip(db).for_each(|(a, b)| *a += b);
     }
+    if let Some(m) = &mirror {
+        // The sums are the mirror's weight gradient; mirroring it back gives this one's.
+        weight_grad = mirrored_weights(&weight_grad, m);
+    }
     ConvGrads {
         input: input_grad.then_some(dx),
         weight: weight_grad,
         bias: bias_grad.into_iter().map(|v| v as f32).collect(),
+    }
+}
+
+/// Which products compute a group's gradients (see `ConvGeometry::prefers_mirrored_form`).
+enum Form<'a> {
+    /// Over the patch matrix of `x`: `dW += dY·P(x)ᵀ`, `dx = col2im(Wᵀ·dY)`.
+    Direct { weight_t: MatRef<'a> },
+    /// Over the patch matrix of `dY` in the mirror image `mirror`, whose weights are `weight`
+    /// (`[C, C_out·kh·kw]`): its weight gradient `x·P(dY)ᵀ` (this one's mirrored) and its
+    /// forward pass `dx = weight·P(dY)`.
+    Mirrored {
+        mirror: &'a ConvGeometry,
+        weight: MatRef<'a>,
+    },
+}
+
+/// One task's running sums of the weight gradient (in the form's layout) and bias gradient.
+struct TaskSums {
+    weight: Vec<f32>,
+    bias: Vec<f64>,
+    /// Whether a product has written `weight` yet (the first one overwrites it).
+    started: bool,
+}
+
+/// One task's scratch, sized for its largest group and reused for each.
+struct TaskScratch {
+    /// The patch matrix: of `x` (direct form) or of `dY` in the mirror (mirrored form).
+    patches: Scratch,
+    /// The group's maps side by side: of `dY` (direct) or of `x` (mirrored).
+    joined: Scratch,
+    /// The direct form's `Wᵀ·dY` before col2im, when the input takes a gradient.
+    product: Scratch,
+    /// The mirrored form's `dx` of a group, side by side, before it is split per image.
+    wide: Scratch,
+}
+
+impl Form<'_> {
+    fn scratch(&self, g: &ConvGeometry, group: usize, input_grad: bool) -> TaskScratch {
+        let sized = |len: usize, needed: bool| Scratch::new(if needed { len } else { 0 });
+        let single_pointwise = group == 1 && g.is_pointwise();
+        let columns = group * g.output_plane();
+        match self {
+            Form::Direct { .. } => TaskScratch {
+                patches: sized(g.patch_len() * columns, !single_pointwise),
+                joined: sized(g.out_channels * columns, group > 1),
+                product: sized(g.patch_len() * columns, input_grad && !single_pointwise),
+                wide: Scratch::new(0),
+            },
+            Form::Mirrored { mirror, .. } => {
+                let columns = group * mirror.output_plane();
+                TaskScratch {
+                    patches: Scratch::new(mirror.patch_len() * columns),
+                    joined: sized(g.input_image() * group, group > 1),
+                    product: Scratch::new(0),
+                    wide: sized(g.in_channels * columns, input_grad && group > 1),
+                }
+            }
+        }
+    }
+
+    /// Adds the weight and bias gradients of the images `x` (`[count, C, H, W]`) with output
+    /// gradient `dy` (`[count, C_out, H', W']`) to `sums`, and writes their input gradient to
+    /// `dx` (`[count, C, H, W]`, holding zeros) when given.
+    #[allow(clippy::too_many_arguments)]
+    fn group_gradients(
+        &self,
+        g: &ConvGeometry,
+        x: &[f32],
+        dy: &[f32],
+        dx: Option<&mut [f32]>,
+        scratch: &mut TaskScratch,
+        sums: &mut TaskSums,
+        threads: Threads,
+    ) {
+        let count = x.len() / g.input_image();
+        let accumulate = std::mem::replace(&mut sums.started, true);
+        for (index, map) in dy.chunks_exact(g.output_plane()).enumerate() {
+            sums.bias[index % g.out_channels] += row_sum(map);
+        }
+        match *self {
+            Form::Direct { weight_t } => {
+                let columns = count * g.output_plane();
+                let patches = patches(x, g, count, &mut scratch.patches);
+                let patches_t = MatRef::transposed(patches, columns, g.patch_len());
+                let dy = join(dy, g.out_channels, g.output_plane(), &mut scratch.joined);
+                let dy_matrix = MatRef::row_major(dy, g.out_channels, columns);
+                matmul(&mut sums.weight, dy_matrix, patches_t, accumulate, threads);
+                if let Some(dx) = dx {
+                    transposed_convolve_group(dy, weight_t, g, &mut scratch.product, dx, threads);
+                }
+            }
+            Form::Mirrored { mirror, weight } => {
+                let columns = count * mirror.output_plane();
+                let dy_patch_values = patches(dy, mirror, count, &mut scratch.patches);
+                let dy_patches = MatRef::row_major(dy_patch_values, mirror.patch_len(), columns);
+                let x_joined = join(x, g.in_channels, g.input_plane(), &mut scratch.joined);
+                let x_matrix = MatRef::row_major(x_joined, g.in_channels, columns);
+                let dy_patches_t = MatRef::transposed(dy_patch_values, columns, mirror.patch_len());
+                matmul(
+                    &mut sums.weight,
+                    x_matrix,
+                    dy_patches_t,
+                    accumulate,
+                    threads,
+                );
+                if let Some(dx) = dx {
+                    let maps = Maps {
+                        rows: g.in_channels,
+                        plane: g.input_plane(),
+                    };
+                    multiply_into_maps(dx, weight, dy_patches, maps, &mut scratch.wide, threads);
+                }
+            }
+        }
     }
 }
 

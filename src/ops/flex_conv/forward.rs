@@ -1,12 +1,16 @@
 //! The forward pass on slices: one matrix product per group of images over their patch
-//! matrices, with the bias and the ReLU applied while the output is still in cache.
+//! matrices (or, where a layer narrows, the transpose of its mirror image: a product over the
+//! images themselves, then col2im), with the bias and the ReLU applied while the output is
+//! still in cache.
 
 use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
-use super::group::{patches, split_columns};
+use super::group::{
+    GroupScratch, convolve_group, join, mirrored_weights, transposed_convolve_group,
+};
 use super::tasks::ImageTasks;
-use crate::ops::gemm::{MatRef, matmul};
+use crate::ops::gemm::MatRef;
 
 /// `[N, C_out, H', W']` output of convolving `x` (`[N, C, H, W]`) with `weight`
 /// (`[C_out, C, kh, kw]`) plus `bias` (`[C_out]`), followed by a ReLU when `relu` is set; all
@@ -24,38 +28,38 @@ pub fn conv2d_forward(
 ) -> Vec<f32> {
     let tasks = ImageTasks::for_batch(g.batch);
     let group = tasks.images_per_product(g);
-    let (patch_len, plane) = (g.patch_len(), g.output_plane());
-    let weight = MatRef::row_major(weight, g.out_channels, patch_len);
+    let mirror = g
+        .prefers_mirrored_form()
+        .then(|| g.mirrored().map(|m| (m, mirrored_weights(weight, g))))
+        .flatten();
+    let weight = MatRef::row_major(weight, g.out_channels, g.patch_len());
     let mut output = vec![0f32; g.batch * g.output_image()];
     output
         .par_chunks_mut(tasks.images_per_task * g.output_image())
         .zip(x.par_chunks(tasks.images_per_task * g.input_image()))
         .for_each(|(output, x)| {
-            // Scratch for one group, reused for each group of the task.
-            let mut patch_scratch = if group == 1 && g.is_pointwise() {
-                Vec::new()
-            } else {
-                vec![0f32; patch_len * group * plane]
-            };
-            let mut wide_output = if group > 1 {
-                vec![0f32; g.out_channels * group * plane]
-            } else {
-                Vec::new()
-            };
+            let mut scratch = GroupScratch::new(mirror.as_ref().map_or(g, |(m, _)| m), group);
             let groups = output
                 .chunks_mut(group * g.output_image())
                 .zip(x.chunks(group * g.input_image()));
             for (output, images) in groups {
-                let count = images.len() / g.input_image();
-                let patches = patches(images, g, count, &mut patch_scratch);
-                let patches = MatRef::row_major(patches, patch_len, count * plane);
-                if count == 1 {
-                    matmul(output, weight, patches, false, tasks.product_threads);
+                let threads = tasks.product_threads;
+                if let Some((m, mirrored)) = &mirror {
+                    // The mirror's transpose: col2im of the mirrored weights times the images.
+                    let weight_t = MatRef::transposed(mirrored, m.patch_len(), m.out_channels);
+                    let joined = join(images, g.in_channels, g.input_plane(), &mut scratch.wide);
+                    transposed_convolve_group(
+                        joined,
+                        weight_t,
+                        m,
+                        &mut scratch.patches,
+                        output,
+                        threads,
+                    );
                 } else {
-                    let wide = &mut wide_output[..g.out_channels * count * plane];
-                    matmul(wide, weight, patches, false, tasks.product_threads);
-                    split_columns(wide, g.out_channels, plane, output);
+                    convolve_group(images, weight, g, &mut scratch, output, threads);
                 }
+                let plane = g.output_plane();
                 for (map, &b) in output.chunks_exact_mut(plane).zip(bias.iter().cycle()) {
                     add_bias(map, b, relu);
                 }

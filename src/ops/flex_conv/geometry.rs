@@ -122,6 +122,54 @@ impl ConvGeometry {
             .clamp(1, images_per_thread.max(1))
     }
 
+    /// The mirror image of this convolution, for stride 1: a convolution from the output
+    /// space back to the input space, of `[N, C_out, H', W']` maps with the weights turned by
+    /// 180° and their channel axes swapped (`[C, C_out, kh, kw]`), padded by `k − 1 − p`. Its
+    /// forward pass is this convolution's input gradient, and its input gradient (its
+    /// transpose) is this convolution's forward pass. `None` for a strided convolution, or when
+    /// the padding is as wide as the window (the mirror would crop rather than pad).
+    ///
+    /// ```
+    /// use nin::ops::flex_conv::ConvGeometry;
+    ///
+    /// // The last block of d2l's network: 384 channels in, 10 out.
+    /// let g = ConvGeometry::new([32, 384, 5, 5], [10, 384, 3, 3], [1, 1], [1, 1]);
+    /// let mirror = g.mirrored().unwrap();
+    /// assert_eq!(mirror.output_shape(), [32, 384, 5, 5]);
+    /// assert_eq!((mirror.patch_len(), mirror.padding), (10 * 9, [1, 1]));
+    /// assert!(g.prefers_mirrored_form());
+    /// ```
+    pub fn mirrored(&self) -> Option<ConvGeometry> {
+        let [kh, kw] = self.kernel;
+        if self.stride != [1, 1] || self.padding[0] >= kh || self.padding[1] >= kw {
+            return None;
+        }
+        Some(ConvGeometry::new(
+            [
+                self.batch,
+                self.out_channels,
+                self.output[0],
+                self.output[1],
+            ],
+            [self.in_channels, self.out_channels, kh, kw],
+            [1, 1],
+            [kh - 1 - self.padding[0], kw - 1 - self.padding[1]],
+        ))
+    }
+
+    /// Whether the kernel runs this convolution through its [mirror image](Self::mirrored):
+    /// the forward pass as the mirror's transpose (`col2im` of a product over the input) and
+    /// the input gradient as the mirror's forward pass (a product over the patches of `dY`).
+    ///
+    /// Either form does the same arithmetic; they differ in the matrix they build and read
+    /// again: the direct form one of `C·kh·kw` rows per output position, the mirrored form one
+    /// of `C_out·kh·kw`. So the mirror is taken where a layer narrows, `C_out < C` (the last
+    /// block's 10 classes), and only for windows larger than 1×1: a single image of a 1×1
+    /// layer needs no patch matrix in the direct form.
+    pub fn prefers_mirrored_form(&self) -> bool {
+        self.out_channels < self.in_channels && !self.is_pointwise() && self.mirrored().is_some()
+    }
+
     /// A 1×1 window with stride 1 and no padding: the patch matrix of an image is the image
     /// itself, `[C, H·W]`.
     pub fn is_pointwise(&self) -> bool {

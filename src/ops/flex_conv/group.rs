@@ -2,7 +2,150 @@
 //! side as the columns of one matrix.
 
 use super::geometry::ConvGeometry;
-use super::patches::{Columns, im2col};
+use super::patches::{Columns, col2im_add, im2col};
+use crate::ops::gemm::{MatRef, Threads, matmul};
+use crate::ops::scratch::Scratch;
+
+/// Scratch of one thread for the products of one convolution `g`, sized once for its largest
+/// group and reused: a patch matrix (`[C·kh·kw, group·H'·W']`) and a matrix of `C_out` maps
+/// side by side (`[C_out, group·H'·W']`).
+pub(crate) struct GroupScratch {
+    pub(crate) patches: Scratch,
+    pub(crate) wide: Scratch,
+}
+
+impl GroupScratch {
+    /// Scratch for groups of up to `group` images of convolution `g`; a single 1×1 image needs
+    /// none.
+    pub(crate) fn new(g: &ConvGeometry, group: usize) -> Self {
+        let plane = g.output_plane();
+        let single_pointwise = group == 1 && g.is_pointwise();
+        let patches = if single_pointwise {
+            0
+        } else {
+            g.patch_len() * group * plane
+        };
+        let wide = if group > 1 {
+            g.out_channels * group * plane
+        } else {
+            0
+        };
+        Self {
+            patches: Scratch::new(patches),
+            wide: Scratch::new(wide),
+        }
+    }
+}
+
+/// `output = weight · patches(images)` for the `count` images in `images` (`[count, C, H, W]`),
+/// written image by image into `output` (`[count, C_out, H', W']`), with `weight` the
+/// `C_out × C·kh·kw` matrix of `g`.
+pub(crate) fn convolve_group(
+    images: &[f32],
+    weight: MatRef<'_>,
+    g: &ConvGeometry,
+    scratch: &mut GroupScratch,
+    output: &mut [f32],
+    threads: Threads,
+) {
+    let count = images.len() / g.input_image();
+    let columns = count * g.output_plane();
+    let patches = patches(images, g, count, &mut scratch.patches);
+    let patches = MatRef::row_major(patches, g.patch_len(), columns);
+    let maps = Maps {
+        rows: g.out_channels,
+        plane: g.output_plane(),
+    };
+    multiply_into_maps(output, weight, patches, maps, &mut scratch.wide, threads);
+}
+
+/// The shape of one image's part of a product's result: `rows` maps of `plane` values.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Maps {
+    pub rows: usize,
+    pub plane: usize,
+}
+
+/// `lhs · rhs` for a group of images side by side in the columns of `rhs`, written image by
+/// image into `output` (`[count, maps.rows, maps.plane]`): directly for one image, through
+/// `wide` and [`split_columns`] for several.
+pub(crate) fn multiply_into_maps(
+    output: &mut [f32],
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    maps: Maps,
+    wide: &mut [f32],
+    threads: Threads,
+) {
+    if output.len() == maps.rows * maps.plane {
+        matmul(output, lhs, rhs, false, threads);
+    } else {
+        let wide = &mut wide[..output.len()];
+        matmul(wide, lhs, rhs, false, threads);
+        split_columns(wide, maps.rows, maps.plane, output);
+    }
+}
+
+/// The transpose of convolution `g` for a group: `col2im(weight_t · joined)` added image by
+/// image onto `output` (`[count, C, H, W]`, holding zeros), where `joined` holds the `count`
+/// images' `C_out` maps side by side (`[C_out, count·H'·W']`, see [`join`]) and `weight_t` is
+/// `Wᵀ`, `C·kh·kw × C_out`. `product` is scratch for `C·kh·kw × count·H'·W'` values, unused
+/// for a single image of a 1×1 layer, whose product is the result.
+pub(crate) fn transposed_convolve_group(
+    joined: &[f32],
+    weight_t: MatRef<'_>,
+    g: &ConvGeometry,
+    product: &mut [f32],
+    output: &mut [f32],
+    threads: Threads,
+) {
+    let count = output.len() / g.input_image();
+    let columns = count * g.output_plane();
+    let joined = MatRef::row_major(joined, g.out_channels, columns);
+    if count == 1 && g.is_pointwise() {
+        matmul(output, weight_t, joined, false, threads);
+        return;
+    }
+    let product = &mut product[..g.patch_len() * columns];
+    matmul(product, weight_t, joined, false, threads);
+    for (index, image) in output.chunks_exact_mut(g.input_image()).enumerate() {
+        col2im_add(product, g, Columns::of_group(g, index, count), image);
+    }
+}
+
+/// The `rows` maps of each of the images in `maps` (`[count, rows, plane]`) side by side,
+/// `[rows, count·plane]`: `maps` itself for one image, else joined in `wide`.
+pub(crate) fn join<'a>(
+    maps: &'a [f32],
+    rows: usize,
+    plane: usize,
+    wide: &'a mut [f32],
+) -> &'a [f32] {
+    if maps.len() == rows * plane {
+        return maps;
+    }
+    let wide = &mut wide[..maps.len()];
+    join_columns(maps, rows, plane, wide);
+    wide
+}
+
+/// The weights of a convolution's mirror image (`[C, C_out, kh, kw]`, see
+/// [`ConvGeometry::mirrored`]): `weight` (`[C_out, C, kh, kw]`) with its channel axes swapped
+/// and each window turned by 180°.
+pub(crate) fn mirrored_weights(weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let [kh, kw] = g.kernel;
+    let mut mirrored = vec![0f32; weight.len()];
+    for (o, filters) in weight.chunks_exact(g.patch_len()).enumerate() {
+        for (c, window) in filters.chunks_exact(kh * kw).enumerate() {
+            let at = (c * g.out_channels + o) * kh * kw;
+            let target = &mut mirrored[at..at + kh * kw];
+            for (target, &value) in target.iter_mut().zip(window.iter().rev()) {
+                *target = value;
+            }
+        }
+    }
+    mirrored
+}
 
 /// The patch matrix of the `count` images in `images` (`[count, C, H, W]`), side by side:
 /// `[C·kh·kw, count·H'·W']`. A single 1×1 image is its own patch matrix; otherwise the matrix

@@ -11,6 +11,13 @@
 //! - backward: `dW += dY_b · im2col(x_b)ᵀ`, bias gradient as row sums, and
 //!   `dx_b = col2im(Wᵀ · dY_b)` only when the input needs a gradient (`backward`).
 //!
+//! A layer with fewer output channels than input channels (the last block's ten classes) runs
+//! through its mirror image, the stride-1 convolution from its output space back to its input
+//! space with the weights turned by 180° (`ConvGeometry::mirrored`): forward
+//! `col2im(W'ᵀ · x_b)`, input gradient `W' · im2col'(dY_b)`, weight gradient from
+//! `x_b · im2col'(dY_b)ᵀ`. The arithmetic is the same; the patch matrix built and read is the
+//! narrow side's, `C_out·kh·kw` rows instead of `C·kh·kw`.
+//!
 //! Where maps are small, several images' patch matrices stand side by side in one product
 //! (`group`). A single image of a 1×1 layer is its own patch matrix. The operation is a burn backend
 //! extension implemented for flex and for autodiff over flex; other backends keep burn's
