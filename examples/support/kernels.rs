@@ -6,7 +6,7 @@ use std::time::Instant;
 use nin::Nin;
 use nin::Stage;
 use nin::ops::flex_conv::{ConvGeometry, conv2d_backward, conv2d_forward};
-use nin::ops::gemm::{MatRef, Threads, matmul};
+use nin::ops::gemm::{MatRef, Threads};
 use rayon::prelude::*;
 
 /// Every convolution of `model` for a batch of `batch` images of `image` (`[C, H, W]`): a name
@@ -118,12 +118,14 @@ impl Product {
     }
 }
 
-/// The three products of a layer as the kernel runs them on `threads` threads: forward `W·P`,
-/// weight gradient `dY·Pᵀ`, input gradient `Wᵀ·dY`, each over as many images side by side as
-/// the kernel puts in one product.
+/// The three products of a layer as the kernel runs them on `threads` threads, each over as
+/// many images side by side as the kernel puts in one product: forward `W·P(x)`, weight
+/// gradient `dY·P(x)ᵀ` and input gradient `Wᵀ·dY` (before col2im); or, for a layer the kernel
+/// runs through its mirror image (`ConvGeometry::prefers_mirrored_form`), forward `W'ᵀ·x`
+/// (before col2im), weight gradient `x·P'(dY)ᵀ` and input gradient `W'·P'(dY)`, with `W'` and
+/// `P'` the mirror's weights and patch matrix.
 pub fn layer_products(name: &str, g: &ConvGeometry, threads: usize) -> [Product; 3] {
     let images = g.images_per_product(g.batch.div_ceil(threads.max(1)));
-    let (co, k, p) = (g.out_channels, g.patch_len(), images * g.output_plane());
     let product = |pass: &str, m, k, n, rhs_transposed| Product {
         name: format!("{name} {pass}"),
         m,
@@ -132,16 +134,34 @@ pub fn layer_products(name: &str, g: &ConvGeometry, threads: usize) -> [Product;
         images,
         rhs_transposed,
     };
-    [
-        product("fwd", co, k, p, false),
-        product("dW", co, p, k, true),
-        product("dX", k, co, p, false),
-    ]
+    let (c, co) = (g.in_channels, g.out_channels);
+    match g.mirrored().filter(|_| g.prefers_mirrored_form()) {
+        Some(mirror) => {
+            let (k, p) = (mirror.patch_len(), images * mirror.output_plane());
+            [
+                product("fwd", k, c, p, false),
+                product("dW", c, p, k, true),
+                product("dX", c, k, p, false),
+            ]
+        }
+        None => {
+            let (k, p) = (g.patch_len(), images * g.output_plane());
+            [
+                product("fwd", co, k, p, false),
+                product("dW", co, p, k, true),
+                product("dX", k, co, p, false),
+            ]
+        }
+    }
 }
 
-/// GFLOP/s of `product` run (a) as one product per thread on every thread at once, the way the
-/// kernel splits a batch, summed over threads, and (b) as one product spread over all threads.
-pub fn time_product(product: &Product, reps: usize) -> (f64, f64) {
+/// A matrix-product function with the signature of [`matmul`].
+pub type Multiply = fn(&mut [f32], MatRef<'_>, MatRef<'_>, bool, Threads);
+
+/// GFLOP/s of `product` through `multiply` run (a) as one product per thread on every thread
+/// at once, the way the kernel splits a batch, summed over threads, and (b) as one product
+/// spread over all threads.
+pub fn time_product(product: &Product, multiply: Multiply, reps: usize) -> (f64, f64) {
     let threads = rayon::current_num_threads();
     let lhs = values(product.m * product.k, 5);
     let rhs = values(product.k * product.n, 6);
@@ -159,14 +179,14 @@ pub fn time_product(product: &Product, reps: usize) -> (f64, f64) {
     let split = median_seconds(1, reps, || {
         outputs.par_iter_mut().for_each(|out| {
             for _ in 0..inner {
-                matmul(out, lhs_view, rhs_view(), false, Threads::One);
+                multiply(out, lhs_view, rhs_view(), false, Threads::One);
             }
         });
     });
     let mut out = vec![0f32; product.m * product.n];
     let threaded = median_seconds(1, reps, || {
         for _ in 0..inner {
-            matmul(&mut out, lhs_view, rhs_view(), false, Threads::All);
+            multiply(&mut out, lhs_view, rhs_view(), false, Threads::All);
         }
     });
     let flops = product.flops() * inner as f64;

@@ -74,7 +74,10 @@ pub enum Threads {
 }
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` with `accumulate`, for a row-major `dst` of
-/// `lhs.rows × rhs.cols` values.
+/// `lhs.rows × rhs.cols` values: the product the kernels run. It is [`matmul_gemm`], except
+/// that with the `private-gemm-x86` feature products on one thread go through
+/// [`matmul_private_gemm_x86`] (one product over all threads stays with `gemm`, which spreads
+/// small products better).
 ///
 /// # Panics
 ///
@@ -87,23 +90,33 @@ pub fn matmul(
     accumulate: bool,
     threads: Threads,
 ) {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    assert_eq!(rhs.rows, k, "inner dimensions of a product differ");
-    assert_eq!(dst.len(), m * n, "the destination is not {m}×{n}");
-    if m == 0 || n == 0 {
-        return;
+    #[cfg(all(feature = "private-gemm-x86", target_arch = "x86_64"))]
+    if threads == Threads::One {
+        return matmul_private_gemm_x86(dst, lhs, rhs, accumulate, threads);
     }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
+    matmul_gemm(dst, lhs, rhs, accumulate, threads)
+}
+
+/// [`matmul`] through the `gemm` crate, the matrix-product library flex itself runs on.
+///
+/// # Panics
+///
+/// As [`matmul`].
+pub fn matmul_gemm(
+    dst: &mut [f32],
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+    threads: Threads,
+) {
+    let Some((m, k, n)) = product_shape(dst, lhs, rhs, accumulate) else {
         return;
-    }
+    };
     let parallelism = match threads {
         Threads::One => gemm::Parallelism::None,
         Threads::All => gemm::Parallelism::Rayon(0),
     };
-    // SAFETY: the constructors and the assertions above keep every index the product reads
+    // SAFETY: `product_shape` and the constructors keep every index the product reads
     // (`(m−1)·rs + (k−1)·cs` and likewise) inside the borrowed slices, and `dst` is an exclusive
     // borrow of exactly `m·n` values, so nothing else reads or writes it meanwhile.
     unsafe {
@@ -129,6 +142,94 @@ pub fn matmul(
             parallelism,
         );
     }
+}
+
+/// [`matmul`] through `private-gemm-x86`, the x86 kernels under faer (AVX-512 where the CPU has
+/// it, else AVX2), for comparing the two libraries (`perf --gemm`); [`matmul_gemm`] where the
+/// CPU has neither.
+///
+/// # Panics
+///
+/// As [`matmul`].
+#[cfg(all(feature = "private-gemm-x86", target_arch = "x86_64"))]
+pub fn matmul_private_gemm_x86(
+    dst: &mut [f32],
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+    threads: Threads,
+) {
+    use private_gemm_x86 as pg;
+    let instructions = if is_x86_feature_detected!("avx512f") {
+        pg::InstrSet::Avx512
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        pg::InstrSet::Avx256
+    } else {
+        return matmul_gemm(dst, lhs, rhs, accumulate, threads);
+    };
+    let Some((m, k, n)) = product_shape(dst, lhs, rhs, accumulate) else {
+        return;
+    };
+    let threads = match threads {
+        Threads::One => 1,
+        Threads::All => rayon::current_num_threads(),
+    };
+    let alpha = 1.0f32;
+    let beta = if accumulate {
+        pg::Accum::Add
+    } else {
+        pg::Accum::Replace
+    };
+    // SAFETY: as in `matmul`: every index read is inside the borrowed slices, `dst` is an
+    // exclusive borrow of `m·n` values, the instruction set was detected on this CPU, and the
+    // null index and diagonal pointers ask for a dense product without a diagonal.
+    unsafe {
+        pg::gemm(
+            pg::DType::F32,
+            pg::IType::U64,
+            instructions,
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().cast(),
+            n as isize,
+            1,
+            std::ptr::null(),
+            std::ptr::null(),
+            pg::DstKind::Full,
+            beta,
+            lhs.data.as_ptr().cast(),
+            lhs.row_stride as isize,
+            lhs.col_stride as isize,
+            false,
+            std::ptr::null(),
+            0,
+            rhs.data.as_ptr().cast(),
+            rhs.row_stride as isize,
+            rhs.col_stride as isize,
+            false,
+            (&raw const alpha).cast(),
+            threads,
+        );
+    }
+}
+
+/// `(m, k, n)` of `dst = lhs · rhs` after checking that the shapes chain, or `None` when there
+/// is nothing to multiply (an empty `dst`, or `k = 0`, where `dst` is cleared unless
+/// accumulating).
+fn product_shape(
+    dst: &mut [f32],
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+) -> Option<(usize, usize, usize)> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "inner dimensions of a product differ");
+    assert_eq!(dst.len(), m * n, "the destination is not {m}×{n}");
+    if k == 0 && !accumulate {
+        dst.fill(0.0);
+    }
+    (m > 0 && n > 0 && k > 0).then_some((m, k, n))
 }
 
 /// This machine's single-precision peak in GFLOP/s, measured: every thread of the rayon pool
