@@ -64,7 +64,8 @@ struct Args {
     /// Print progress as plain lines instead of the terminal dashboard.
     #[arg(long)]
     no_tui: bool,
-    /// Augment training images: random crops with 2 pixels of padding and horizontal flips.
+    /// Augment training images more than the preset does: random crops with 2 pixels of
+    /// padding and horizontal flips (the compact preset shifts by up to 1 pixel).
     #[arg(long)]
     augment: bool,
     /// Start from these weights instead of a fresh initialisation: a PyTorch state_dict
@@ -107,6 +108,9 @@ fn config(args: &Args) -> TrainingConfig {
     }
     if let Some(seed) = args.seed {
         config.seed = seed;
+        if let Some(augment) = config.augment.as_mut() {
+            augment.seed = seed;
+        }
     }
     config.train_limit = args.train_limit;
     config.test_limit = args.test_limit;
