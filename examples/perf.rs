@@ -344,11 +344,15 @@ fn gemm_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     nin::ops::retain_freed_memory();
     let layers = preset_layers(args)?;
     let peak = peak_line();
-    // The libraries compared: gemm, and private-gemm-x86 when that feature is on.
+    // The libraries compared: gemm, and private-gemm-x86 and matrixmultiply when their features
+    // are on (matrixmultiply's "threaded" column uses its own global setting,
+    // MATMUL_NUM_THREADS).
     #[allow(unused_mut)]
     let mut libraries: Vec<(&str, kernels::Multiply)> = vec![("gemm", nin::ops::gemm::matmul_gemm)];
     #[cfg(all(feature = "private-gemm-x86", target_arch = "x86_64"))]
     libraries.push(("private-gemm-x86", nin::ops::gemm::matmul_private_gemm_x86));
+    #[cfg(feature = "matrixmultiply")]
+    libraries.push(("matrixmultiply", nin::ops::gemm::matmul_matrixmultiply));
     println!(
         "gemm 0.19 is what flex and this crate's kernel use; GFLOP/s, median of {} runs: \
          \"one per thread\" runs a product on every thread at once (the kernel's split, summed), \

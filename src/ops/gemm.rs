@@ -214,6 +214,48 @@ pub fn matmul_private_gemm_x86(
     }
 }
 
+/// [`matmul`] through `matrixmultiply` (the matrix-product crate under ndarray), for comparing
+/// the libraries (`perf --gemm`). Its threading is not chosen per call: it runs on one thread
+/// unless its `threading` feature is on (burn's ndarray backend turns it on), and then on as
+/// many as `MATMUL_NUM_THREADS` says (at most 4); `threads` is ignored.
+///
+/// # Panics
+///
+/// As [`matmul`].
+#[cfg(feature = "matrixmultiply")]
+pub fn matmul_matrixmultiply(
+    dst: &mut [f32],
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+    _threads: Threads,
+) {
+    let Some((m, k, n)) = product_shape(dst, lhs, rhs, accumulate) else {
+        return;
+    };
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: as in `matmul`: every index read is inside the borrowed slices and `dst` is an
+    // exclusive borrow of `m·n` values; with beta 0 the destination is written, never read.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            lhs.data.as_ptr(),
+            lhs.row_stride as isize,
+            lhs.col_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.row_stride as isize,
+            rhs.col_stride as isize,
+            beta,
+            dst.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
 /// `(m, k, n)` of `dst = lhs · rhs` after checking that the shapes chain, or `None` when there
 /// is nothing to multiply (an empty `dst`, or `k = 0`, where `dst` is cleared unless
 /// accumulating).
