@@ -4,6 +4,7 @@
 //! cargo run --release --example fashion_mnist                        # compact, on the best device
 //! cargo run --release --example fashion_mnist -- --preset d2l --backend wgpu
 //! cargo run --release --example fashion_mnist -- --resume            # continue an interrupted run
+//! cargo run --release --example fashion_mnist -- --overwrite         # replace the earlier run
 //! cargo run --release --example fashion_mnist -- --preset d2l --init-from nin_d2l.pth
 //! cargo run --release --example fashion_mnist -- --export nin.safetensors   # for PyTorch
 //! ```
@@ -61,6 +62,10 @@ struct Args {
     /// Continue the run in --artifact-dir from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Start over in an --artifact-dir that holds an earlier run, removing that run's files
+    /// (only those its manifest.json lists; anything else there stays).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Print progress as plain lines instead of the terminal dashboard.
     #[arg(long)]
     no_tui: bool,
@@ -153,6 +158,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         initial_model,
         artifact_dir: args.artifact_dir.clone(),
         resume: args.resume,
+        overwrite: args.overwrite,
         progress: if args.no_tui {
             Progress::Lines
         } else {

@@ -29,6 +29,7 @@ fn options(dir: &Path, resume: bool) -> TrainOptions {
     TrainOptions {
         artifact_dir: dir.to_path_buf(),
         resume,
+        overwrite: false,
         progress: Progress::Lines,
         class_names: nin::data::FASHION_MNIST_CLASSES
             .iter()
@@ -282,4 +283,84 @@ fn a_diverging_run_stops_with_an_error_and_writes_no_model() {
     let artifacts = ArtifactDir::new(root.path());
     assert!(!artifacts.model().exists());
     assert_eq!(artifacts.last_checkpoint(), None);
+}
+
+/// Runs the `fashion_mnist` example on a few images into `dir` with stdout piped, plus `extra`.
+fn run_example(data_dir: &Path, dir: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(example("fashion_mnist"))
+        .args(["--backend", "flex", "--epochs", "1"])
+        .args(["--train-limit", "512", "--test-limit", "256"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--artifact-dir")
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn the_example_protects_earlier_runs_locks_its_directory_and_reports_through_a_pipe() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let test = "the_example_protects_earlier_runs_locks_its_directory_and_reports_through_a_pipe";
+    let Some(data_dir) = common::fashion_mnist_dir(test) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+
+    // Without --no-tui, on a pipe: progress lines within the epoch, not only its summary.
+    let first = run_example(&data_dir, &dir, &[]);
+    let stdout = text(&first.stdout);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(stdout.contains("epoch 1/1 train:"), "{stdout}");
+    assert!(stdout.contains("test accuracy:"), "{stdout}");
+
+    // Every file has the permissions of a file the user creates here.
+    let ordinary = root.path().join("ordinary");
+    std::fs::File::create(&ordinary).unwrap();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for name in [
+        "config.json",
+        "model.bpk",
+        "metrics.csv",
+        "training.svg",
+        "report.json",
+        "manifest.json",
+    ] {
+        assert_eq!(mode(&dir.join(name)), mode(&ordinary), "{name}");
+    }
+
+    // A second fresh run refuses and names the ways on; the first run is untouched.
+    let report = std::fs::read(dir.join("report.json")).unwrap();
+    let again = run_example(&data_dir, &dir, &[]);
+    let stderr = text(&again.stderr);
+    assert!(!again.status.success());
+    assert!(
+        stderr.contains("--resume") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(dir.join("report.json")).unwrap(), report);
+
+    // While another process holds the directory, a run there is refused, naming that process.
+    let artifacts = ArtifactDir::new(&dir);
+    let lock = artifacts.lock().unwrap();
+    let locked = run_example(&data_dir, &dir, &["--overwrite"]);
+    let stderr = text(&locked.stderr);
+    assert!(!locked.status.success());
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id())),
+        "{stderr}"
+    );
+    drop(lock);
+
+    // --overwrite replaces the run and leaves alone what no run wrote.
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let replaced = run_example(&data_dir, &dir, &["--overwrite"]);
+    assert!(replaced.status.success(), "{}", text(&replaced.stderr));
+    assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
+    assert!(artifacts.read_report().is_ok());
 }

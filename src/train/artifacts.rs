@@ -175,11 +175,21 @@ impl ArtifactDir {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path`, flushes it and renames it to `path`.
+/// Writes `bytes` to a temporary file beside `path`, flushes it and renames it to `path`. The
+/// file gets the permissions of any file the user creates (the process's umask applied to
+/// read and write for all), not the owner-only ones of a temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut partial = tempfile::Builder::new()
-        .prefix(".partial-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".partial-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode asked for at creation, which the kernel masks with the umask as for any
+        // new file.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut partial = builder
         .tempfile_in(dir)
         .map_err(|e| TrainError::io(dir, e))?;
     partial

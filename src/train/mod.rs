@@ -6,6 +6,7 @@
 //! [`classify`] use a trained model.
 
 mod artifacts;
+mod claim;
 mod config;
 mod evaluate;
 mod plot;
@@ -17,6 +18,7 @@ mod step;
 use std::path::{Path, PathBuf};
 
 pub use artifacts::{ArtifactDir, ClassAccuracy, Report, write_atomic, write_json};
+pub use claim::RunLock;
 pub use config::{FASHION_MNIST_MEAN_STD, Optimizer, Preset, Schedule, TrainingConfig};
 pub use evaluate::{Evaluation, Prediction, classify, evaluate};
 pub use plot::{training_svg, write_training_svg};
@@ -56,6 +58,40 @@ pub enum TrainError {
     /// A dataset item could not be read.
     #[error("dataset: {0}")]
     Data(String),
+    /// A fresh run was asked for in a directory that holds an earlier run's files.
+    #[error(
+        "{} holds the files of an earlier run ({}): continue that run with --resume, replace it \
+         with --overwrite, or choose another --artifact-dir",
+        dir.display(), files.join(", ")
+    )]
+    Occupied {
+        /// The artifact directory.
+        dir: PathBuf,
+        /// The earlier run's files there.
+        files: Vec<String>,
+    },
+    /// A file has one of a run's names, but no run of this crate wrote it.
+    #[error(
+        "{} was not written by a run of this crate (the directory's manifest.json does not list \
+         it), so it is left alone: choose another --artifact-dir",
+        path.display()
+    )]
+    Foreign {
+        /// The file or folder.
+        path: PathBuf,
+    },
+    /// Another run holds the directory.
+    #[error(
+        "{} is in use by another run{}; wait for it to end, or choose another --artifact-dir",
+        dir.display(),
+        pid.map_or(String::new(), |pid| format!(" (pid {pid})"))
+    )]
+    Locked {
+        /// The artifact directory.
+        dir: PathBuf,
+        /// The process that holds it, as its lock file says.
+        pid: Option<u32>,
+    },
     /// A file of the artifact directory is missing, unreadable or malformed.
     #[error("{}: {reason}", path.display())]
     Artifact {

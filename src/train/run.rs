@@ -41,6 +41,9 @@ pub struct TrainOptions {
     pub artifact_dir: PathBuf,
     /// Continue the run in `artifact_dir` from its last checkpoint instead of starting over.
     pub resume: bool,
+    /// Start over in a directory that holds an earlier run, removing that run's files (only
+    /// those: see [`ArtifactDir::claim`]). Without it, such a directory is refused.
+    pub overwrite: bool,
     /// How progress is shown.
     pub progress: Progress,
     /// Class names, by label, for the report.
@@ -65,9 +68,11 @@ pub struct Trained {
 /// Trains `config` on `train_set`, evaluating on `test_set` after every epoch, and writes the
 /// artifacts. Returns the model and the report.
 ///
-/// A fresh run clears the outputs of an earlier run in the same directory; with
-/// `options.resume` it continues from the last checkpoint, provided `config.json` there
-/// describes the same run (only `epochs` may grow).
+/// The run holds the directory's lock throughout ([`ArtifactDir::lock`]): a second run there
+/// is refused, naming this one's process. A fresh run refuses a directory that holds an earlier
+/// run's files unless `options.overwrite` ([`ArtifactDir::claim`]); with `options.resume` it
+/// continues from the last checkpoint, provided `config.json` there describes the same run
+/// (only `epochs` may grow).
 ///
 /// It calls [`retain_freed_memory`](crate::ops::retain_freed_memory) first, so that steps reuse
 /// the memory earlier steps freed.
@@ -100,10 +105,13 @@ where
     }
     let artifacts = ArtifactDir::new(&options.artifact_dir);
     std::fs::create_dir_all(artifacts.root()).map_err(|e| TrainError::io(artifacts.root(), e))?;
+    let _lock = artifacts.lock()?;
     let (start_epoch, previous_rows) = if options.resume {
-        resume_point(config, &artifacts)?
+        let point = resume_point(config, &artifacts)?;
+        artifacts.write_manifest()?;
+        point
     } else {
-        clear_previous_run(&artifacts)?;
+        artifacts.claim(options.overwrite)?;
         (0, Vec::new())
     };
     super::write_json(&artifacts.config(), config)?;
@@ -182,8 +190,10 @@ where
         && cfg!(feature = "tui")
         && std::io::stdout().is_terminal();
     if !dashboard {
+        // Lines within the epoch whenever progress is wanted at all: a dashboard asked for
+        // on a pipe or a log file shows as lines too.
         training = training.renderer(Box::new(PlainRenderer::new(
-            options.progress == Progress::Lines,
+            options.progress != Progress::Quiet,
         )));
     }
     if start_epoch > 0 {
@@ -357,26 +367,4 @@ fn differences(saved: &TrainingConfig, asked: &TrainingConfig) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Removes what an earlier run left in the directory, so nothing stale is mistaken for this
-/// run's output.
-fn clear_previous_run(artifacts: &ArtifactDir) -> Result<(), TrainError> {
-    let checkpoints = artifacts.checkpoints();
-    if checkpoints.is_dir() {
-        std::fs::remove_dir_all(&checkpoints).map_err(|e| TrainError::io(&checkpoints, e))?;
-    }
-    for path in [
-        artifacts.model(),
-        artifacts.metrics(),
-        artifacts.plot(),
-        artifacts.report(),
-    ] {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(TrainError::io(&path, e)),
-        }
-    }
-    Ok(())
 }
