@@ -285,15 +285,24 @@ fn a_diverging_run_stops_with_an_error_and_writes_no_model() {
     assert_eq!(artifacts.last_checkpoint(), None);
 }
 
-/// Runs the `fashion_mnist` example on a few images into `dir` with stdout piped, plus `extra`.
-fn run_example(data_dir: &Path, dir: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(example("fashion_mnist"))
-        .args(["--backend", "flex", "--epochs", "1"])
-        .args(["--train-limit", "512", "--test-limit", "256"])
+/// The `fashion_mnist` example on flex for `epochs` epochs of the first `limits` training and
+/// test images, into `dir`.
+fn example_run(data_dir: &Path, dir: &Path, epochs: usize, limits: [usize; 2]) -> Command {
+    let mut command = Command::new(example("fashion_mnist"));
+    command
+        .args(["--backend", "flex", "--epochs", &epochs.to_string()])
+        .args(["--train-limit", &limits[0].to_string()])
+        .args(["--test-limit", &limits[1].to_string()])
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--artifact-dir")
-        .arg(dir)
+        .arg(dir);
+    command
+}
+
+/// Runs the example for one epoch of a few images into `dir` with stdout piped, plus `extra`.
+fn run_example(data_dir: &Path, dir: &Path, extra: &[&str]) -> std::process::Output {
+    example_run(data_dir, dir, 1, [512, 256])
         .args(extra)
         .output()
         .unwrap()
@@ -363,4 +372,104 @@ fn the_example_protects_earlier_runs_locks_its_directory_and_reports_through_a_p
     assert!(replaced.status.success(), "{}", text(&replaced.stderr));
     assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
     assert!(artifacts.read_report().is_ok());
+}
+
+/// Training and test images of the interrupted runs: enough that an epoch lasts a few seconds.
+const INTERRUPTED_LIMITS: [usize; 2] = [3000, 500];
+
+/// Starts the `fashion_mnist` example for three short epochs into `dir`, waits until it
+/// reports progress inside epoch 2, lets it run a little longer (a different point each time),
+/// and stops it with `signal` (`KILL` or `INT`). Returns its exit status.
+#[cfg(unix)]
+fn stop_in_epoch_two(data_dir: &Path, dir: &Path, signal: &str) -> std::process::ExitStatus {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = example_run(data_dir, dir, 3, INTERRUPTED_LIMITS)
+        .arg("--no-tui")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let in_epoch_two = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("epoch 2/3 train:"));
+    assert!(in_epoch_two, "the run ended before epoch 2");
+    // Keep reading, so that the run goes on until the signal stops it.
+    std::thread::spawn(move || lines.for_each(drop));
+    // Somewhere in the rest of the epoch: 0 to 0.5 s more.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    std::thread::sleep(std::time::Duration::from_millis(u64::from(nanos % 500)));
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.wait().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_killed_or_interrupted_in_epoch_two_resumes_to_the_same_result() {
+    use burn::module::Module;
+
+    let test = "a_run_killed_or_interrupted_in_epoch_two_resumes_to_the_same_result";
+    let Some(data_dir) = common::fashion_mnist_dir(test) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let three_epochs = |dir: &Path, extra: &[&str]| {
+        example_run(&data_dir, dir, 3, INTERRUPTED_LIMITS)
+            .arg("--no-tui")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let whole = root.path().join("whole");
+    let uninterrupted = three_epochs(&whole, &[]);
+    assert!(uninterrupted.status.success());
+    let expected = ArtifactDir::new(&whole)
+        .read_report()
+        .unwrap()
+        .test_accuracy;
+
+    for signal in ["KILL", "INT"] {
+        let dir = root.path().join(signal);
+        let status = stop_in_epoch_two(&data_dir, &dir, signal);
+        assert!(!status.success(), "{signal}: {status}");
+        let artifacts = ArtifactDir::new(&dir);
+        assert!(!artifacts.model().exists(), "{signal}: no final model yet");
+
+        let resumed = three_epochs(&dir, &["--resume"]);
+        let stdout = String::from_utf8_lossy(&resumed.stdout);
+        assert!(
+            resumed.status.success(),
+            "{signal}: {}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        let csv = std::fs::read_to_string(artifacts.metrics()).unwrap();
+        let epochs: Vec<usize> = EpochMetrics::parse_csv(&csv)
+            .unwrap()
+            .iter()
+            .map(|row| row.epoch)
+            .collect();
+        assert_eq!(epochs, [1, 2, 3], "{signal}: every epoch exactly once");
+        let (model, config) = artifacts.load_model(&Device::flex()).unwrap();
+        let fresh = config.model.init(&Device::flex());
+        assert_eq!(model.num_params(), fresh.num_params());
+        let accuracy = artifacts.read_report().unwrap().test_accuracy;
+        println!(
+            "{test}: {signal} in epoch 2, resumed: test accuracy {accuracy:.4} (uninterrupted \
+             {expected:.4}); {}",
+            stdout.lines().last().unwrap_or_default()
+        );
+        assert!(
+            (accuracy - expected).abs() < 0.05,
+            "{signal}: {accuracy} vs {expected}"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! at the first non-finite loss.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -204,7 +205,9 @@ impl EpochRecorder {
             images_per_second: self.train_items as f64 / self.train_seconds.max(1e-9),
         };
         if self.print {
-            println!(
+            // A closed stdout (a pipe whose reader went away) must not stop the run.
+            let _ = writeln!(
+                std::io::stdout(),
                 "epoch {epoch}/{}: train loss {:.4}, train acc {:.4}, test loss {:.4}, test acc \
                  {:.4}, lr {:.3e}, {:.0} images/s",
                 self.epochs,

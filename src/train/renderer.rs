@@ -3,6 +3,7 @@
 //! nothing per step.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::time::Instant;
 
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
@@ -88,7 +89,9 @@ impl TrainingProgressLogger for PlainRenderer {
             ("train", Some(loss)) => format!(", loss {loss:.4}"),
             _ => String::new(),
         };
-        println!(
+        // A closed stdout (a pipe whose reader went away) must not stop the run.
+        let _ = writeln!(
+            std::io::stdout(),
             "epoch {}/{} {}: {:3}% ({done}/{} images){loss}, {} left in this split",
             self.epoch,
             self.epochs,
