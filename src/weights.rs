@@ -268,6 +268,21 @@ pub enum WeightsError {
         /// Its element type.
         dtype: DType,
     },
+    /// A tensor holds a value that is not a finite number: weights of a run that diverged.
+    #[error(
+        "{path}: tensor `{key}` holds {value} at index {index}: these weights come from a run \
+         that diverged; use an earlier checkpoint, or train again with a lower learning rate"
+    )]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The PyTorch key.
+        key: String,
+        /// The first value that is not finite.
+        value: f32,
+        /// Its index in the tensor, flattened.
+        index: usize,
+    },
     /// burn's store refused the tensors after they were checked (not expected to happen).
     #[error("{path}: loading the checked tensors failed: {reason}")]
     Apply {
@@ -290,9 +305,9 @@ pub enum WeightsError {
 /// `model`, which must have the same layers (build it from the same configuration). The format
 /// is told from the file's content, not its name.
 ///
-/// Every key and shape is checked before anything is loaded: a missing key, a shape that
-/// differs, a tensor the model has no place for or a type other than float32 is an error that
-/// names the first such key, with both shapes for a mismatch.
+/// Every key, shape and value is checked before anything is loaded: a missing key, a shape that
+/// differs, a tensor the model has no place for, a type other than float32 or a value that is
+/// NaN or infinite is an error that names the first such key, with both shapes for a mismatch.
 pub fn load(model: Nin, path: impl AsRef<Path>) -> Result<Nin, WeightsError> {
     let path = path.as_ref();
     let layout = torch_layout(&model);
@@ -385,6 +400,27 @@ where
         })
         .collect();
     check_against_layout(path, layout, &in_file)?;
+    // Values, key by key in the layout's order, before any reaches the model.
+    let tensors = store
+        .get_all_tensors()
+        .map_err(|err| corrupt(err.to_string()))?;
+    for entry in layout {
+        let Some(tensor) = tensors.get(&entry.module_path) else {
+            continue;
+        };
+        let data = burn::store::bridge::to_data(tensor).map_err(|err| corrupt(err.to_string()))?;
+        let values = data
+            .as_slice::<f32>()
+            .map_err(|err| corrupt(format!("{}: {err:?}", entry.key)))?;
+        if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(WeightsError::NonFinite {
+                path: path.to_path_buf(),
+                key: entry.key.clone(),
+                value,
+                index,
+            });
+        }
+    }
 
     let result = model
         .load_from(&mut store)

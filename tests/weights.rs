@@ -341,3 +341,40 @@ fn unknown_truncated_and_empty_files_are_errors() {
     let err = weights::load(small_model("small", &device), dir.path().join("absent.pth"));
     assert!(matches!(err, Err(WeightsError::Io { .. })));
 }
+
+#[test]
+fn a_nan_or_infinite_weight_is_refused_naming_its_key() {
+    let device = flex();
+    let model = NinConfig::compact(10).init(&device);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("compact.safetensors");
+    weights::save_safetensors(&model, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+
+    let layout = weights::torch_layout(&model);
+    let keys = [&layout[3].key, &layout.last().unwrap().key];
+    for (key, value) in keys.into_iter().zip([f32::NAN, f32::INFINITY]) {
+        // The fourth value of `key`, wherever the file keeps it.
+        let start = header[key.as_str()]["data_offsets"][0].as_u64().unwrap() as usize;
+        let at = 8 + header_len + start + 3 * 4;
+        let mut corrupted = bytes.clone();
+        corrupted[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        let bad = dir.path().join(format!("{key}.safetensors"));
+        std::fs::write(&bad, &corrupted).unwrap();
+
+        let err = weights::load(NinConfig::compact(10).init(&device), &bad).unwrap_err();
+        println!("{err}");
+        match &err {
+            WeightsError::NonFinite {
+                key: named, index, ..
+            } => {
+                assert_eq!(named, key);
+                assert_eq!(*index, 3);
+            }
+            other => panic!("expected a non-finite value, got {other:?}"),
+        }
+        assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+    }
+}
