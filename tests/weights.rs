@@ -378,3 +378,61 @@ fn a_nan_or_infinite_weight_is_refused_naming_its_key() {
         assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
     }
 }
+
+#[test]
+fn a_safetensors_header_that_lies_is_a_clean_error() {
+    let device = flex();
+    let model = NinConfig::compact(10).init(&device);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("compact.safetensors");
+    weights::save_safetensors(&model, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let data_len = (bytes.len() - 8 - header_len) as u64;
+    let key = weights::torch_layout(&model)[0].key.clone();
+
+    // Each lie: a field of the first tensor's entry, written back with a header of the right
+    // length field.
+    let lies = [
+        (
+            "offsets past the end",
+            "data_offsets",
+            serde_json::json!([data_len, data_len + 3200]),
+        ),
+        (
+            "offsets reversed",
+            "data_offsets",
+            serde_json::json!([400, 0]),
+        ),
+        (
+            "a shape larger than its bytes",
+            "shape",
+            serde_json::json!([32, 1, 5, 500]),
+        ),
+        (
+            "a size beyond memory",
+            "shape",
+            serde_json::json!([u64::MAX / 8, 2]),
+        ),
+    ];
+    for (lie, field, value) in lies {
+        let mut lying = header.clone();
+        lying[key.as_str()][field] = value;
+        let text = serde_json::to_vec(&lying).unwrap();
+        let mut corrupted = (text.len() as u64).to_le_bytes().to_vec();
+        corrupted.extend_from_slice(&text);
+        corrupted.extend_from_slice(&bytes[8 + header_len..]);
+        let bad = dir.path().join("lying.safetensors");
+        std::fs::write(&bad, &corrupted).unwrap();
+        // A panic fails the test as surely as an Ok does.
+        let err = weights::load(NinConfig::compact(10).init(&device), &bad)
+            .err()
+            .unwrap_or_else(|| panic!("{lie}: loaded"));
+        println!("{lie}: {err}");
+        assert!(
+            err.to_string().contains("lying.safetensors"),
+            "{lie}: {err}"
+        );
+    }
+}
