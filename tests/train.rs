@@ -374,8 +374,9 @@ fn the_example_protects_earlier_runs_locks_its_directory_and_reports_through_a_p
     assert!(artifacts.read_report().is_ok());
 }
 
-/// Training and test images of the interrupted runs: enough that an epoch lasts a few seconds.
-const INTERRUPTED_LIMITS: [usize; 2] = [3000, 500];
+/// Training and test images of the interrupted runs: enough that an epoch lasts a second in a
+/// release build (so a signal lands inside it), few enough for the test profile.
+const INTERRUPTED_LIMITS: [usize; 2] = [1500, 300];
 
 /// Starts the `fashion_mnist` example for three short epochs into `dir`, waits until it
 /// reports progress inside epoch 2, lets it run a little longer (a different point each time),
