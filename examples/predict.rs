@@ -78,12 +78,29 @@ struct Guess {
     probability: f32,
 }
 
+/// The largest image side `predict` decodes, and the most memory a decoder may take: a file
+/// whose header claims more (a decompression bomb) is refused before anything is allocated.
+const MAX_SIDE: u32 = 16_384;
+const MAX_DECODE_BYTES: u64 = 256 << 20;
+
 /// Reads an image file as a 28×28 grayscale item.
 fn read_image(path: &Path, invert: bool) -> Result<ImageItem, String> {
     const SIDE: u32 = 28;
-    let image = image::open(path)
-        .map_err(|e| format!("{}: cannot read the image: {e}", path.display()))?
-        .to_luma8();
+    let fail =
+        |e: &dyn std::fmt::Display| format!("{}: cannot read the image: {e}", path.display());
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|e| fail(&e))?
+        .with_guessed_format()
+        .map_err(|e| fail(&e))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| fail(&e))?.to_luma8();
+    if image.width() == 0 || image.height() == 0 {
+        return Err(fail(&"the image has no pixels"));
+    }
     let mut image = image::imageops::resize(&image, SIDE, SIDE, FilterType::Triangle);
     if invert {
         image::imageops::invert(&mut image);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use burn::nn::Initializer;
@@ -67,12 +67,7 @@ fn short(train_limit: usize, test_limit: usize, epochs: usize) -> TrainingConfig
     }
 }
 
-/// `target/<profile>/examples/<name>`: `cargo test` builds the examples beside the tests.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    profile_dir.join("examples").join(name)
-}
+use common::example;
 
 /// The top class `predict` prints as JSON for the one input `command` names, on flex.
 fn predicted_class(command: &mut Command) -> u64 {

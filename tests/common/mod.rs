@@ -117,3 +117,10 @@ pub fn fashion_mnist_dir(test: &str) -> Option<std::path::PathBuf> {
         }
     }
 }
+
+/// `target/<profile>/examples/<name>`: `cargo test` builds the examples beside the tests.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    profile_dir.join("examples").join(name)
+}
