@@ -13,8 +13,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
-use burn::tensor::Device;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Nin;
@@ -158,6 +158,15 @@ impl ArtifactDir {
                 path: path.clone(),
                 reason: format!("cannot load the weights: {e}"),
             })?;
+        if let Some((parameter, index, value)) = first_non_finite(&model) {
+            return Err(TrainError::Artifact {
+                path,
+                reason: format!(
+                    "parameter `{parameter}` holds {value} at index {index}: these weights come \
+                     from a run that diverged; train again with a lower learning rate"
+                ),
+            });
+        }
         Ok((model, config))
     }
 
@@ -173,6 +182,42 @@ impl ArtifactDir {
                 reason: format!("cannot save the weights: {e}"),
             })
     }
+}
+
+/// The first parameter or running statistic of `model` holding a value that is not a finite
+/// number: its module path, the value's index in the flattened tensor, and the value.
+fn first_non_finite(model: &Nin) -> Option<(String, usize, f32)> {
+    #[derive(Default)]
+    struct Finder {
+        path: Vec<String>,
+        found: Option<(String, usize, f32)>,
+    }
+    impl ModuleVisitor for Finder {
+        fn enter_module(&mut self, name: &str, _container: &str) {
+            self.path.push(name.to_string());
+        }
+
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.found.is_some() {
+                return;
+            }
+            let data = param.val().into_data();
+            let bad = data
+                .iter::<f32>()
+                .enumerate()
+                .find(|(_, value)| !value.is_finite());
+            if let Some((index, value)) = bad {
+                self.found = Some((self.path.join("."), index, value));
+            }
+        }
+    }
+    let mut finder = Finder::default();
+    model.visit(&mut finder);
+    finder.found
 }
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it and renames it to `path`. The
@@ -250,4 +295,42 @@ pub struct ClassAccuracy {
     pub accuracy: f64,
     /// Test images of the class.
     pub images: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::ModuleMapper;
+
+    use super::*;
+    use crate::train::{Preset, TrainingConfig};
+
+    /// Turns every value of every float parameter into NaN.
+    struct Poison;
+
+    impl ModuleMapper for Poison {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|tensor| tensor.mul_scalar(f32::NAN))
+        }
+    }
+
+    #[test]
+    fn a_saved_model_holding_nan_is_refused_naming_the_parameter() {
+        let device = Device::flex();
+        let root = tempfile::tempdir().unwrap();
+        let artifacts = ArtifactDir::new(root.path());
+        let config = TrainingConfig::preset(Preset::Compact);
+        write_json(&artifacts.config(), &config).unwrap();
+        let model = config.model.init(&device);
+        artifacts.save_model(&model).unwrap();
+        assert!(artifacts.load_model(&device).is_ok());
+
+        artifacts.save_model(&model.map(&mut Poison)).unwrap();
+        let err = artifacts.load_model(&device).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("model.bpk") && message.contains("NaN"),
+            "{message}"
+        );
+        assert!(message.contains("`blocks.0.conv"), "{message}");
+    }
 }
