@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::nn::Initializer;
@@ -468,4 +468,73 @@ fn a_run_killed_or_interrupted_in_epoch_two_resumes_to_the_same_result() {
             "{signal}: {accuracy} vs {expected}"
         );
     }
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+#[cfg(target_os = "linux")]
+struct TinyDisk(PathBuf);
+
+#[cfg(target_os = "linux")]
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_stops_the_run_with_an_error_naming_the_file_and_keeps_the_last_checkpoint() {
+    let test =
+        "a_full_disk_stops_the_run_with_an_error_naming_the_file_and_keeps_the_last_checkpoint";
+    let Some(data_dir) = common::fashion_mnist_dir(test) else {
+        return;
+    };
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+    if !root_user {
+        eprintln!("{test}: skipping: mounting a small tmpfs needs root");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let mount_point = root.path().join("disk");
+    std::fs::create_dir(&mount_point).unwrap();
+    // Room for one epoch's checkpoint of the compact network (model 0.6 MB, optimiser 1.2 MB),
+    // not for two.
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2500k", "tmpfs"])
+        .arg(&mount_point)
+        .status()
+        .unwrap();
+    if !mounted.success() {
+        eprintln!("{test}: skipping: mount -t tmpfs failed here ({mounted})");
+        return;
+    }
+    let _disk = TinyDisk(mount_point.clone());
+    let dir = mount_point.join("run");
+
+    let output = example_run(&data_dir, &dir, 3, [512, 256])
+        .arg("--no-tui")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{test}: {}", stderr.trim());
+    assert!(!output.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains(&dir.display().to_string()),
+        "names the file: {stderr}"
+    );
+
+    // Epoch 1 is whole: its checkpoint, the configuration and its metrics row (epoch 2's
+    // row, written before its checkpoint failed, is dropped by a resume, which continues from
+    // the last complete checkpoint).
+    let artifacts = ArtifactDir::new(&dir);
+    assert_eq!(artifacts.last_checkpoint(), Some(1));
+    assert!(artifacts.read_config().is_ok());
+    let csv = std::fs::read_to_string(artifacts.metrics()).unwrap();
+    let rows = EpochMetrics::parse_csv(&csv).unwrap();
+    assert_eq!(rows.first().map(|row| row.epoch), Some(1), "{csv}");
 }
