@@ -1,7 +1,7 @@
 //! Files made to break `predict`: an image whose header claims 100,000×100,000 pixels (a
-//! decompression bomb), truncated PNG and JPEG files and an empty file. Each must end in a clean
-//! error naming the file, with no panic, and with memory bounded: where GNU time is installed
-//! (CI installs it) the test reads the process's peak resident set.
+//! decompression bomb), truncated PNG and JPEG files, an empty file and a PNG of 0×0 pixels.
+//! Each must end in a clean error naming the file, with no panic, and with memory bounded: where
+//! GNU time is installed (CI installs it) the test reads the process's peak resident set.
 #![cfg(all(feature = "pytorch", feature = "train"))]
 
 mod common;
@@ -97,12 +97,13 @@ fn bombs_truncated_and_empty_images_are_clean_errors_in_bounded_memory() {
     let png = encoded(image::ImageFormat::Png);
     let jpeg = encoded(image::ImageFormat::Jpeg);
     // 20,000² pixels is 400 MB: under the image crate's own allocation limit, over predict's.
-    let files: [(&str, Vec<u8>); 6] = [
+    let files: [(&str, Vec<u8>); 7] = [
         ("bomb.png", png_bomb(100_000)),
         ("bomb-20000.png", png_bomb(20_000)),
         ("truncated.png", png[..png.len() / 2].to_vec()),
         ("truncated.jpg", jpeg[..jpeg.len() / 2].to_vec()),
         ("empty.png", Vec::new()),
+        ("zero-size.png", png_bomb(0)),
         ("header-only.jpg", jpeg[..2].to_vec()),
     ];
     // The same program on an intact file, for the memory it takes anyway.
