@@ -11,6 +11,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 #[path = "support/mod.rs"]
 mod support;
@@ -81,6 +83,20 @@ struct Args {
     /// `net.load_state_dict(safetensors.torch.load_file(FILE))`.
     #[arg(long)]
     export: Option<PathBuf>,
+}
+
+/// A flag that the first Ctrl-C (SIGINT) sets, so that the run stops between steps and exits
+/// with an error naming `--resume`; a second Ctrl-C ends the process at once.
+fn stop_on_ctrl_c() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // Registered first, so it sees the flag before the second handler sets it.
+    signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        130,
+        stop.clone(),
+    )?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    Ok(stop)
 }
 
 /// The preset's configuration with the flags applied.
@@ -159,6 +175,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         artifact_dir: args.artifact_dir.clone(),
         resume: args.resume,
         overwrite: args.overwrite,
+        stop: Some(stop_on_ctrl_c()?),
         progress: if args.no_tui {
             Progress::Lines
         } else {

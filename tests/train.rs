@@ -31,6 +31,7 @@ fn options(dir: &Path, resume: bool) -> TrainOptions {
         resume,
         overwrite: false,
         progress: Progress::Lines,
+        stop: None,
         class_names: nin::data::FASHION_MNIST_CLASSES
             .iter()
             .map(|c| c.to_string())

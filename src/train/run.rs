@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::data::dataloader::DataLoaderBuilder;
@@ -46,6 +47,11 @@ pub struct TrainOptions {
     pub overwrite: bool,
     /// How progress is shown.
     pub progress: Progress,
+    /// A flag that stops the run when set, from a Ctrl-C handler for instance (the
+    /// `fashion_mnist` example registers one): the epoch in progress is abandoned, the last
+    /// complete checkpoint stays, and `train` returns [`TrainError::Interrupted`], after which
+    /// `resume` continues the run.
+    pub stop: Option<Arc<AtomicBool>>,
     /// Class names, by label, for the report.
     pub class_names: Vec<String>,
     /// Weights to start from instead of a fresh initialisation, such as a model that
@@ -208,7 +214,25 @@ where
         options.progress != Progress::Quiet && !dashboard,
     );
     let record = recorder.record();
-    let result = training.with_metric_logger(recorder).launch(learner);
+    let interrupter = training.interrupter();
+    let finished = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        if let Some(stop) = &options.stop {
+            // burn-train checks its interrupter between steps: pass a request on to it.
+            scope.spawn(|| {
+                while !finished.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) {
+                        interrupter.stop(Some("stopped on request"));
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            });
+        }
+        let result = training.with_metric_logger(recorder).launch(learner);
+        finished.store(true, Ordering::Relaxed);
+        result
+    });
 
     let record = std::mem::take(&mut *record.lock().unwrap_or_else(|e| e.into_inner()));
     if let Some(divergence) = record.divergence {
@@ -228,7 +252,12 @@ where
     }
     let completed = record.rows.last().map_or(start_epoch, |r| r.epoch);
     if result.interrupted.is_some() || completed < config.epochs {
-        return Err(TrainError::Interrupted { completed });
+        // An epoch stopped during its validation has a metrics row but no checkpoint: what a
+        // resume continues from is the last checkpoint.
+        let checkpointed = artifacts.last_checkpoint().unwrap_or(start_epoch);
+        return Err(TrainError::Interrupted {
+            completed: completed.min(checkpointed),
+        });
     }
 
     let model = result.model.valid();
