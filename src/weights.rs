@@ -305,9 +305,10 @@ pub enum WeightsError {
 /// `model`, which must have the same layers (build it from the same configuration). The format
 /// is told from the file's content, not its name.
 ///
-/// Every key, shape and value is checked before anything is loaded: a missing key, a shape that
-/// differs, a tensor the model has no place for, a type other than float32 or a value that is
-/// NaN or infinite is an error that names the first such key, with both shapes for a mismatch.
+/// Every key and shape is checked before anything is loaded, and every value once loaded: a
+/// missing key, a shape that differs, a tensor the model has no place for, a type other than
+/// float32 or a value that is NaN or infinite is an error that names the first such key, with
+/// both shapes for a mismatch; the model is returned only when all are right.
 pub fn load(model: Nin, path: impl AsRef<Path>) -> Result<Nin, WeightsError> {
     let path = path.as_ref();
     let layout = torch_layout(&model);
@@ -400,28 +401,6 @@ where
         })
         .collect();
     check_against_layout(path, layout, &in_file)?;
-    // Values, key by key in the layout's order, before any reaches the model.
-    let tensors = store
-        .get_all_tensors()
-        .map_err(|err| corrupt(err.to_string()))?;
-    for entry in layout {
-        let Some(tensor) = tensors.get(&entry.module_path) else {
-            continue;
-        };
-        let data = burn::store::bridge::to_data(tensor).map_err(|err| corrupt(err.to_string()))?;
-        let values = data
-            .as_slice::<f32>()
-            .map_err(|err| corrupt(format!("{}: {err:?}", entry.key)))?;
-        if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(WeightsError::NonFinite {
-                path: path.to_path_buf(),
-                key: entry.key.clone(),
-                value,
-                index,
-            });
-        }
-    }
-
     let result = model
         .load_from(&mut store)
         .map_err(|err| corrupt(err.to_string()))?;
@@ -431,6 +410,17 @@ where
         return Err(WeightsError::Apply {
             path: path.to_path_buf(),
             reason: format!("errors: {errors:?}; not loaded: {missing:?}"),
+        });
+    }
+    if let Some((module_path, index, value)) = crate::model::first_non_finite(&model) {
+        let key = key_of
+            .get(module_path.as_str())
+            .map_or(module_path.as_str(), |key| key);
+        return Err(WeightsError::NonFinite {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            value,
+            index,
         });
     }
     Ok(model)

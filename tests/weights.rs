@@ -169,6 +169,15 @@ fn saved_safetensors_reload_to_the_same_model() {
     }
 }
 
+/// A safetensors file's bytes, its header, and the header's length, read as PyTorch's loader
+/// reads them: an 8-byte length, then JSON.
+fn read_safetensors(path: &Path) -> (Vec<u8>, Value, usize) {
+    let bytes = std::fs::read(path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    (bytes, header, header_len)
+}
+
 #[test]
 fn saved_safetensors_have_the_pytorch_keys() {
     let device = flex();
@@ -176,10 +185,7 @@ fn saved_safetensors_have_the_pytorch_keys() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d2l.safetensors");
     weights::save_safetensors(&model, &path).unwrap();
-    // Read the header as PyTorch's safetensors loader would: 8-byte length, then JSON.
-    let bytes = std::fs::read(&path).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (_, header, _) = read_safetensors(&path);
     let mut keys: Vec<(String, Vec<usize>)> = header
         .as_object()
         .unwrap()
@@ -349,9 +355,7 @@ fn a_nan_or_infinite_weight_is_refused_naming_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("compact.safetensors");
     weights::save_safetensors(&model, &path).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (bytes, header, header_len) = read_safetensors(&path);
 
     let layout = weights::torch_layout(&model);
     let keys = [&layout[3].key, &layout.last().unwrap().key];
@@ -386,9 +390,7 @@ fn a_safetensors_header_that_lies_is_a_clean_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("compact.safetensors");
     weights::save_safetensors(&model, &path).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (bytes, header, header_len) = read_safetensors(&path);
     let data_len = (bytes.len() - 8 - header_len) as u64;
     let key = weights::torch_layout(&model)[0].key.clone();
 

@@ -121,7 +121,7 @@ impl Product {
 /// The three products of a layer as the kernel runs them on `threads` threads, each over as
 /// many images side by side as the kernel puts in one product: forward `W·P(x)`, weight
 /// gradient `dY·P(x)ᵀ` and input gradient `Wᵀ·dY` (before col2im); or, for a layer the kernel
-/// runs through its mirror image (`ConvGeometry::prefers_mirrored_form`), forward `W'ᵀ·x`
+/// runs through its mirror image (`ConvGeometry::preferred_mirror`), forward `W'ᵀ·x`
 /// (before col2im), weight gradient `x·P'(dY)ᵀ` and input gradient `W'·P'(dY)`, with `W'` and
 /// `P'` the mirror's weights and patch matrix.
 pub fn layer_products(name: &str, g: &ConvGeometry, threads: usize) -> [Product; 3] {
@@ -135,7 +135,7 @@ pub fn layer_products(name: &str, g: &ConvGeometry, threads: usize) -> [Product;
         rhs_transposed,
     };
     let (c, co) = (g.in_channels, g.out_channels);
-    match g.mirrored().filter(|_| g.prefers_mirrored_form()) {
+    match g.preferred_mirror() {
         Some(mirror) => {
             let (k, p) = (mirror.patch_len(), images * mirror.output_plane());
             [

@@ -43,7 +43,6 @@ mod simd;
 
 pub use memory::retain_freed_memory;
 
-use burn::module::Param;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
@@ -93,7 +92,7 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>, with_relu: bool) -> Tensor<4> {
         return flex_conv::conv2d_relu(
             input,
             conv.weight.val(),
-            conv.bias.as_ref().map(Param::val),
+            conv.bias.as_ref().map(|bias| bias.val()),
             conv.stride,
             padding,
             with_relu,

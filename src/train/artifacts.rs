@@ -13,8 +13,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
+use burn::module::Module;
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Nin;
@@ -158,7 +158,7 @@ impl ArtifactDir {
                 path: path.clone(),
                 reason: format!("cannot load the weights: {e}"),
             })?;
-        if let Some((parameter, index, value)) = first_non_finite(&model) {
+        if let Some((parameter, index, value)) = crate::model::first_non_finite(&model) {
             return Err(TrainError::Artifact {
                 path,
                 reason: format!(
@@ -182,42 +182,6 @@ impl ArtifactDir {
                 reason: format!("cannot save the weights: {e}"),
             })
     }
-}
-
-/// The first parameter or running statistic of `model` holding a value that is not a finite
-/// number: its module path, the value's index in the flattened tensor, and the value.
-fn first_non_finite(model: &Nin) -> Option<(String, usize, f32)> {
-    #[derive(Default)]
-    struct Finder {
-        path: Vec<String>,
-        found: Option<(String, usize, f32)>,
-    }
-    impl ModuleVisitor for Finder {
-        fn enter_module(&mut self, name: &str, _container: &str) {
-            self.path.push(name.to_string());
-        }
-
-        fn exit_module(&mut self, _name: &str, _container: &str) {
-            self.path.pop();
-        }
-
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if self.found.is_some() {
-                return;
-            }
-            let data = param.val().into_data();
-            let bad = data
-                .iter::<f32>()
-                .enumerate()
-                .find(|(_, value)| !value.is_finite());
-            if let Some((index, value)) = bad {
-                self.found = Some((self.path.join("."), index, value));
-            }
-        }
-    }
-    let mut finder = Finder::default();
-    model.visit(&mut finder);
-    finder.found
 }
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it and renames it to `path`. The
@@ -299,7 +263,8 @@ pub struct ClassAccuracy {
 
 #[cfg(test)]
 mod tests {
-    use burn::module::ModuleMapper;
+    use burn::module::{ModuleMapper, Param};
+    use burn::tensor::Tensor;
 
     use super::*;
     use crate::train::{Preset, TrainingConfig};

@@ -8,14 +8,15 @@
 //! - `db += row sums of dY_G`;
 //! - `dx = col2im(Wᵀ · dY_G)` image by image (`Wᵀ · dY` itself for a single image of a 1×1
 //!   layer), or, where a layer narrows, the forward pass of its mirror image over `dY_G`
-//!   (`ConvGeometry::prefers_mirrored_form`); skipped when the input needs no gradient (the
+//!   (`ConvGeometry::preferred_mirror`); skipped when the input needs no gradient (the
 //!   first layer's images).
 
 use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
 use super::group::{
-    Maps, join, mirrored_weights, multiply_into_maps, patches, transposed_convolve_group,
+    Maps, join, mirrored_weights, multiply_into_maps, patches, preferred_mirror,
+    transposed_convolve_group,
 };
 use super::tasks::ImageTasks;
 use crate::ops::gemm::{MatRef, Threads, matmul};
@@ -46,14 +47,13 @@ pub fn conv2d_backward(
 ) -> ConvGrads {
     let tasks = ImageTasks::for_batch(g.batch);
     let group = tasks.images_per_product(g);
-    let mirror = g.prefers_mirrored_form().then(|| g.mirrored()).flatten();
-    let mirrored = mirror.as_ref().map(|_| mirrored_weights(weight, g));
-    let form = match (&mirror, &mirrored) {
-        (Some(m), Some(w)) => Form::Mirrored {
+    let mirror = preferred_mirror(weight, g);
+    let form = match &mirror {
+        Some((m, w)) => Form::Mirrored {
             mirror: m,
             weight: MatRef::row_major(w, m.out_channels, m.patch_len()),
         },
-        _ => Form::Direct {
+        None => Form::Direct {
             weight_t: MatRef::transposed(weight, g.patch_len(), g.out_channels),
         },
     };
@@ -82,7 +82,6 @@ pub fn conv2d_backward(
             let mut sums = TaskSums {
                 weight: vec![0f32; g.out_channels * g.patch_len()],
                 bias: vec![0f64; g.out_channels],
-                started: false,
             };
             let mut scratch = form.scratch(g, group, input_grad);
             let groups = x
@@ -94,7 +93,10 @@ pub fn conv2d_backward(
                     &mut dx[first..first + images.len()]
                 });
                 let threads = tasks.product_threads;
-                form.group_gradients(g, images, dy, dx, &mut scratch, &mut sums, threads);
+                // The task's first group overwrites the weight sums, the others add to them.
+                let accumulate = index > 0;
+                let group = Group { x: images, dy, dx };
+                form.group_gradients(g, group, accumulate, &mut scratch, &mut sums, threads);
             }
             (sums.weight, sums.bias)
         })
@@ -106,7 +108,7 @@ pub fn conv2d_backward(
         weight_grad.iter_mut().zip(dw).for_each(|(a, b)| *a += b);
         bias_grad.iter_mut().zip(db).for_each(|(a, b)| *a += b);
     }
-    if let Some(m) = &mirror {
+    if let Some((m, _)) = &mirror {
         // The sums are the mirror's weight gradient; mirroring it back gives this one's.
         weight_grad = mirrored_weights(&weight_grad, m);
     }
@@ -117,7 +119,7 @@ pub fn conv2d_backward(
     }
 }
 
-/// Which products compute a group's gradients (see `ConvGeometry::prefers_mirrored_form`).
+/// Which products compute a group's gradients (see `ConvGeometry::preferred_mirror`).
 enum Form<'a> {
     /// Over the patch matrix of `x`: `dW += dY·P(x)ᵀ`, `dx = col2im(Wᵀ·dY)`.
     Direct { weight_t: MatRef<'a> },
@@ -134,8 +136,15 @@ enum Form<'a> {
 struct TaskSums {
     weight: Vec<f32>,
     bias: Vec<f64>,
-    /// Whether a product has written `weight` yet (the first one overwrites it).
-    started: bool,
+}
+
+/// A group of images: `x` (`[count, C, H, W]`), its output gradient `dy`
+/// (`[count, C_out, H', W']`), and where its input gradient goes (`[count, C, H, W]`, holding
+/// zeros), when asked for.
+struct Group<'a> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    dx: Option<&'a mut [f32]>,
 }
 
 /// One task's scratch, sized for its largest group and reused for each.
@@ -174,22 +183,18 @@ impl Form<'_> {
         }
     }
 
-    /// Adds the weight and bias gradients of the images `x` (`[count, C, H, W]`) with output
-    /// gradient `dy` (`[count, C_out, H', W']`) to `sums`, and writes their input gradient to
-    /// `dx` (`[count, C, H, W]`, holding zeros) when given.
-    #[allow(clippy::too_many_arguments)]
+    /// Adds the weight and bias gradients of `group` to `sums` (overwriting the weight sums
+    /// unless `accumulate`), and writes its input gradient when asked for.
     fn group_gradients(
         &self,
         g: &ConvGeometry,
-        x: &[f32],
-        dy: &[f32],
-        dx: Option<&mut [f32]>,
+        Group { x, dy, dx }: Group<'_>,
+        accumulate: bool,
         scratch: &mut TaskScratch,
         sums: &mut TaskSums,
         threads: Threads,
     ) {
         let count = x.len() / g.input_image();
-        let accumulate = std::mem::replace(&mut sums.started, true);
         for (index, map) in dy.chunks_exact(g.output_plane()).enumerate() {
             sums.bias[index % g.out_channels] += row_sum(map);
         }

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
 use super::group::{
-    GroupScratch, convolve_group, join, mirrored_weights, transposed_convolve_group,
+    GroupScratch, convolve_group, join, preferred_mirror, transposed_convolve_group,
 };
 use super::tasks::ImageTasks;
 use crate::ops::gemm::MatRef;
@@ -28,10 +28,7 @@ pub fn conv2d_forward(
 ) -> Vec<f32> {
     let tasks = ImageTasks::for_batch(g.batch);
     let group = tasks.images_per_product(g);
-    let mirror = g
-        .prefers_mirrored_form()
-        .then(|| g.mirrored().map(|m| (m, mirrored_weights(weight, g))))
-        .flatten();
+    let mirror = preferred_mirror(weight, g);
     let weight = MatRef::row_major(weight, g.out_channels, g.patch_len());
     let mut output = vec![0f32; g.batch * g.output_image()];
     output

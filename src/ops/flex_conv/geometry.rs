@@ -137,7 +137,7 @@ impl ConvGeometry {
     /// let mirror = g.mirrored().unwrap();
     /// assert_eq!(mirror.output_shape(), [32, 384, 5, 5]);
     /// assert_eq!((mirror.patch_len(), mirror.padding), (10 * 9, [1, 1]));
-    /// assert!(g.prefers_mirrored_form());
+    /// assert_eq!(g.preferred_mirror(), Some(mirror));
     /// ```
     pub fn mirrored(&self) -> Option<ConvGeometry> {
         let [kh, kw] = self.kernel;
@@ -157,7 +157,7 @@ impl ConvGeometry {
         ))
     }
 
-    /// Whether the kernel runs this convolution through its [mirror image](Self::mirrored):
+    /// The [mirror image](Self::mirrored) the kernel runs this convolution through, if any:
     /// the forward pass as the mirror's transpose (`col2im` of a product over the input) and
     /// the input gradient as the mirror's forward pass (a product over the patches of `dY`).
     ///
@@ -166,8 +166,12 @@ impl ConvGeometry {
     /// of `C_out·kh·kw`. So the mirror is taken where a layer narrows, `C_out < C` (the last
     /// block's 10 classes), and only for windows larger than 1×1: a single image of a 1×1
     /// layer needs no patch matrix in the direct form.
-    pub fn prefers_mirrored_form(&self) -> bool {
-        self.out_channels < self.in_channels && !self.is_pointwise() && self.mirrored().is_some()
+    pub fn preferred_mirror(&self) -> Option<ConvGeometry> {
+        if self.out_channels < self.in_channels && !self.is_pointwise() {
+            self.mirrored()
+        } else {
+            None
+        }
     }
 
     /// A 1×1 window with stride 1 and no padding: the patch matrix of an image is the image

@@ -129,6 +129,16 @@ pub(crate) fn join<'a>(
     wide
 }
 
+/// The mirror image the kernel runs `g` through ([`ConvGeometry::preferred_mirror`]) with its
+/// weights, if any.
+pub(crate) fn preferred_mirror(
+    weight: &[f32],
+    g: &ConvGeometry,
+) -> Option<(ConvGeometry, Vec<f32>)> {
+    g.preferred_mirror()
+        .map(|mirror| (mirror, mirrored_weights(weight, g)))
+}
+
 /// The weights of a convolution's mirror image (`[C, C_out, kh, kw]`, see
 /// [`ConvGeometry::mirrored`]): `weight` (`[C_out, C, kh, kw]`) with its channel axes swapped
 /// and each window turned by 180°.
