@@ -33,6 +33,19 @@ pub(crate) fn f32_values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
     }
 }
 
+/// `tensor` as the owner of a row-major `f32` buffer that a kernel may overwrite in place
+/// (through `storage_mut`): the tensor itself when nothing else shares its storage and that
+/// storage holds exactly its values in order, else a row-major copy.
+pub(crate) fn into_overwritable(tensor: FlexTensor) -> FlexTensor {
+    assert_eq!(tensor.dtype(), DType::F32, "the flex kernels run in f32");
+    let whole = tensor.layout().contiguous_offsets() == Some((0, tensor.storage::<f32>().len()));
+    if whole && tensor.is_unique() {
+        return tensor;
+    }
+    let shape = tensor.layout().shape().clone();
+    flex_tensor(f32_values(&tensor).into_owned(), shape)
+}
+
 /// A flex tensor of `shape` holding `values`.
 pub(crate) fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.into()))

@@ -53,18 +53,20 @@ simd_kernel! {
 }
 
 simd_kernel! {
-    /// `out = k·g − shift − slope·(x − mean)`, with `g` the gradient where the output is
-    /// positive and 0 elsewhere; `planes` holds the gradient, the output and `x`.
+    /// In place, `grad = k·g − shift − slope·(x − mean)`, with `g` the gradient where the
+    /// forward's `affine = [a, b]` made `a·x + b` positive (where the ReLU let it through) and
+    /// 0 elsewhere.
     fn batch_norm_input_grad / batch_norm_input_grad_portable(
-        out: &mut [f32],
-        planes: (&[f32], &[f32], &[f32]),
+        grad: &mut [f32],
+        x: &[f32],
         coefficients: [f32; 3],
         mean: f32,
+        affine: [f32; 2],
     ) {
-        let (grad, output, x) = planes;
         let [k, shift, slope] = coefficients;
-        for (((o, &g), &y), &v) in out.iter_mut().zip(grad).zip(output).zip(x) {
-            *o = k * relu_grad(g, y) - shift - slope * (v - mean);
+        let [a, b] = affine;
+        for (g, &v) in grad.iter_mut().zip(x) {
+            *g = k * relu_grad(*g, a * v + b) - shift - slope * (v - mean);
         }
     }
 }
@@ -85,27 +87,29 @@ pub(crate) fn plane_sums_portable(values: &[f32], mean: f32) -> (f32, f32) {
     (values.iter().sum(), squares)
 }
 
-/// `(Σ g, Σ g·(x − mean))` over the positions where the output is positive.
-pub(crate) fn masked_sums(grad: &[f32], output: &[f32], x: &[f32], mean: f32) -> (f32, f32) {
-    assert!(output.len() == grad.len() && x.len() == grad.len());
+/// `(Σ g, Σ g·(x − mean))` over the positions where `a·x + b` is positive (`affine = [a, b]`,
+/// the forward's scale and shift: where the ReLU let the value through).
+pub(crate) fn masked_sums(grad: &[f32], x: &[f32], mean: f32, affine: [f32; 2]) -> (f32, f32) {
+    assert!(x.len() == grad.len());
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
-        // SAFETY: the CPU has AVX2 and FMA, and the three slices have one length.
-        return unsafe { avx2::masked_sums(grad, output, x, mean) };
+        // SAFETY: the CPU has AVX2 and FMA, and the two slices have one length.
+        return unsafe { avx2::masked_sums(grad, x, mean, affine) };
     }
-    masked_sums_portable(grad, output, x, mean)
+    masked_sums_portable(grad, x, mean, affine)
 }
 
 /// The portable form of [`masked_sums`].
 pub(crate) fn masked_sums_portable(
     grad: &[f32],
-    output: &[f32],
     x: &[f32],
     mean: f32,
+    affine: [f32; 2],
 ) -> (f32, f32) {
+    let [a, b] = affine;
     let mut sums = (0.0, 0.0);
-    for ((&g, &y), &v) in grad.iter().zip(output).zip(x) {
-        let g = relu_grad(g, y);
+    for (&g, &v) in grad.iter().zip(x) {
+        let g = relu_grad(g, a * v + b);
         sums = (sums.0 + g, sums.1 + g * (v - mean));
     }
     sums
@@ -185,33 +189,36 @@ mod avx2 {
     }
 
     /// # Safety
-    /// The CPU must have AVX2 and FMA; `output` and `x` must be as long as `grad`.
+    /// The CPU must have AVX2 and FMA; `x` must be as long as `grad`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn masked_sums(
         grad: &[f32],
-        output: &[f32],
         x: &[f32],
         mean: f32,
+        affine: [f32; 2],
     ) -> (f32, f32) {
         let (mut sg, mut sgx) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let (m, zero) = (_mm256_set1_ps(mean), _mm256_setzero_ps());
+        let (a, b) = (_mm256_set1_ps(affine[0]), _mm256_set1_ps(affine[1]));
         let whole = grad.len() / 8 * 8;
         for i in (0..whole).step_by(8) {
-            // SAFETY: i + 8 ≤ the length of all three slices.
-            let (g, y, v) = unsafe {
+            // SAFETY: i + 8 ≤ the length of both slices.
+            let (g, v) = unsafe {
                 (
                     _mm256_loadu_ps(grad.as_ptr().add(i)),
-                    _mm256_loadu_ps(output.as_ptr().add(i)),
                     _mm256_loadu_ps(x.as_ptr().add(i)),
                 )
             };
-            let g = _mm256_and_ps(g, _mm256_cmp_ps::<_CMP_GT_OQ>(y, zero));
+            // A multiply, then an add, not a fused multiply-add: the same rounding as the
+            // forward's `a·x + b`, so the same mask.
+            let pre = _mm256_add_ps(_mm256_mul_ps(a, v), b);
+            let g = _mm256_and_ps(g, _mm256_cmp_ps::<_CMP_GT_OQ>(pre, zero));
             sg = _mm256_add_ps(sg, g);
             sgx = _mm256_fmadd_ps(g, _mm256_sub_ps(v, m), sgx);
         }
-        let (a, b) =
-            super::masked_sums_portable(&grad[whole..], &output[whole..], &x[whole..], mean);
-        (horizontal_sum(sg) + a, horizontal_sum(sgx) + b)
+        let (rest_g, rest_gx) =
+            super::masked_sums_portable(&grad[whole..], &x[whole..], mean, affine);
+        (horizontal_sum(sg) + rest_g, horizontal_sum(sgx) + rest_gx)
     }
 }
 
@@ -252,8 +259,9 @@ mod tests {
                 "plane_sums, {len}"
             );
 
-            let (a, b) = masked_sums(&g, &y, &x, -0.2);
-            let (ap, bp) = masked_sums_portable(&g, &y, &x, -0.2);
+            let affine = [1.5, -0.25];
+            let (a, b) = masked_sums(&g, &x, -0.2, affine);
+            let (ap, bp) = masked_sums_portable(&g, &x, -0.2, affine);
             assert!(
                 close(a, ap, scale) && close(b, bp, scale * 4.0),
                 "masked_sums, {len}"
@@ -265,11 +273,36 @@ mod tests {
             assert_eq!(out, out_p, "scale_shift_relu, {len}");
 
             let coefficients = [0.7, 0.1, -0.3];
-            batch_norm_input_grad(&mut out, (&g, &y, &x), coefficients, 0.5);
-            batch_norm_input_grad_portable(&mut out_p, (&g, &y, &x), coefficients, 0.5);
+            let (mut grad, mut grad_p) = (y.clone(), y.clone());
+            batch_norm_input_grad(&mut grad, &x, coefficients, 0.5, affine);
+            batch_norm_input_grad_portable(&mut grad_p, &x, coefficients, 0.5, affine);
             assert!(
-                out.iter().zip(&out_p).all(|(a, b)| close(*a, *b, 1.0)),
+                grad.iter().zip(&grad_p).all(|(a, b)| close(*a, *b, 1.0)),
                 "batch_norm_input_grad, {len}"
+            );
+        }
+    }
+
+    /// The backward pass recomputes the ReLU's mask as `a·x + b > 0`: it must be exactly where
+    /// the forward kernel's output is positive, including values that round to 0.
+    #[test]
+    fn the_backward_mask_is_where_the_forward_output_is_positive() {
+        let x: Vec<f32> = (0..4000).map(|i| (i as f32 - 2000.0) * 1e-3).collect();
+        for (a, b) in [
+            (1.0, 0.0),
+            (0.3, 0.1),
+            (7.1, -1.9),
+            (-2.5, 0.6),
+            (1.0e-3, -1.0e-6),
+        ] {
+            let mut out = vec![0.0; x.len()];
+            scale_shift_relu(&mut out, &x, a, b);
+            let positive = out.iter().filter(|&&o| o > 0.0).count() as f32;
+            let ones = vec![1.0; x.len()];
+            assert_eq!(
+                masked_sums(&ones, &x, 0.0, [a, b]).0,
+                positive,
+                "a = {a}, b = {b}"
             );
         }
     }
@@ -281,9 +314,12 @@ mod tests {
             plane_sums_portable(&x, 0.5),
             (2.0, 0.25 + 6.25 + 6.25 + 0.25)
         );
-        // Only positions with a positive output count.
-        let (g, y) = ([1.0, 2.0, 4.0, 8.0], [1.0, 0.0, -1.0, 2.0]);
-        assert_eq!(masked_sums_portable(&g, &y, &x, 1.0), (9.0, -8.0));
+        // Only positions where 2·x − 1 is positive count: the first and the third.
+        let g = [1.0, 2.0, 4.0, 8.0];
+        assert_eq!(masked_sums_portable(&g, &x, 1.0, [2.0, -1.0]), (5.0, 8.0));
+        let mut grad = g;
+        batch_norm_input_grad_portable(&mut grad, &x, [1.0, 0.0, 0.0], 1.0, [2.0, -1.0]);
+        assert_eq!(grad, [1.0, 0.0, 4.0, 0.0]);
         let mut out = [9.0; 4];
         scale_shift_relu_portable(&mut out, &x, 2.0, 1.0);
         assert_eq!(out, [3.0, 0.0, 7.0, 1.0]);

@@ -15,7 +15,9 @@ use super::{BatchNormReluOps, Normalised};
 #[derive(Debug)]
 struct BatchNormReluBackward;
 
-/// What the backward pass keeps: input, output, gamma, batch mean and variance, epsilon.
+/// What the backward pass keeps: input, gamma, beta, batch mean and variance, epsilon. Not the
+/// output: the ReLU's mask is recomputed from the input, so the output can be freed as soon as
+/// the next layer is done with it.
 type SavedForBackward<B> = (
     FloatTensor<B>,
     FloatTensor<B>,
@@ -29,10 +31,10 @@ impl<B: Backend + BatchNormReluOps> Backward<B, 3> for BatchNormReluBackward {
     type State = SavedForBackward<B>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (x, output, gamma, mean, variance, epsilon) = ops.state;
+        let (x, gamma, beta, mean, variance, epsilon) = ops.state;
         let output_grad = grads.consume::<B>(&ops.node);
         let (grad_x, grad_gamma, grad_beta) =
-            B::batch_norm_relu_backward(x, output, gamma, mean, variance, output_grad, epsilon);
+            B::batch_norm_relu_backward(x, gamma, beta, mean, variance, output_grad, epsilon);
         let [x_node, gamma_node, beta_node] = ops.parents;
         for (node, grad) in [
             (x_node, grad_x),
@@ -54,17 +56,14 @@ impl<B: Backend + BatchNormReluOps, C: CheckpointStrategy> BatchNormReluOps for 
         epsilon: f64,
     ) -> Normalised<Self> {
         let nodes = [x.node(), gamma.node(), beta.node()];
-        let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
-        let (output, mean, variance) =
-            B::batch_norm_relu(x.clone(), gamma.clone(), beta.into_primitive(), epsilon);
-        let saved = (
-            x,
-            output.clone(),
-            gamma,
-            mean.clone(),
-            variance.clone(),
-            epsilon,
+        let (x, gamma, beta) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
         );
+        let (output, mean, variance) =
+            B::batch_norm_relu(x.clone(), gamma.clone(), beta.clone(), epsilon);
+        let saved = (x, gamma, beta, mean.clone(), variance.clone(), epsilon);
         let output = match BatchNormReluBackward
             .prepare::<C>(nodes)
             .compute_bound()
@@ -78,8 +77,8 @@ impl<B: Backend + BatchNormReluOps, C: CheckpointStrategy> BatchNormReluOps for 
 
     fn batch_norm_relu_backward(
         x: FloatTensor<Self>,
-        output: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         variance: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
@@ -88,8 +87,8 @@ impl<B: Backend + BatchNormReluOps, C: CheckpointStrategy> BatchNormReluOps for 
         // Gradients are not themselves differentiated: compute on the inner backend.
         let grads = B::batch_norm_relu_backward(
             x.into_primitive(),
-            output.into_primitive(),
             gamma.into_primitive(),
+            beta.into_primitive(),
             mean.into_primitive(),
             variance.into_primitive(),
             output_grad.into_primitive(),

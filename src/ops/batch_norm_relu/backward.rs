@@ -6,39 +6,42 @@ use burn::tensor::Shape;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{NchwDims, Normalised};
-use crate::ops::flex::{f32_values, flex_tensor};
+use super::{NchwDims, Normalised, affine};
+use crate::ops::flex::{f32_values, flex_tensor, into_overwritable};
 use crate::ops::simd::{batch_norm_input_grad, masked_sums};
 
 pub(super) fn batch_norm_relu_backward(
     x: FlexTensor,
-    output: FlexTensor,
     gamma: FlexTensor,
+    beta: FlexTensor,
     mean: FlexTensor,
     variance: FlexTensor,
     output_grad: FlexTensor,
     epsilon: f64,
 ) -> Normalised<Flex> {
     let dims = NchwDims::of(&x);
-    let (x, output, grad) = (
-        f32_values(&x),
-        f32_values(&output),
-        f32_values(&output_grad),
-    );
-    let (gamma, mean, variance) = (f32_values(&gamma), f32_values(&mean), f32_values(&variance));
+    let x = f32_values(&x);
+    let (gamma, beta) = (f32_values(&gamma), f32_values(&beta));
+    let (mean, variance) = (f32_values(&mean), f32_values(&variance));
+    let affine = affine(&gamma, &beta, &mean, &variance, epsilon);
+    // The input's gradient overwrites the output's, which nothing else holds once the graph
+    // hands it over: no new buffer to allocate and clear.
+    let mut grad_x = into_overwritable(output_grad);
     let count = dims.count_per_channel() as f64;
     // Per channel: Σg and Σg·(x − mean) over the positions the ReLU let through.
-    let sums: Vec<(f64, f64)> = (0..dims.channels)
-        .into_par_iter()
-        .map(|c| {
-            let m = mean[c];
-            dims.planes_of(c).fold((0.0, 0.0), |(sg, sgx), range| {
-                let (g, y, v) = (&grad[range.clone()], &output[range.clone()], &x[range]);
-                let (a, b) = masked_sums(g, y, v, m);
-                (sg + a as f64, sgx + b as f64)
+    let sums: Vec<(f64, f64)> = {
+        let grad = grad_x.storage::<f32>();
+        (0..dims.channels)
+            .into_par_iter()
+            .map(|c| {
+                dims.planes_of(c).fold((0.0, 0.0), |(sg, sgx), range| {
+                    let (g, v) = (&grad[range.clone()], &x[range]);
+                    let (a, b) = masked_sums(g, v, mean[c], affine[c]);
+                    (sg + a as f64, sgx + b as f64)
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     let inv_std: Vec<f64> = variance
         .iter()
         .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
@@ -61,19 +64,18 @@ pub(super) fn batch_norm_relu_backward(
             ]
         })
         .collect();
-    let mut grad_x = vec![0f32; x.len()];
     grad_x
+        .storage_mut::<f32>()
         .par_chunks_mut(dims.image())
         .enumerate()
-        .for_each(|(n, out)| {
-            for (c, out) in out.chunks_mut(dims.plane).enumerate() {
-                let range = dims.plane_range(n, c);
-                let planes = (&grad[range.clone()], &output[range.clone()], &x[range]);
-                batch_norm_input_grad(out, planes, coefficients[c], mean[c]);
+        .for_each(|(n, grad)| {
+            for (c, grad) in grad.chunks_mut(dims.plane).enumerate() {
+                let x = &x[dims.plane_range(n, c)];
+                batch_norm_input_grad(grad, x, coefficients[c], mean[c], affine[c]);
             }
         });
     (
-        flex_tensor(grad_x, dims.shape()),
+        grad_x,
         flex_tensor(grad_gamma, Shape::new([dims.channels])),
         flex_tensor(grad_beta, Shape::new([dims.channels])),
     )

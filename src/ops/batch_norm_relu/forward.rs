@@ -4,7 +4,7 @@ use burn::tensor::Shape;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{NchwDims, Normalised};
+use super::{NchwDims, Normalised, affine};
 use crate::ops::flex::{f32_values, flex_tensor};
 use crate::ops::simd::{plane_sums, scale_shift_relu};
 use burn::backend::Flex;
@@ -17,14 +17,8 @@ pub(super) fn batch_norm_relu(
 ) -> Normalised<Flex> {
     let dims = NchwDims::of(&x);
     let (x, gamma, beta) = (f32_values(&x), f32_values(&gamma), f32_values(&beta));
-    let stats = ChannelStats::of(&x, dims, epsilon);
-    // Per channel the output is relu(a·x + b), with a = gamma/std and b = beta − a·mean.
-    let scale: Vec<f32> = (0..dims.channels)
-        .map(|c| gamma[c] * stats.inv_std[c])
-        .collect();
-    let shift: Vec<f32> = (0..dims.channels)
-        .map(|c| beta[c] - scale[c] * stats.mean[c])
-        .collect();
+    let stats = ChannelStats::of(&x, dims);
+    let affine = affine(&gamma, &beta, &stats.mean, &stats.variance, epsilon);
     let mut output = vec![0f32; x.len()];
     output
         .par_chunks_mut(dims.image())
@@ -32,7 +26,8 @@ pub(super) fn batch_norm_relu(
         .for_each(|(out, input)| {
             let planes = out.chunks_mut(dims.plane).zip(input.chunks(dims.plane));
             for (c, (out, input)) in planes.enumerate() {
-                scale_shift_relu(out, input, scale[c], shift[c]);
+                let [a, b] = affine[c];
+                scale_shift_relu(out, input, a, b);
             }
         });
     (
@@ -42,16 +37,15 @@ pub(super) fn batch_norm_relu(
     )
 }
 
-/// Batch mean, biased variance and `1/sqrt(variance + epsilon)` per channel, in two passes (the
-/// variance from centred values, which keeps its precision when the mean is large).
+/// Batch mean and biased variance per channel, in two passes (the variance from centred values,
+/// which keeps its precision when the mean is large).
 struct ChannelStats {
     mean: Vec<f32>,
     variance: Vec<f32>,
-    inv_std: Vec<f32>,
 }
 
 impl ChannelStats {
-    fn of(x: &[f32], dims: NchwDims, epsilon: f64) -> Self {
+    fn of(x: &[f32], dims: NchwDims) -> Self {
         let count = dims.count_per_channel() as f64;
         let per_channel: Vec<(f32, f32)> = (0..dims.channels)
             .into_par_iter()
@@ -70,14 +64,6 @@ impl ChannelStats {
             })
             .collect();
         let (mean, variance): (Vec<f32>, Vec<f32>) = per_channel.into_iter().unzip();
-        let inv_std = variance
-            .iter()
-            .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
-            .collect();
-        Self {
-            mean,
-            variance,
-            inv_std,
-        }
+        Self { mean, variance }
     }
 }

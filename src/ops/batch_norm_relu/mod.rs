@@ -5,7 +5,10 @@
 //! the whole activation per operation, forward and back, and on a CPU those passes over memory,
 //! not arithmetic, are the cost of a batch-norm layer. This kernel makes three passes forward
 //! (sum, centred squares, output; `forward`) and two back (two sums per channel, then the
-//! input's gradient; `backward`), with AVX2 loops where the CPU has them (`ops::simd`).
+//! input's gradient; `backward`), with AVX2 loops where the CPU has them (`ops::simd`). The
+//! backward pass reads only the input and the output's gradient: it recomputes the ReLU's mask
+//! from the input (`affine`) instead of keeping the output, and writes the input's gradient
+//! over the output's.
 //!
 //! It is a burn backend extension: [`BatchNormReluOps`] is implemented for flex and for
 //! autodiff over flex, where the backward pass is registered by hand (`autodiff`). Other
@@ -38,13 +41,13 @@ pub(crate) trait BatchNormReluOps: Backend {
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
-    /// Gradients of `x`, `gamma` and `beta` given the forward's input, output and statistics
-    /// and the output's gradient.
+    /// Gradients of `x`, `gamma` and `beta` given the forward's input, parameters and
+    /// statistics and the output's gradient.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_relu_backward(
         x: FloatTensor<Self>,
-        output: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         variance: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
@@ -85,15 +88,34 @@ impl BatchNormReluOps for Flex {
 
     fn batch_norm_relu_backward(
         x: FlexTensor,
-        output: FlexTensor,
         gamma: FlexTensor,
+        beta: FlexTensor,
         mean: FlexTensor,
         variance: FlexTensor,
         output_grad: FlexTensor,
         epsilon: f64,
     ) -> Normalised<Self> {
-        backward::batch_norm_relu_backward(x, output, gamma, mean, variance, output_grad, epsilon)
+        backward::batch_norm_relu_backward(x, gamma, beta, mean, variance, output_grad, epsilon)
     }
+}
+
+/// Per channel `[a, b]` with `a = gamma / sqrt(variance + epsilon)` and `b = beta − a·mean`: the
+/// output is `relu(a·x + b)`. The forward pass and the backward pass (which recomputes the
+/// ReLU's mask as `a·x + b > 0`) both take it from here, so that both round it the same way.
+fn affine(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    variance: &[f32],
+    epsilon: f64,
+) -> Vec<[f32; 2]> {
+    (0..gamma.len())
+        .map(|c| {
+            let inv_std = (1.0 / (variance[c] as f64 + epsilon).sqrt()) as f32;
+            let a = gamma[c] * inv_std;
+            [a, beta[c] - a * mean[c]]
+        })
+        .collect()
 }
 
 /// The sizes of an `[N, C, H, W]` tensor as the kernels walk it: `N·C` planes of `H·W` values.

@@ -67,7 +67,27 @@ fn nan_max(a: f32, b: f32) -> f32 {
 /// Whether `value` is the window's maximum `max` (both NaN counts as equal).
 #[inline(always)]
 fn is_max(value: f32, max: f32) -> bool {
-    value == max || (value.is_nan() && max.is_nan())
+    // `|` and `&`, not `||` and `&&`: a select, not a branch (see `first_max_at`).
+    (value == max) | (value.is_nan() & max.is_nan())
+}
+
+/// The offset in `window` (a slice from the window's top-left value on) of the window's first
+/// value, in row-major order, equal to its maximum `max`: the one burn and PyTorch route the
+/// gradient to. `offsets` lists the window's offsets in that order.
+#[inline(always)]
+fn first_max_at(window: &[f32], offsets: &[usize], max: f32) -> usize {
+    // Which value is the maximum is random, so a branch per value would mispredict often: the
+    // hits of up to 64 values go into a bit mask instead, each compare independent of the
+    // others, and the first set bit is the answer.
+    for chunk in offsets.chunks(64) {
+        let hits = chunk.iter().enumerate().fold(0u64, |hits, (k, &offset)| {
+            hits | (u64::from(is_max(window[offset], max)) << k)
+        });
+        if hits != 0 {
+            return chunk[hits.trailing_zeros() as usize];
+        }
+    }
+    panic!("the maximum lies in its window")
 }
 
 pub(crate) fn forward(x: &[f32], g: &PoolGeometry) -> Vec<f32> {
@@ -119,6 +139,10 @@ pub(crate) fn backward(
     if dx.is_empty() || output.is_empty() {
         return dx;
     }
+    // Each window value's place relative to the window's top-left value, in row-major order.
+    let offsets: Vec<usize> = (0..kh)
+        .flat_map(|i| (0..kw).map(move |j| i * width + j))
+        .collect();
     dx.par_chunks_mut(g.input_plane())
         .zip(x.par_chunks(g.input_plane()))
         .zip(
@@ -127,14 +151,14 @@ pub(crate) fn backward(
                 .zip(output_grad.par_chunks(g.output_plane())),
         )
         .for_each(|((dx, plane), (out, grad))| {
-            for (o, (&max, &gradient)) in out.iter().zip(grad).enumerate() {
-                let (oh, ow) = (o / out_width, o % out_width);
-                // The first maximum in row-major window order, as burn and PyTorch pick it.
-                let at = (0..kh)
-                    .flat_map(|i| (0..kw).map(move |j| (oh * sh + i) * width + ow * sw + j))
-                    .find(|&at| is_max(plane[at], max))
-                    .expect("the maximum lies in its window");
-                dx[at] += gradient;
+            let rows = out
+                .chunks_exact(out_width)
+                .zip(grad.chunks_exact(out_width));
+            for (oh, (out_row, grad_row)) in rows.enumerate() {
+                for (ow, (&max, &gradient)) in out_row.iter().zip(grad_row).enumerate() {
+                    let corner = oh * sh * width + ow * sw;
+                    dx[corner + first_max_at(&plane[corner..], &offsets, max)] += gradient;
+                }
             }
         });
     dx
