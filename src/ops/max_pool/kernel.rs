@@ -74,20 +74,32 @@ fn is_max(value: f32, max: f32) -> bool {
 /// The offset in `window` (a slice from the window's top-left value on) of the window's first
 /// value, in row-major order, equal to its maximum `max`: the one burn and PyTorch route the
 /// gradient to. `offsets` lists the window's offsets in that order.
+///
+/// Which value is the maximum is random, so a branch per value would mispredict often. For
+/// windows of a size known at compile time (`N`, see [`backward`]) the compares go into a bit
+/// mask, independent of each other, and the first set bit is the answer.
 #[inline(always)]
-fn first_max_at(window: &[f32], offsets: &[usize], max: f32) -> usize {
-    // Which value is the maximum is random, so a branch per value would mispredict often: the
-    // hits of up to 64 values go into a bit mask instead, each compare independent of the
-    // others, and the first set bit is the answer.
-    for chunk in offsets.chunks(64) {
-        let hits = chunk.iter().enumerate().fold(0u64, |hits, (k, &offset)| {
-            hits | (u64::from(is_max(window[offset], max)) << k)
-        });
-        if hits != 0 {
-            return chunk[hits.trailing_zeros() as usize];
+fn first_max_in<const N: usize>(window: &[f32], offsets: &[usize; N], max: f32) -> usize {
+    let hits = offsets.iter().enumerate().fold(0u64, |hits, (k, &offset)| {
+        hits | (u64::from(is_max(window[offset], max)) << k)
+    });
+    assert!(hits != 0, "the maximum lies in its window");
+    offsets[hits.trailing_zeros() as usize]
+}
+
+/// [`first_max_in`] for windows of any size: a backwards scan that keeps the last hit with a
+/// select, one compare per value, still without a branch.
+#[inline(always)]
+fn first_max_in_any(window: &[f32], offsets: &[usize], max: f32) -> usize {
+    let at = offsets.iter().rev().fold(usize::MAX, |at, &offset| {
+        if is_max(window[offset], max) {
+            offset
+        } else {
+            at
         }
-    }
-    panic!("the maximum lies in its window")
+    });
+    assert!(at != usize::MAX, "the maximum lies in its window");
+    at
 }
 
 pub(crate) fn forward(x: &[f32], g: &PoolGeometry) -> Vec<f32> {
@@ -132,17 +144,37 @@ pub(crate) fn backward(
     g: &PoolGeometry,
 ) -> Vec<f32> {
     let [_, width] = g.input;
-    let [_, out_width] = g.output;
     let [kh, kw] = g.kernel;
+    // Each window value's place relative to the window's top-left value, in row-major order.
+    let offsets: Vec<usize> = (0..kh)
+        .flat_map(|i| (0..kw).map(move |j| i * width + j))
+        .collect();
+    let planes = (x, output, output_grad);
+    // NiN's 3×3 windows, and 2×2, with the window's size fixed at compile time.
+    if let Ok(offsets) = <[usize; 9]>::try_from(offsets.as_slice()) {
+        return route(planes, g, |w, max| first_max_in(w, &offsets, max));
+    }
+    if let Ok(offsets) = <[usize; 4]>::try_from(offsets.as_slice()) {
+        return route(planes, g, |w, max| first_max_in(w, &offsets, max));
+    }
+    route(planes, g, |w, max| first_max_in_any(w, &offsets, max))
+}
+
+/// The input's gradient: each output value's gradient added where `first_max(window, max)`
+/// finds the window's maximum. `planes` holds the input, the output and the output's gradient.
+fn route(
+    planes: (&[f32], &[f32], &[f32]),
+    g: &PoolGeometry,
+    first_max: impl Fn(&[f32], f32) -> usize + Sync,
+) -> Vec<f32> {
+    let (x, output, output_grad) = planes;
+    let [_, width] = g.input;
+    let [_, out_width] = g.output;
     let [sh, sw] = g.stride;
     let mut dx = vec![0f32; g.planes * g.input_plane()];
     if dx.is_empty() || output.is_empty() {
         return dx;
     }
-    // Each window value's place relative to the window's top-left value, in row-major order.
-    let offsets: Vec<usize> = (0..kh)
-        .flat_map(|i| (0..kw).map(move |j| i * width + j))
-        .collect();
     dx.par_chunks_mut(g.input_plane())
         .zip(x.par_chunks(g.input_plane()))
         .zip(
@@ -157,7 +189,7 @@ pub(crate) fn backward(
             for (oh, (out_row, grad_row)) in rows.enumerate() {
                 for (ow, (&max, &gradient)) in out_row.iter().zip(grad_row).enumerate() {
                     let corner = oh * sh * width + ow * sw;
-                    dx[corner + first_max_at(&plane[corner..], &offsets, max)] += gradient;
+                    dx[corner + first_max(&plane[corner..], max)] += gradient;
                 }
             }
         });
@@ -193,5 +225,53 @@ mod tests {
         let out = forward(&x, &g);
         assert!(out[0].is_nan());
         assert_eq!(backward(&x, &out, &[1.0], &g), vec![0.0, 1.0, 0.0, 0.0]);
+    }
+
+    /// The first maximum in row-major order, found by the plainest loop.
+    fn first_max_by_scan(window: &[f32], offsets: &[usize], max: f32) -> usize {
+        *offsets
+            .iter()
+            .find(|&&offset| is_max(window[offset], max))
+            .expect("a maximum")
+    }
+
+    #[test]
+    fn each_window_search_finds_the_first_maximum_as_a_plain_scan_does() {
+        // Values from a small set, so that windows often hold the maximum twice or more, and
+        // some NaN.
+        let values: Vec<f32> = (0..64u32)
+            .map(|i| match i.wrapping_mul(2_654_435_761) >> 28 {
+                0 => f32::NAN,
+                h => (h % 4) as f32,
+            })
+            .collect();
+        let width = 8;
+        let window_of = |kh: usize, kw: usize| -> Vec<usize> {
+            (0..kh)
+                .flat_map(|i| (0..kw).map(move |j| i * width + j))
+                .collect()
+        };
+        let max_of = |window: &[f32], offsets: &[usize]| {
+            offsets.iter().map(|&o| window[o]).reduce(nan_max).unwrap()
+        };
+        let (nine, four, six) = (window_of(3, 3), window_of(2, 2), window_of(2, 3));
+        let nine: [usize; 9] = nine.try_into().unwrap();
+        let four: [usize; 4] = four.try_into().unwrap();
+        for corner in 0..width * 3 + 3 {
+            let window = &values[corner..];
+            let check = |name: &str, offsets: &[usize], search: &dyn Fn(f32) -> usize| {
+                let max = max_of(window, offsets);
+                let expected = first_max_by_scan(window, offsets, max);
+                assert_eq!(search(max), expected, "{name} at {corner}");
+            };
+            check("3×3", &nine, &|max| first_max_in(window, &nine, max));
+            check("3×3, any size", &nine, &|max| {
+                first_max_in_any(window, &nine, max)
+            });
+            check("2×2", &four, &|max| first_max_in(window, &four, max));
+            check("2×3, any size", &six, &|max| {
+                first_max_in_any(window, &six, max)
+            });
+        }
     }
 }
