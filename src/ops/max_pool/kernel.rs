@@ -67,7 +67,7 @@ fn nan_max(a: f32, b: f32) -> f32 {
 /// Whether `value` is the window's maximum `max` (both NaN counts as equal).
 #[inline(always)]
 fn is_max(value: f32, max: f32) -> bool {
-    // `|` and `&`, not `||` and `&&`: a select, not a branch (see `first_max_at`).
+    // `|` and `&`, not `||` and `&&`: no branch (see `first_max_in`).
     (value == max) | (value.is_nan() & max.is_nan())
 }
 
@@ -80,6 +80,7 @@ fn is_max(value: f32, max: f32) -> bool {
 /// mask, independent of each other, and the first set bit is the answer.
 #[inline(always)]
 fn first_max_in<const N: usize>(window: &[f32], offsets: &[usize; N], max: f32) -> usize {
+    const { assert!(N <= 64, "one bit per window value in a u64") };
     let hits = offsets.iter().enumerate().fold(0u64, |hits, (k, &offset)| {
         hits | (u64::from(is_max(window[offset], max)) << k)
     });
@@ -150,7 +151,7 @@ pub(crate) fn backward(
         .flat_map(|i| (0..kw).map(move |j| i * width + j))
         .collect();
     let planes = (x, output, output_grad);
-    // NiN's 3×3 windows, and 2×2, with the window's size fixed at compile time.
+    // Windows of 9 values (NiN's 3×3) and of 4 (2×2) get their size fixed at compile time.
     if let Ok(offsets) = <[usize; 9]>::try_from(offsets.as_slice()) {
         return route(planes, g, |w, max| first_max_in(w, &offsets, max));
     }
