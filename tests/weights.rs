@@ -169,10 +169,13 @@ fn saved_safetensors_reload_to_the_same_model() {
     }
 }
 
-/// A safetensors file's bytes, its header, and the header's length, read as PyTorch's loader
-/// reads them: an 8-byte length, then JSON.
-fn read_safetensors(path: &Path) -> (Vec<u8>, Value, usize) {
-    let bytes = std::fs::read(path).unwrap();
+/// `model` saved by `weights::save_safetensors` as `dir/name`, and the file read back as
+/// PyTorch's loader reads it (an 8-byte length, then JSON): its bytes, its header, and the
+/// header's length.
+fn save_and_read_safetensors(model: &Nin, dir: &Path, name: &str) -> (Vec<u8>, Value, usize) {
+    let path = dir.join(name);
+    weights::save_safetensors(model, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
     (bytes, header, header_len)
@@ -183,9 +186,7 @@ fn saved_safetensors_have_the_pytorch_keys() {
     let device = flex();
     let model = NinConfig::d2l(10).init(&device);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("d2l.safetensors");
-    weights::save_safetensors(&model, &path).unwrap();
-    let (_, header, _) = read_safetensors(&path);
+    let (_, header, _) = save_and_read_safetensors(&model, dir.path(), "d2l.safetensors");
     let mut keys: Vec<(String, Vec<usize>)> = header
         .as_object()
         .unwrap()
@@ -353,9 +354,8 @@ fn a_nan_or_infinite_weight_is_refused_naming_its_key() {
     let device = flex();
     let model = NinConfig::compact(10).init(&device);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("compact.safetensors");
-    weights::save_safetensors(&model, &path).unwrap();
-    let (bytes, header, header_len) = read_safetensors(&path);
+    let (bytes, header, header_len) =
+        save_and_read_safetensors(&model, dir.path(), "compact.safetensors");
 
     let layout = weights::torch_layout(&model);
     let keys = [&layout[3].key, &layout.last().unwrap().key];
@@ -388,9 +388,8 @@ fn a_safetensors_header_that_lies_is_a_clean_error() {
     let device = flex();
     let model = NinConfig::compact(10).init(&device);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("compact.safetensors");
-    weights::save_safetensors(&model, &path).unwrap();
-    let (bytes, header, header_len) = read_safetensors(&path);
+    let (bytes, header, header_len) =
+        save_and_read_safetensors(&model, dir.path(), "compact.safetensors");
     let data_len = (bytes.len() - 8 - header_len) as u64;
     let key = weights::torch_layout(&model)[0].key.clone();
 
