@@ -124,10 +124,14 @@ def main():
     parser.add_argument("--momentum", type=float, default=0.0)
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    # cuDNN then benchmarks its convolution algorithms for each shape, as burn's autotune does.
+    torch.backends.cudnn.benchmark = device.type == "cuda"
     if args.layers:
         json.dump({"layers": time_layers(args.layers, args.steps, args.warmup)}, sys.stdout)
         print()
@@ -136,12 +140,12 @@ def main():
         parser.error("--config, --mode and --batch are required without --layers")
     with open(args.config) as f:
         config = json.load(f)
-    net = nin(config)
+    net = nin(config).to(device)
     channels = config["blocks"][0]["in_channels"]
     height, width = config["input_size"]
     classes = config["blocks"][-1].get("mlp_channels") or [config["blocks"][-1]["out_channels"]] * 2
-    images = torch.rand(args.batch, channels, height, width)
-    labels = torch.randint(0, classes[1], (args.batch,))
+    images = torch.rand(args.batch, channels, height, width, device=device)
+    labels = torch.randint(0, classes[1], (args.batch,), device=device)
 
     if args.mode == "train":
         net.train()
@@ -178,6 +182,7 @@ def main():
     json.dump(
         {
             "framework": f"pytorch {torch.__version__}",
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "threads": torch.get_num_threads(),
             "seconds_per_step": median,
             "images_per_s": args.batch / median,

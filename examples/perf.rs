@@ -37,6 +37,9 @@ struct Args {
     /// Backend for this side.
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// Device for PyTorch's side: `cpu`, or `cuda` to compare GPUs on the same card.
+    #[arg(long, default_value = "cpu")]
+    torch_device: String,
     /// Timed steps per measurement (the median is reported).
     #[arg(long, default_value_t = 5)]
     steps: usize,
@@ -117,15 +120,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .clone()
         .or_else(|| std::env::var_os("NIN_PYTHON").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("python3"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pytorch_reference.py");
+    let script = pytorch_script();
     if args.layers {
         return layer_table(&args, &python, &script, threads);
     }
     let config_dir = tempfile::tempdir()?;
     println!(
-        "nin on {} vs PyTorch on the CPU, {threads} threads each; median of {} steps after {} \
+        "nin on {} vs PyTorch on {}, {threads} CPU threads each; median of {} steps after {} \
          warm-up steps",
-        args.backend, args.steps, args.warmup
+        args.backend, args.torch_device, args.steps, args.warmup
     );
     println!();
     println!(
@@ -404,6 +407,18 @@ fn batch_for(args: &Args, preset: Preset) -> usize {
     }
 }
 
+/// `benches/pytorch_reference.py` in this source tree, else under the working directory (for a
+/// binary copied to another machine together with the repository).
+fn pytorch_script() -> PathBuf {
+    let relative = Path::new("benches/pytorch_reference.py");
+    let in_source_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    if in_source_tree.exists() {
+        in_source_tree
+    } else {
+        relative.to_path_buf()
+    }
+}
+
 /// Runs this program again as a worker for one measurement.
 fn measure_nin(
     args: &Args,
@@ -438,6 +453,7 @@ fn measure_pytorch(
     command.args(["--threads", &threads.to_string()]);
     command.args(["--steps", &args.steps.to_string()]);
     command.args(["--warmup", &args.warmup.to_string()]);
+    command.args(["--device", &args.torch_device]);
     command.args(["--lr", &optimizer.lr().to_string()]);
     match *optimizer {
         Optimizer::Sgd {
