@@ -8,7 +8,9 @@
 //! - `flex_conv`: a convolution of our own on flex, with the ReLU folded into its output and its
 //!   own backward pass; every NiN convolution runs on it there, k×k and 1×1, in training and
 //!   in inference.
-//! - `batch_norm_relu`: training-mode batch norm and its ReLU as one flex kernel.
+//! - `batch_norm_relu`: training-mode batch norm and its ReLU as one flex kernel, with the
+//!   batch statistics the convolution before it took from its maps while they were in cache
+//!   (`moments`).
 //! - `max_pool`: the pools between blocks on flex, whose backward pass needs no index tensor.
 //! - `composed`: formulations from burn's tensor operations for every backend (batch norm
 //!   folded into the convolution for inference, 1×1 convolutions as matrix products and batch
@@ -37,6 +39,8 @@ pub mod gemm;
 mod max_pool;
 mod memory;
 #[cfg(feature = "flex")]
+mod moments;
+#[cfg(feature = "flex")]
 mod scratch;
 #[cfg(feature = "flex")]
 mod simd;
@@ -60,8 +64,8 @@ pub(crate) fn conv_norm_relu(
     let training = input.device().is_autodiff();
     match norm {
         Some(norm) if training && norm.training.is_enabled() => {
-            let x = conv2d(conv, input, false);
-            batch_norm_relu_train(norm, x)
+            let (x, statistics) = conv2d_with_statistics(conv, input);
+            batch_norm_relu_train(norm, x, statistics)
         }
         Some(norm) => conv2d(&composed::fold_norm(conv, norm), input, true),
         None => conv2d(conv, input, true),
@@ -104,6 +108,23 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>, with_relu: bool) -> Tensor<4> {
         conv.forward(input)
     };
     if with_relu { relu(x) } else { x }
+}
+
+/// `conv.forward(input)` and, where this crate's kernel runs it, the batch mean and biased
+/// variance of each output channel (`[2, C_out]`), taken while each map is in cache.
+fn conv2d_with_statistics(conv: &Conv2d, input: Tensor<4>) -> (Tensor<4>, Option<Tensor<2>>) {
+    #[cfg(feature = "flex")]
+    if let Some(padding) = flex_convolution_padding(conv, &input) {
+        let (output, statistics) = flex_conv::conv2d_with_statistics(
+            input,
+            conv.weight.val(),
+            conv.bias.as_ref().map(|bias| bias.val()),
+            conv.stride,
+            padding,
+        );
+        return (output, Some(statistics));
+    }
+    (conv2d(conv, input, false), None)
 }
 
 /// Whether [`conv2d`] runs `conv` on `input` through this crate's kernel: on flex (with or
@@ -158,20 +179,100 @@ fn flex_convolution_padding(conv: &Conv2d, input: &Tensor<4>) -> Option<[usize; 
 
 /// Batch normalisation with batch statistics followed by a ReLU, as `BatchNorm::forward` then
 /// `relu` compute it in training (biased variance, the same running-statistics update). On flex
-/// in `f32` one fused kernel does it; elsewhere reductions over `[N, C, H·W]`.
-fn batch_norm_relu_train(norm: &BatchNorm, input: Tensor<4>) -> Tensor<4> {
+/// in `f32` one fused kernel does it, with the statistics the convolution took where it did;
+/// elsewhere reductions over `[N, C, H·W]`.
+fn batch_norm_relu_train(
+    norm: &BatchNorm,
+    input: Tensor<4>,
+    statistics: Option<Tensor<2>>,
+) -> Tensor<4> {
     #[cfg(feature = "flex")]
     if flex::runs_on_flex(&input.device(), input.dtype()) {
         let (output, mean, variance) = batch_norm_relu::batch_norm_relu(
             input,
             norm.gamma.val(),
             norm.beta.val(),
+            statistics,
             norm.epsilon,
         );
         composed::update_running_statistics(norm, mean, variance);
         return output;
     }
+    // Only the flex kernel's convolution takes statistics.
+    let _ = statistics;
     let (output, mean, variance) = composed::batch_norm(norm, input);
     composed::update_running_statistics(norm, mean, variance);
     relu(output)
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Distribution, Tensor};
+
+    use super::*;
+
+    fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+        tensor.into_data().try_to_vec::<f32>().expect("f32 values")
+    }
+
+    fn assert_close(what: &str, got: &[f32], expected: &[f32]) {
+        assert_eq!(got.len(), expected.len(), "{what}");
+        for (index, (g, e)) in got.iter().zip(expected).enumerate() {
+            assert!(
+                (g - e).abs() <= 1e-4 * e.abs().max(1.0),
+                "{what}[{index}]: {g} against {e}"
+            );
+        }
+    }
+
+    /// The statistics the convolution takes from its maps are the batch mean and biased
+    /// variance of its output, as defined and as the batch-norm kernel takes them itself; the
+    /// batch norm gives the same output with either.
+    #[test]
+    fn the_convolution_brings_the_batch_statistics_of_its_output() {
+        let device = crate::backend::device("flex").expect("flex");
+        let conv = Conv2dConfig::new([3, 4], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        // A mean far from zero against the spread, as after a convolution with a large bias.
+        let input = Tensor::<4>::random([5, 3, 7, 6], Distribution::Normal(40.0, 3.0), &device);
+        let (output, statistics) = conv2d_with_statistics(&conv, input);
+        let statistics = statistics.expect("flex runs the crate's kernel");
+
+        let [n, c, h, w] = output.dims();
+        let per_channel = output.clone().swap_dims(0, 1).reshape([c, n * h * w]);
+        let mean = per_channel.clone().mean_dim(1);
+        let variance = (per_channel - mean.clone()).powf_scalar(2.0).mean_dim(1);
+        let defined = [values(mean), values(variance)].concat();
+        assert_close(
+            "from the convolution",
+            &values(statistics.clone()),
+            &defined,
+        );
+
+        let own = <burn::backend::Dispatch as batch_norm_relu::BatchNormReluOps>::batch_statistics(
+            output.clone().into_dispatch(),
+        );
+        assert_close(
+            "from the batch-norm kernel",
+            &values(Tensor::<2>::from_dispatch(own)),
+            &defined,
+        );
+
+        let gamma = Tensor::<1>::random([c], Distribution::Uniform(0.5, 1.5), &device);
+        let beta = Tensor::<1>::random([c], Distribution::Uniform(-0.5, 0.5), &device);
+        let with = |statistics| {
+            let (normalised, _, _) = batch_norm_relu::batch_norm_relu(
+                output.clone(),
+                gamma.clone(),
+                beta.clone(),
+                statistics,
+                1e-5,
+            );
+            values(normalised)
+        };
+        assert_close("normalised", &with(Some(statistics)), &with(None));
+    }
 }

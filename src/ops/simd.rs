@@ -71,20 +71,20 @@ simd_kernel! {
     }
 }
 
-/// `(Σ x, Σ (x − mean)²)`; the second with `mean` as given.
-pub(crate) fn plane_sums(values: &[f32], mean: f32) -> (f32, f32) {
+/// `(Σ (x − centre), Σ (x − centre)²)`.
+pub(crate) fn plane_sums(values: &[f32], centre: f32) -> (f32, f32) {
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
         // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { avx2::plane_sums(values, mean) };
+        return unsafe { avx2::plane_sums(values, centre) };
     }
-    plane_sums_portable(values, mean)
+    plane_sums_portable(values, centre)
 }
 
 /// The portable form of [`plane_sums`].
-pub(crate) fn plane_sums_portable(values: &[f32], mean: f32) -> (f32, f32) {
-    let squares = values.iter().map(|v| (v - mean) * (v - mean)).sum();
-    (values.iter().sum(), squares)
+pub(crate) fn plane_sums_portable(values: &[f32], centre: f32) -> (f32, f32) {
+    let squares = values.iter().map(|v| (v - centre) * (v - centre)).sum();
+    (values.iter().map(|v| v - centre).sum(), squares)
 }
 
 /// `(Σ g, Σ g·(x − mean))` over the positions where `a·x + b` is positive (`affine = [a, b]`,
@@ -170,18 +170,18 @@ mod avx2 {
     /// # Safety
     /// The CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn plane_sums(values: &[f32], mean: f32) -> (f32, f32) {
+    pub(super) unsafe fn plane_sums(values: &[f32], centre: f32) -> (f32, f32) {
         let (mut sum, mut squares) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let m = _mm256_set1_ps(mean);
+        let c = _mm256_set1_ps(centre);
         let mut blocks = values.chunks_exact(8);
         for block in &mut blocks {
             // SAFETY: `block` holds 8 floats.
             let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
-            sum = _mm256_add_ps(sum, v);
-            let centred = _mm256_sub_ps(v, m);
+            let centred = _mm256_sub_ps(v, c);
+            sum = _mm256_add_ps(sum, centred);
             squares = _mm256_fmadd_ps(centred, centred, squares);
         }
-        let (rest_sum, rest_squares) = super::plane_sums_portable(blocks.remainder(), mean);
+        let (rest_sum, rest_squares) = super::plane_sums_portable(blocks.remainder(), centre);
         (
             horizontal_sum(sum) + rest_sum,
             horizontal_sum(squares) + rest_squares,
@@ -312,7 +312,7 @@ mod tests {
         let x = [1.0, -2.0, 3.0, 0.0];
         assert_eq!(
             plane_sums_portable(&x, 0.5),
-            (2.0, 0.25 + 6.25 + 6.25 + 0.25)
+            (0.5 - 2.5 + 2.5 - 0.5, 0.25 + 6.25 + 6.25 + 0.25)
         );
         // Only positions where 2·x − 1 is positive count: the first and the third.
         let g = [1.0, 2.0, 4.0, 8.0];

@@ -49,10 +49,15 @@ impl<B: Backend + BatchNormReluOps> Backward<B, 3> for BatchNormReluBackward {
 }
 
 impl<B: Backend + BatchNormReluOps, C: CheckpointStrategy> BatchNormReluOps for Autodiff<B, C> {
+    fn batch_statistics(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::from_inner(B::batch_statistics(x.into_primitive()))
+    }
+
     fn batch_norm_relu(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        statistics: FloatTensor<Self>,
         epsilon: f64,
     ) -> Normalised<Self> {
         let nodes = [x.node(), gamma.node(), beta.node()];
@@ -61,8 +66,11 @@ impl<B: Backend + BatchNormReluOps, C: CheckpointStrategy> BatchNormReluOps for 
             gamma.into_primitive(),
             beta.into_primitive(),
         );
+        // The statistics are functions of `x`; the backward pass differentiates through them
+        // from `x` itself, so they enter untracked.
+        let statistics = statistics.into_primitive();
         let (output, mean, variance) =
-            B::batch_norm_relu(x.clone(), gamma.clone(), beta.clone(), epsilon);
+            B::batch_norm_relu(x.clone(), gamma.clone(), beta.clone(), statistics, epsilon);
         let saved = (x, gamma, beta, mean.clone(), variance.clone(), epsilon);
         let output = match BatchNormReluBackward
             .prepare::<C>(nodes)

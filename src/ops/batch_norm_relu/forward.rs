@@ -1,4 +1,5 @@
-//! The forward pass: batch statistics per channel in two passes, then `max(0, a·x + b)`.
+//! The forward pass: batch statistics per channel (unless the convolution before brought them),
+//! then `max(0, a·x + b)`.
 
 use burn::tensor::Shape;
 use burn_flex::FlexTensor;
@@ -6,19 +7,22 @@ use rayon::prelude::*;
 
 use super::{NchwDims, Normalised, affine};
 use crate::ops::flex::{f32_values, flex_tensor};
-use crate::ops::simd::{plane_sums, scale_shift_relu};
+use crate::ops::moments::Moments;
+use crate::ops::simd::scale_shift_relu;
 use burn::backend::Flex;
 
 pub(super) fn batch_norm_relu(
     x: FlexTensor,
     gamma: FlexTensor,
     beta: FlexTensor,
+    statistics: FlexTensor,
     epsilon: f64,
 ) -> Normalised<Flex> {
     let dims = NchwDims::of(&x);
     let (x, gamma, beta) = (f32_values(&x), f32_values(&gamma), f32_values(&beta));
-    let stats = ChannelStats::of(&x, dims);
-    let affine = affine(&gamma, &beta, &stats.mean, &stats.variance, epsilon);
+    let statistics = f32_values(&statistics);
+    let (mean, variance) = statistics.split_at(dims.channels);
+    let affine = affine(&gamma, &beta, mean, variance, epsilon);
     let mut output = vec![0f32; x.len()];
     output
         .par_chunks_mut(dims.image())
@@ -32,38 +36,24 @@ pub(super) fn batch_norm_relu(
         });
     (
         flex_tensor(output, dims.shape()),
-        flex_tensor(stats.mean, Shape::new([dims.channels])),
-        flex_tensor(stats.variance, Shape::new([dims.channels])),
+        flex_tensor(mean.to_vec(), Shape::new([dims.channels])),
+        flex_tensor(variance.to_vec(), Shape::new([dims.channels])),
     )
 }
 
-/// Batch mean and biased variance per channel, in two passes (the variance from centred values,
-/// which keeps its precision when the mean is large).
-struct ChannelStats {
-    mean: Vec<f32>,
-    variance: Vec<f32>,
-}
-
-impl ChannelStats {
-    fn of(x: &[f32], dims: NchwDims) -> Self {
-        let count = dims.count_per_channel() as f64;
-        let per_channel: Vec<(f32, f32)> = (0..dims.channels)
-            .into_par_iter()
-            .map(|c| {
-                // The first pass centres on 0 for the sum; the second on the mean.
-                let sum: f64 = dims
-                    .planes_of(c)
-                    .map(|range| plane_sums(&x[range], 0.0).0 as f64)
-                    .sum();
-                let mean = (sum / count) as f32;
-                let squares: f64 = dims
-                    .planes_of(c)
-                    .map(|range| plane_sums(&x[range], mean).1 as f64)
-                    .sum();
-                (mean, (squares / count) as f32)
-            })
-            .collect();
-        let (mean, variance): (Vec<f32>, Vec<f32>) = per_channel.into_iter().unzip();
-        Self { mean, variance }
-    }
+/// Batch mean and biased variance per channel as `[2, C]`, from the moments of its planes (two
+/// passes over each plane, channels in parallel).
+pub(super) fn batch_statistics(x: FlexTensor) -> FlexTensor {
+    let dims = NchwDims::of(&x);
+    let x = f32_values(&x);
+    let (mean, variance): (Vec<f32>, Vec<f32>) = (0..dims.channels)
+        .into_par_iter()
+        .map(|c| {
+            dims.planes_of(c)
+                .map(|range| Moments::of_plane(&x[range]))
+                .fold(Moments::default(), Moments::merge)
+                .mean_variance()
+        })
+        .unzip();
+    flex_tensor([mean, variance].concat(), [2, dims.channels])
 }

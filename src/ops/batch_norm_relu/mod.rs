@@ -3,8 +3,9 @@
 //!
 //! Composed from tensor operations, a training-mode batch norm and its ReLU make one pass over
 //! the whole activation per operation, forward and back, and on a CPU those passes over memory,
-//! not arithmetic, are the cost of a batch-norm layer. This kernel makes three passes forward
-//! (sum, centred squares, output; `forward`) and two back (two sums per channel, then the
+//! not arithmetic, are the cost of a batch-norm layer. This kernel makes one pass forward when
+//! the convolution before it brings the batch statistics (`ops::moments`), else three (sum and
+//! centred squares plane by plane, then the output; `forward`), and two back (two sums per channel, then the
 //! input's gradient; `backward`), with AVX2 loops where the CPU has them (`ops::simd`). The
 //! backward pass reads only the input and the output's gradient: it recomputes the ReLU's mask
 //! from the input (`affine`) instead of keeping the output, and writes the input's gradient
@@ -32,12 +33,19 @@ type Normalised<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
 /// The fused batch norm + ReLU as a backend operation.
 #[backend_extension(Flex, Autodiff)]
 pub(crate) trait BatchNormReluOps: Backend {
+    /// The per-channel batch mean and biased variance of `x` (`[N, C, H, W]`) as a `[2, C]`
+    /// tensor, not tracked by autodiff.
+    fn batch_statistics(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
     /// `relu(gamma · (x − mean) / sqrt(var + epsilon) + beta)` over `[N, C, H, W]`, with the
-    /// per-channel batch mean and biased variance; returns `(output, mean, variance)`.
+    /// per-channel batch mean and biased variance of `x` in `statistics` (`[2, C]`, from
+    /// [`BatchNormReluOps::batch_statistics`] or from the convolution that wrote `x`); returns
+    /// `(output, mean, variance)`.
     fn batch_norm_relu(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        statistics: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
@@ -56,17 +64,25 @@ pub(crate) trait BatchNormReluOps: Backend {
 }
 
 /// The fused operation on `[N, C, H, W]` flex tensors in `f32` (see `ops::flex::runs_on_flex`).
-/// Returns the activation and the batch mean and biased variance (not tracked by autodiff).
+/// Returns the activation and the batch mean and biased variance (not tracked by autodiff),
+/// which `statistics` (`[2, C]`, from `ops::flex_conv::conv2d_with_statistics`) may bring
+/// along already.
 pub(crate) fn batch_norm_relu(
     x: Tensor<4>,
     gamma: Tensor<1>,
     beta: Tensor<1>,
+    statistics: Option<Tensor<2>>,
     epsilon: f64,
 ) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    let statistics = match statistics {
+        Some(statistics) => statistics.into_dispatch(),
+        None => <Dispatch as BatchNormReluOps>::batch_statistics(x.clone().into_dispatch()),
+    };
     let (output, mean, variance) = <Dispatch as BatchNormReluOps>::batch_norm_relu(
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
+        statistics,
         epsilon,
     );
     (
@@ -77,13 +93,18 @@ pub(crate) fn batch_norm_relu(
 }
 
 impl BatchNormReluOps for Flex {
+    fn batch_statistics(x: FlexTensor) -> FlexTensor {
+        forward::batch_statistics(x)
+    }
+
     fn batch_norm_relu(
         x: FlexTensor,
         gamma: FlexTensor,
         beta: FlexTensor,
+        statistics: FlexTensor,
         epsilon: f64,
     ) -> Normalised<Self> {
-        forward::batch_norm_relu(x, gamma, beta, epsilon)
+        forward::batch_norm_relu(x, gamma, beta, statistics, epsilon)
     }
 
     fn batch_norm_relu_backward(

@@ -66,33 +66,29 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
         padding: [usize; 2],
         relu: bool,
     ) -> FloatTensor<Self> {
-        let nodes = [x.node(), weight.node(), bias.node()];
-        let (x, weight) = (x.into_primitive(), weight.into_primitive());
-        let output = B::conv2d_relu(
-            x.clone(),
-            weight.clone(),
-            bias.into_primitive(),
+        track::<B, C, _>(x, weight, bias, stride, padding, relu, |x, weight, bias| {
+            (B::conv2d_relu(x, weight, bias, stride, padding, relu), ())
+        })
+        .0
+    }
+
+    fn conv2d_with_statistics(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (output, statistics) = track::<B, C, _>(
+            x,
+            weight,
+            bias,
             stride,
             padding,
-            relu,
+            false,
+            |x, weight, bias| B::conv2d_with_statistics(x, weight, bias, stride, padding),
         );
-        match Conv2dBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let saved = Saved {
-                    x,
-                    weight,
-                    relu_output: relu.then(|| output.clone()),
-                    stride,
-                    padding,
-                };
-                prep.finish(saved, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        }
+        (output, Self::from_inner(statistics))
     }
 
     fn conv2d_relu_backward(
@@ -122,4 +118,43 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
             Self::from_inner(db),
         )
     }
+}
+
+/// Runs `forward` (a convolution of `x` with `weight` and `bias` on the inner backend, which
+/// may return something besides its output) and registers the convolution's autodiff node on
+/// its output.
+fn track<B, C, Extra>(
+    x: FloatTensor<Autodiff<B, C>>,
+    weight: FloatTensor<Autodiff<B, C>>,
+    bias: FloatTensor<Autodiff<B, C>>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    relu: bool,
+    forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> (FloatTensor<B>, Extra),
+) -> (FloatTensor<Autodiff<B, C>>, Extra)
+where
+    B: Backend + Conv2dOps,
+    C: CheckpointStrategy,
+{
+    let nodes = [x.node(), weight.node(), bias.node()];
+    let (x, weight) = (x.into_primitive(), weight.into_primitive());
+    let (output, extra) = forward(x.clone(), weight.clone(), bias.into_primitive());
+    let output = match Conv2dBackward
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let saved = Saved {
+                x,
+                weight,
+                relu_output: relu.then(|| output.clone()),
+                stride,
+                padding,
+            };
+            prep.finish(saved, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    (output, extra)
 }

@@ -1,7 +1,7 @@
 //! The forward pass on slices: one matrix product per group of images over their patch
 //! matrices (or, where a layer narrows, the transpose of its mirror image: a product over the
 //! images themselves, then col2im), with the bias and the ReLU applied while the output is
-//! still in cache.
+//! still in cache, and, for a batch norm that follows, each map's moments taken there too.
 
 use rayon::prelude::*;
 
@@ -11,6 +11,7 @@ use super::group::{
 };
 use super::tasks::ImageTasks;
 use crate::ops::gemm::MatRef;
+use crate::ops::moments::{Moments, accumulate};
 
 /// `[N, C_out, H', W']` output of convolving `x` (`[N, C, H, W]`) with `weight`
 /// (`[C_out, C, kh, kw]`) plus `bias` (`[C_out]`), followed by a ReLU when `relu` is set; all
@@ -26,15 +27,39 @@ pub fn conv2d_forward(
     g: &ConvGeometry,
     relu: bool,
 ) -> Vec<f32> {
+    forward(x, weight, bias, g, relu, false).0
+}
+
+/// [`conv2d_forward`] without a ReLU, and the moments of each output channel over the batch,
+/// taken from each map while it is in cache (for the batch norm that follows).
+pub(crate) fn conv2d_forward_with_moments(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    g: &ConvGeometry,
+) -> (Vec<f32>, Vec<Moments>) {
+    forward(x, weight, bias, g, false, true)
+}
+
+fn forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    g: &ConvGeometry,
+    relu: bool,
+    with_moments: bool,
+) -> (Vec<f32>, Vec<Moments>) {
     let tasks = ImageTasks::for_batch(g.batch);
     let group = tasks.images_per_product(g);
     let mirror = preferred_mirror(weight, g);
     let weight = MatRef::row_major(weight, g.out_channels, g.patch_len());
     let mut output = vec![0f32; g.batch * g.output_image()];
-    output
+    let moments_of_tasks: Vec<Vec<Moments>> = output
         .par_chunks_mut(tasks.images_per_task * g.output_image())
         .zip(x.par_chunks(tasks.images_per_task * g.input_image()))
-        .for_each(|(output, x)| {
+        .map(|(output, x)| {
+            let mut moments =
+                vec![Moments::default(); if with_moments { g.out_channels } else { 0 }];
             let mut scratch = GroupScratch::new(mirror.as_ref().map_or(g, |(m, _)| m), group);
             let groups = output
                 .chunks_mut(group * g.output_image())
@@ -60,9 +85,25 @@ pub fn conv2d_forward(
                 for (map, &b) in output.chunks_exact_mut(plane).zip(bias.iter().cycle()) {
                     add_bias(map, b, relu);
                 }
+                if with_moments {
+                    accumulate(&mut moments, output, plane);
+                }
             }
-        });
-    output
+            moments
+        })
+        .collect();
+    // Merged task by task in image order, so a result depends only on the batch and the
+    // number of threads.
+    let moments = moments_of_tasks
+        .into_iter()
+        .reduce(|mut all, task| {
+            for (all, task) in all.iter_mut().zip(task) {
+                *all = all.merge(task);
+            }
+            all
+        })
+        .unwrap_or_default();
+    (output, moments)
 }
 
 /// `map += b`, then `max(map, 0)` when `relu` is set; NaN stays NaN, as in burn's and

@@ -6,8 +6,8 @@
 //! 1×1 layer) and the input gradient as a transposed convolution with a fresh buffer per image
 //! and a scalar scatter. This one keeps everything in NCHW and runs one matrix product per
 //! image and pass, with one level of threading (`tasks`):
-//! - forward: `W · im2col(x_b)`, bias and ReLU applied to each image's output in cache
-//!   (`forward`);
+//! - forward: `W · im2col(x_b)`, bias and ReLU applied to each image's output in cache, and
+//!   for a batch norm after it the moments of each map taken there too (`forward`);
 //! - backward: `dW += dY_b · im2col(x_b)ᵀ`, bias gradient as row sums, and
 //!   `dx_b = col2im(Wᵀ · dY_b)` only when the input needs a gradient (`backward`).
 //!
@@ -60,6 +60,16 @@ pub(crate) trait Conv2dOps: Backend {
         relu: bool,
     ) -> FloatTensor<Self>;
 
+    /// [`Conv2dOps::conv2d_relu`] without a ReLU, and the batch mean and biased variance of
+    /// each output channel as a `[2, C_out]` tensor (not tracked by autodiff).
+    fn conv2d_with_statistics(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
     /// Gradients of `x` (when `input_grad` is set), `weight` and `bias` given the gradient of
     /// the convolution's output (before any ReLU).
     fn conv2d_relu_backward(
@@ -86,8 +96,7 @@ pub(crate) fn conv2d_relu(
     padding: [usize; 2],
     relu: bool,
 ) -> Tensor<4> {
-    // A constant zero bias: it takes no gradient, so its node is never tracked.
-    let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &weight.device()));
+    let bias = bias_or_zeros(bias, &weight);
     Tensor::from_dispatch(<Dispatch as Conv2dOps>::conv2d_relu(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -96,6 +105,36 @@ pub(crate) fn conv2d_relu(
         padding,
         relu,
     ))
+}
+
+/// The convolution on flex tensors (with or without autodiff) in `f32`, without a ReLU, and
+/// the batch mean and biased variance of each output channel as a `[2, C_out]` tensor that
+/// autodiff does not track: what a training-mode batch norm after it needs.
+pub(crate) fn conv2d_with_statistics(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> (Tensor<4>, Tensor<2>) {
+    let bias = bias_or_zeros(bias, &weight);
+    let (output, statistics) = <Dispatch as Conv2dOps>::conv2d_with_statistics(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        stride,
+        padding,
+    );
+    (
+        Tensor::from_dispatch(output),
+        Tensor::from_dispatch(statistics),
+    )
+}
+
+/// `bias`, or for a convolution without one a constant zero bias: it takes no gradient, so its
+/// node is never tracked.
+fn bias_or_zeros(bias: Option<Tensor<1>>, weight: &Tensor<4>) -> Tensor<1> {
+    bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &weight.device()))
 }
 
 /// Whether [`conv2d_relu`] takes these shapes: no empty dimension (burn's own convolution
@@ -131,6 +170,28 @@ impl Conv2dOps for Flex {
             relu,
         );
         flex_tensor(output, g.output_shape())
+    }
+
+    fn conv2d_with_statistics(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> (FlexTensor, FlexTensor) {
+        let g = geometry(&x, &weight, stride, padding);
+        let (output, moments) = forward::conv2d_forward_with_moments(
+            &f32_values(&x),
+            &f32_values(&weight),
+            &f32_values(&bias),
+            &g,
+        );
+        let (mean, variance): (Vec<f32>, Vec<f32>) =
+            moments.iter().map(|m| m.mean_variance()).unzip();
+        (
+            flex_tensor(output, g.output_shape()),
+            flex_tensor([mean, variance].concat(), [2, g.out_channels]),
+        )
     }
 
     fn conv2d_relu_backward(
