@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example perf
 //! cargo run --release --example perf -- --python ~/.venvs/torch/bin/python --d2l-batch 128
+//! cargo run --release --example perf -- --python ~/.venvs/torch/bin/python --rounds 5
 //! cargo run --release --example perf -- --layers   # every convolution, pass by pass
 //! cargo run --release --example perf -- --gemm     # the matrix products under them
 //! ```
@@ -46,6 +47,10 @@ struct Args {
     /// Untimed steps first.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// Measure each row this many times, alternating the two sides; the table shows medians,
+    /// and the range of the rounds' ratios.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Batch for the compact preset.
     #[arg(long, default_value_t = 128)]
     compact_batch: usize,
@@ -127,8 +132,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config_dir = tempfile::tempdir()?;
     println!(
         "nin on {} vs PyTorch on {}, {threads} CPU threads each; median of {} steps after {} \
-         warm-up steps",
-        args.backend, args.torch_device, args.steps, args.warmup
+         warm-up steps; {} round(s) per row, alternating the sides",
+        args.backend,
+        args.torch_device,
+        args.steps,
+        args.warmup,
+        args.rounds.max(1)
     );
     println!();
     println!(
@@ -146,42 +155,63 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let model_json = config_dir.path().join(format!("{}.json", preset.name()));
         std::fs::write(&model_json, serde_json::to_vec(&config.model)?)?;
         for mode in [Mode::Train, Mode::Infer] {
-            let ours = measure_nin(&args, preset, mode, batch)?;
-            let theirs = if args.no_pytorch {
-                None
-            } else {
-                Some(measure_pytorch(
-                    &python,
-                    &script,
-                    &model_json,
-                    &config.optimizer,
-                    mode,
-                    batch,
-                    threads,
-                    &args,
-                )?)
+            // Rounds alternate the two sides, so that a slow spell of the machine falls on both
+            // sides of a round rather than on one side of the whole comparison.
+            let mut rounds = Vec::with_capacity(args.rounds);
+            for _ in 0..args.rounds.max(1) {
+                let ours = measure_nin(&args, preset, mode, batch)?;
+                let theirs = if args.no_pytorch {
+                    None
+                } else {
+                    Some(measure_pytorch(
+                        &python,
+                        &script,
+                        &model_json,
+                        &config.optimizer,
+                        mode,
+                        batch,
+                        threads,
+                        &args,
+                    )?)
+                };
+                rounds.push((ours, theirs));
+            }
+            let median_of = |value: &dyn Fn(&(Measured, Option<Measured>)) -> Option<f64>| {
+                let values: Vec<f64> = rounds.iter().filter_map(value).collect();
+                median(values)
             };
-            let gflops = |m: &Measured| m.images_per_s * mode.flops(flops) as f64 / 1e9;
-            let mib = |m: &Measured| format!("{:.0} MiB", m.peak_rss_bytes / (1024.0 * 1024.0));
+            let ours = median_of(&|(o, _)| Some(o.images_per_s)).unwrap_or_default();
+            let theirs = median_of(&|(_, t)| t.as_ref().map(|t| t.images_per_s));
+            let ratios: Vec<f64> = rounds
+                .iter()
+                .filter_map(|(o, t)| t.as_ref().map(|t| o.images_per_s / t.images_per_s))
+                .collect();
+            let ratio = median(ratios.clone()).map(|ratio| {
+                let (low, high) = ratios
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
+                if ratios.len() > 1 {
+                    format!("**{ratio:.2}×** ({low:.2}–{high:.2})")
+                } else {
+                    format!("**{ratio:.2}×**")
+                }
+            });
+            let our_rss = median_of(&|(o, _)| Some(o.peak_rss_bytes));
+            let their_rss = median_of(&|(_, t)| t.as_ref().map(|t| t.peak_rss_bytes));
+            let gflops = |images_per_s: f64| images_per_s * mode.flops(flops) as f64 / 1e9;
+            let mib = |bytes: f64| format!("{:.0} MiB", bytes / (1024.0 * 1024.0));
             let dash = || "–".to_string();
             println!(
                 "| {} | {batch} | {} | {:.1} | {} | {} | {:.1} | {} | {} | {} |",
                 preset.name(),
                 mode.name(),
-                ours.images_per_s,
-                theirs
-                    .as_ref()
-                    .map_or_else(dash, |t| format!("{:.1}", t.images_per_s)),
-                theirs.as_ref().map_or_else(dash, |t| format!(
-                    "**{:.2}×**",
-                    ours.images_per_s / t.images_per_s
-                )),
-                gflops(&ours),
-                theirs
-                    .as_ref()
-                    .map_or_else(dash, |t| format!("{:.1}", gflops(t))),
-                mib(&ours),
-                theirs.as_ref().map_or_else(dash, mib),
+                ours,
+                theirs.map_or_else(dash, |t| format!("{t:.1}")),
+                ratio.unwrap_or_else(dash),
+                gflops(ours),
+                theirs.map_or_else(dash, |t| format!("{:.1}", gflops(t))),
+                our_rss.map_or_else(dash, mib),
+                their_rss.map_or_else(dash, mib),
             );
         }
     }
@@ -398,6 +428,12 @@ fn gemm_table(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// The median of `values` (the upper one of an even count), `None` for none.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 fn batch_for(args: &Args, preset: Preset) -> usize {

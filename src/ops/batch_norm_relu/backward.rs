@@ -28,19 +28,37 @@ pub(super) fn batch_norm_relu_backward(
     // hands it over: no new buffer to allocate and clear.
     let mut grad_x = into_overwritable(output_grad);
     let count = dims.count_per_channel() as f64;
-    // Per channel: Σg and Σg·(x − mean) over the positions the ReLU let through.
+    // Per channel: Σg and Σg·(x − mean) over the positions the ReLU let through. Each thread
+    // walks a run of whole images in memory order (channel by channel, plane by plane, the
+    // planes of one channel lie an image apart), and the runs' sums are added in image order.
     let sums: Vec<(f64, f64)> = {
         let grad = grad_x.storage::<f32>();
-        (0..dims.channels)
-            .into_par_iter()
-            .map(|c| {
-                dims.planes_of(c).fold((0.0, 0.0), |(sg, sgx), range| {
-                    let (g, v) = (&grad[range.clone()], &x[range]);
+        let images_per_task = dims.batch.div_ceil(rayon::current_num_threads()).max(1);
+        let per_task: Vec<Vec<(f64, f64)>> = grad
+            .par_chunks(images_per_task * dims.image())
+            .zip(x.par_chunks(images_per_task * dims.image()))
+            .map(|(grad, x)| {
+                let mut sums = vec![(0.0, 0.0); dims.channels];
+                let planes = grad
+                    .chunks_exact(dims.plane)
+                    .zip(x.chunks_exact(dims.plane));
+                for (index, (g, v)) in planes.enumerate() {
+                    let c = index % dims.channels;
                     let (a, b) = masked_sums(g, v, mean[c], affine[c]);
-                    (sg + a as f64, sgx + b as f64)
-                })
+                    sums[c] = (sums[c].0 + a as f64, sums[c].1 + b as f64);
+                }
+                sums
             })
-            .collect()
+            .collect();
+        per_task
+            .into_iter()
+            .reduce(|mut all, task| {
+                for (all, task) in all.iter_mut().zip(task) {
+                    *all = (all.0 + task.0, all.1 + task.1);
+                }
+                all
+            })
+            .unwrap_or_default()
     };
     let inv_std: Vec<f64> = variance
         .iter()
