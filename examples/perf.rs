@@ -99,6 +99,9 @@ impl Mode {
     }
 }
 
+/// One round of a row: this crate's measurement and PyTorch's, if it ran.
+type Round = (Measured, Option<Measured>);
+
 /// One side's result for one measurement.
 struct Measured {
     images_per_s: f64,
@@ -176,7 +179,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 };
                 rounds.push((ours, theirs));
             }
-            let median_of = |value: &dyn Fn(&(Measured, Option<Measured>)) -> Option<f64>| {
+            let median_of = |value: &dyn Fn(&Round) -> Option<f64>| {
                 let values: Vec<f64> = rounds.iter().filter_map(value).collect();
                 median(values)
             };

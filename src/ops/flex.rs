@@ -2,6 +2,7 @@
 //! tensors.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use burn::backend::DispatchDevice;
 use burn::tensor::{DType, Device, Shape, TensorData};
@@ -56,4 +57,22 @@ pub(crate) fn dims4(tensor: &FlexTensor, what: &str) -> [usize; 4] {
     let shape = tensor.layout().shape();
     assert_eq!(shape.num_dims(), 4, "{what} takes [N, C, H, W] tensors");
     [shape[0], shape[1], shape[2], shape[3]]
+}
+
+/// A vector of `len` values written by `fill`, without clearing them to zero first: for an
+/// output that a kernel overwrites whole, the clearing is a pass over memory that buys nothing.
+///
+/// # Safety
+///
+/// `fill` must write every element of the slice it is given.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn written_vec(
+    len: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<f32>]),
+) -> Vec<f32> {
+    let mut values = Vec::with_capacity(len);
+    fill(&mut values.spare_capacity_mut()[..len]);
+    // SAFETY: the caller's promise: `fill` wrote each of the `len` values.
+    unsafe { values.set_len(len) };
+    values
 }

@@ -9,6 +9,8 @@
 
 #![allow(unsafe_code)]
 
+use std::mem::MaybeUninit;
+
 /// Defines `$name`, which runs `$portable` compiled with AVX2 and FMA enabled when the CPU has
 /// them, and `$portable` itself, the body as written.
 macro_rules! simd_kernel {
@@ -45,9 +47,15 @@ pub(crate) fn relu_grad(grad: f32, output: f32) -> f32 {
 
 simd_kernel! {
     /// `out = max(0, a·x + b)`.
-    fn scale_shift_relu / scale_shift_relu_portable(out: &mut [f32], input: &[f32], a: f32, b: f32) {
+    fn scale_shift_relu / scale_shift_relu_portable(
+        out: &mut [MaybeUninit<f32>],
+        input: &[f32],
+        a: f32,
+        b: f32,
+    ) {
+        assert_eq!(out.len(), input.len(), "scale_shift_relu writes every output");
         for (o, &v) in out.iter_mut().zip(input) {
-            *o = (a * v + b).max(0.0);
+            o.write((a * v + b).max(0.0));
         }
     }
 }
@@ -244,6 +252,17 @@ mod tests {
         (a - b).abs() <= 1e-5 * scale.max(1.0)
     }
 
+    /// `max(0, a·x + b)` of each value through `kernel`, one of the two forms.
+    fn shifted(
+        kernel: fn(&mut [MaybeUninit<f32>], &[f32], f32, f32),
+        x: &[f32],
+        a: f32,
+        b: f32,
+    ) -> Vec<f32> {
+        // SAFETY: the kernel writes every output (it asserts the lengths match).
+        unsafe { crate::ops::flex::written_vec(x.len(), |out| kernel(out, x, a, b)) }
+    }
+
     /// Every length from empty to past two AVX2 blocks, so that the vector body, the remainder
     /// loop and both together are covered; on a CPU without AVX2 both sides are portable.
     #[test]
@@ -267,9 +286,8 @@ mod tests {
                 "masked_sums, {len}"
             );
 
-            let (mut out, mut out_p) = (vec![0.0; len], vec![0.0; len]);
-            scale_shift_relu(&mut out, &x, 1.5, -0.25);
-            scale_shift_relu_portable(&mut out_p, &x, 1.5, -0.25);
+            let out = shifted(scale_shift_relu, &x, 1.5, -0.25);
+            let out_p = shifted(scale_shift_relu_portable, &x, 1.5, -0.25);
             assert_eq!(out, out_p, "scale_shift_relu, {len}");
 
             let coefficients = [0.7, 0.1, -0.3];
@@ -295,8 +313,7 @@ mod tests {
             (-2.5, 0.6),
             (1.0e-3, -1.0e-6),
         ] {
-            let mut out = vec![0.0; x.len()];
-            scale_shift_relu(&mut out, &x, a, b);
+            let out = shifted(scale_shift_relu, &x, a, b);
             let positive = out.iter().filter(|&&o| o > 0.0).count() as f32;
             let ones = vec![1.0; x.len()];
             assert_eq!(
@@ -320,8 +337,7 @@ mod tests {
         let mut grad = g;
         batch_norm_input_grad_portable(&mut grad, &x, [1.0, 0.0, 0.0], 1.0, [2.0, -1.0]);
         assert_eq!(grad, [1.0, 0.0, 4.0, 0.0]);
-        let mut out = [9.0; 4];
-        scale_shift_relu_portable(&mut out, &x, 2.0, 1.0);
+        let out = shifted(scale_shift_relu_portable, &x, 2.0, 1.0);
         assert_eq!(out, [3.0, 0.0, 7.0, 1.0]);
     }
 }

@@ -1,12 +1,14 @@
 //! The forward pass: batch statistics per channel (unless the convolution before brought them),
 //! then `max(0, a·x + b)`.
 
+use std::mem::MaybeUninit;
+
 use burn::tensor::Shape;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::{NchwDims, Normalised, affine};
-use crate::ops::flex::{f32_values, flex_tensor};
+use crate::ops::flex::{f32_values, flex_tensor, written_vec};
 use crate::ops::moments::Moments;
 use crate::ops::simd::scale_shift_relu;
 use burn::backend::Flex;
@@ -23,17 +25,22 @@ pub(super) fn batch_norm_relu(
     let statistics = f32_values(&statistics);
     let (mean, variance) = statistics.split_at(dims.channels);
     let affine = affine(&gamma, &beta, mean, variance, epsilon);
-    let mut output = vec![0f32; x.len()];
-    output
-        .par_chunks_mut(dims.image())
-        .zip(x.par_chunks(dims.image()))
-        .for_each(|(out, input)| {
-            let planes = out.chunks_mut(dims.plane).zip(input.chunks(dims.plane));
-            for (c, (out, input)) in planes.enumerate() {
-                let [a, b] = affine[c];
-                scale_shift_relu(out, input, a, b);
-            }
-        });
+    let fill = |output: &mut [MaybeUninit<f32>]| {
+        output
+            .par_chunks_mut(dims.image())
+            .zip(x.par_chunks(dims.image()))
+            .for_each(|(out, input)| {
+                let planes = out.chunks_mut(dims.plane).zip(input.chunks(dims.plane));
+                for (c, (out, input)) in planes.enumerate() {
+                    let [a, b] = affine[c];
+                    scale_shift_relu(out, input, a, b);
+                }
+            });
+    };
+    // SAFETY: the images' planes cover the output, and `scale_shift_relu` writes each value of
+    // its plane.
+    #[allow(unsafe_code)]
+    let output = unsafe { written_vec(x.len(), fill) };
     (
         flex_tensor(output, dims.shape()),
         flex_tensor(mean.to_vec(), Shape::new([dims.channels])),
