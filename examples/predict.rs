@@ -105,12 +105,12 @@ fn read_image(path: &Path, invert: bool) -> Result<ImageItem, String> {
     if invert {
         image::imageops::invert(&mut image);
     }
-    Ok(ImageItem {
-        pixels: image.into_raw(),
-        height: SIDE as usize,
-        width: SIDE as usize,
-        label: 0,
-    })
+    Ok(ImageItem::grayscale(
+        image.into_raw(),
+        SIDE as usize,
+        SIDE as usize,
+        0,
+    ))
 }
 
 /// The model, the configuration its inputs are prepared with, and the class names: from a

@@ -7,12 +7,7 @@ use burn::data::dataloader::batcher::Batcher;
 use nin::data::{Augment, ImageBatcher, ImageItem};
 
 fn item(pixels: Vec<u8>, side: usize, label: usize) -> ImageItem {
-    ImageItem {
-        pixels,
-        height: side,
-        width: side,
-        label,
-    }
+    ImageItem::grayscale(pixels, side, side, label)
 }
 
 #[test]
@@ -139,4 +134,115 @@ fn augmentation_shifts_and_flips_reproducibly() {
         .try_to_vec::<i64>()
         .unwrap();
     assert_eq!(labels, (0..32).map(|i| (i % 10) as i64).collect::<Vec<_>>());
+}
+
+/// A `[3, side, side]` item: channel `c` holds `planes[c]` everywhere.
+fn colour(planes: [u8; 3], side: usize, label: usize) -> ImageItem {
+    ImageItem {
+        pixels: planes
+            .iter()
+            .flat_map(|&v| std::iter::repeat_n(v, side * side))
+            .collect(),
+        channels: 3,
+        height: side,
+        width: side,
+        label,
+    }
+}
+
+#[test]
+fn colour_images_keep_their_channels_and_normalise_per_channel() {
+    let device = nin::backend::device("flex").unwrap();
+    let items = vec![colour([0, 51, 255], 2, 1), colour([255, 0, 102], 2, 2)];
+    let batch = ImageBatcher::new().batch(items.clone(), &device);
+    assert_eq!(batch.images.dims(), [2, 3, 2, 2]);
+    let plain = common::values(batch.images);
+    let planes: Vec<f32> = plain.chunks(4).map(|plane| plane[0]).collect();
+    assert_eq!(planes, [0.0, 0.2, 1.0, 1.0, 0.0, 0.4]);
+    assert!(
+        plain
+            .chunks(4)
+            .all(|plane| plane.iter().all(|v| *v == plane[0]))
+    );
+
+    // Channel c becomes (x − mean[c]) / std[c].
+    let normalised = ImageBatcher::new()
+        .with_channel_normalize(&[(0.0, 1.0), (0.2, 0.5), (0.5, 0.25)])
+        .batch(items.clone(), &device);
+    let planes: Vec<f32> = common::values(normalised.images)
+        .chunks(4)
+        .map(|plane| plane[0])
+        .collect();
+    let expected = [0.0, 0.0, 2.0, 1.0, -0.4, -0.4];
+    assert!(
+        common::max_abs_diff(&planes, &expected) < 1e-6,
+        "{planes:?}"
+    );
+
+    // One pair normalises every channel alike.
+    let one = ImageBatcher::new()
+        .with_normalize(0.5, 0.5)
+        .batch(items, &device);
+    let planes: Vec<f32> = common::values(one.images)
+        .chunks(4)
+        .map(|plane| plane[0])
+        .collect();
+    let expected = [-1.0, -0.6, 1.0, 1.0, -1.0, -0.2];
+    assert!(
+        common::max_abs_diff(&planes, &expected) < 1e-6,
+        "{planes:?}"
+    );
+}
+
+#[test]
+#[should_panic(expected = "normalises 2 channels, the images have 3")]
+fn a_normalisation_for_another_channel_count_is_refused() {
+    let device = nin::backend::device("flex").unwrap();
+    ImageBatcher::new()
+        .with_channel_normalize(&[(0.0, 1.0), (0.0, 1.0)])
+        .batch(vec![colour([1, 2, 3], 2, 0)], &device);
+}
+
+#[test]
+fn augmentation_moves_every_channel_of_an_image_alike() {
+    let device = nin::backend::device("flex").unwrap();
+    // Channel c of each 5×5 image holds 1..=25 plus 50·c, so the channels of an augmented
+    // image must still differ by exactly 50/255 wherever the shift kept a pixel.
+    let pixels: Vec<u8> = (0..3u8)
+        .flat_map(|c| (1..=25).map(move |v| v + 50 * c))
+        .collect();
+    let items: Vec<ImageItem> = (0..16)
+        .map(|label| ImageItem {
+            pixels: pixels.clone(),
+            channels: 3,
+            height: 5,
+            width: 5,
+            label,
+        })
+        .collect();
+    let batcher = ImageBatcher::new().with_augment(Augment {
+        crop_padding: 1,
+        horizontal_flip: true,
+        seed: 7,
+    });
+    let values = common::values(batcher.batch(items, &device).images);
+    let original: Vec<f32> = pixels[..25].iter().map(|&v| v as f32 / 255.0).collect();
+    let mut moved = 0;
+    for image in values.chunks(75) {
+        let planes: Vec<&[f32]> = image.chunks(25).collect();
+        for i in 0..25 {
+            if planes[0][i] == 0.0 {
+                assert!(planes.iter().all(|p| p[i] == 0.0), "filled alike");
+                continue;
+            }
+            for c in 1..3 {
+                let step = planes[c][i] - planes[c - 1][i];
+                assert!((step - 50.0 / 255.0).abs() < 1e-6, "channel {c}, pixel {i}");
+            }
+        }
+        if planes[0] != original.as_slice() {
+            moved += 1;
+        }
+    }
+    assert!(moved > 0, "no image was augmented");
 }

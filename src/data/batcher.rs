@@ -1,5 +1,5 @@
-//! Turning dataset items into model input: `[N, 1, H, W]` floats in `[0, 1]`, optionally
-//! normalised and resized on the device.
+//! Turning dataset items into model input: `[N, C, H, W]` floats in `[0, 1]`, optionally
+//! normalised per channel and resized on the device.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,24 +14,25 @@ use super::mnist::ImageItem;
 /// A batch ready for [`Nin::forward`](crate::Nin::forward).
 #[derive(Debug, Clone)]
 pub struct ImageBatch {
-    /// Images `[N, 1, H, W]`, values in `[0, 1]` before normalisation.
+    /// Images `[N, C, H, W]`, values in `[0, 1]` before normalisation.
     pub images: Tensor<4>,
     /// Class indices `[N]`.
     pub targets: Tensor<1, Int>,
 }
 
-/// Builds [`ImageBatch`]es from grayscale [`ImageItem`]s.
+/// Builds [`ImageBatch`]es from [`ImageItem`]s of any channel count.
 ///
 /// Pixels are scaled to `[0, 1]` (as torchvision's `ToTensor`), optionally normalised with a
-/// mean and standard deviation, and optionally resized with bilinear interpolation on the
-/// target device, as d2l's `Resize(224)` does for its NiN (half-pixel centres, which is what
-/// bilinear resizing in PIL and PyTorch uses).
+/// mean and standard deviation per channel (as torchvision's `Normalize`), and optionally
+/// resized with bilinear interpolation on the target device, as d2l's `Resize(224)` does for
+/// its NiN (half-pixel centres, which is what bilinear resizing in PIL and PyTorch uses).
 #[derive(Debug, Clone, Default)]
 pub struct ImageBatcher {
     /// Height and width to resize to; `None` keeps the images' size.
     pub resize: Option<[usize; 2]>,
-    /// `(mean, std)` to normalise with after scaling to `[0, 1]`; `None` leaves `[0, 1]`.
-    pub normalize: Option<(f32, f32)>,
+    /// Means and standard deviations to normalise with after scaling to `[0, 1]`: one pair
+    /// for every channel, or one pair per channel. `None` leaves `[0, 1]`.
+    pub normalize: Option<Vec<(f32, f32)>>,
     /// Random augmentation, for training batches only.
     pub augment: Option<Augment>,
     /// Batches made so far: with the seed, it picks each batch's random draws, so a run that
@@ -63,9 +64,16 @@ impl ImageBatcher {
         self
     }
 
-    /// Normalise to `(x − mean) / std` after scaling.
+    /// Normalise every channel to `(x − mean) / std` after scaling.
     pub fn with_normalize(mut self, mean: f32, std: f32) -> Self {
-        self.normalize = Some((mean, std));
+        self.normalize = Some(vec![(mean, std)]);
+        self
+    }
+
+    /// Normalise channel `c` to `(x − mean[c]) / std[c]` after scaling, e.g. with the RGB
+    /// means and standard deviations of a colour dataset.
+    pub fn with_channel_normalize(mut self, mean_std: &[(f32, f32)]) -> Self {
+        self.normalize = Some(mean_std.to_vec());
         self
     }
 
@@ -77,7 +85,8 @@ impl ImageBatcher {
 }
 
 impl Augment {
-    /// Shifts and flips one `h × w` image in place, drawing from `rng`.
+    /// Shifts and flips one image (`[C, h, w]`) in place, drawing from `rng`: every channel
+    /// moves alike.
     fn apply(&self, pixels: &mut [u8], [h, w]: [usize; 2], rng: &mut SplitMix64) {
         let pad = self.crop_padding as i64;
         let span = 2 * pad as u64 + 1;
@@ -87,17 +96,19 @@ impl Augment {
         if dx == 0 && dy == 0 && !flip {
             return;
         }
-        let source = pixels.to_vec();
-        for y in 0..h {
-            for x in 0..w {
-                let sx = if flip { w - 1 - x } else { x } as i64 + dx;
-                let sy = y as i64 + dy;
-                let inside = (0..h as i64).contains(&sy) && (0..w as i64).contains(&sx);
-                pixels[y * w + x] = if inside {
-                    source[sy as usize * w + sx as usize]
-                } else {
-                    0
-                };
+        for plane in pixels.chunks_exact_mut(h * w) {
+            let source = plane.to_vec();
+            for y in 0..h {
+                for x in 0..w {
+                    let sx = if flip { w - 1 - x } else { x } as i64 + dx;
+                    let sy = y as i64 + dy;
+                    let inside = (0..h as i64).contains(&sy) && (0..w as i64).contains(&sx);
+                    plane[y * w + x] = if inside {
+                        source[sy as usize * w + sx as usize]
+                    } else {
+                        0
+                    };
+                }
             }
         }
     }
@@ -119,20 +130,27 @@ impl SplitMix64 {
 impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
     /// # Panics
     ///
-    /// If `items` is empty or the images differ in size: a dataset yields equal sizes, so
-    /// either means the caller mixed datasets.
+    /// If `items` is empty, the images differ in shape or an item's pixels do not fill its
+    /// shape (a dataset yields equal, whole images, so each means the caller mixed datasets or
+    /// built an item by hand), or the normalisation names a number of channels other than one
+    /// or the images'.
     fn batch(&self, items: Vec<ImageItem>, device: &Device) -> ImageBatch {
         let first = items
             .first()
             .expect("ImageBatcher::batch needs at least one item");
-        let [h, w] = [first.height, first.width];
-        let mut pixels = Vec::with_capacity(items.len() * h * w);
+        let [c, h, w] = first.shape();
+        let mut pixels = Vec::with_capacity(items.len() * c * h * w);
         let mut targets = Vec::with_capacity(items.len());
         for item in &items {
             assert_eq!(
-                [item.height, item.width],
-                [h, w],
-                "ImageBatcher::batch got images of different sizes"
+                item.shape(),
+                [c, h, w],
+                "ImageBatcher::batch got images of different shapes ([C, H, W])"
+            );
+            assert_eq!(
+                item.pixels.len(),
+                c * h * w,
+                "an ImageItem's pixels must fill its [{c}, {h}, {w}] shape"
             );
             pixels.extend_from_slice(&item.pixels);
             targets.push(item.label as i64);
@@ -141,14 +159,14 @@ impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
             let batch_index = self.batches.fetch_add(1, Ordering::Relaxed);
             let mut rng =
                 SplitMix64(augment.seed ^ batch_index.wrapping_mul(0xa076_1d64_78bd_642f));
-            for image in pixels.chunks_exact_mut(h * w) {
+            for image in pixels.chunks_exact_mut(c * h * w) {
                 augment.apply(image, [h, w], &mut rng);
             }
         }
         // Bytes go to the device as they are; scaling happens there, not in a CPU loop.
-        let bytes =
-            Tensor::<1, Int>::from_data(TensorData::new(pixels, [items.len() * h * w]), device);
-        let mut images = (bytes.float() / 255.0).reshape([items.len(), 1, h, w]);
+        let values = items.len() * c * h * w;
+        let bytes = Tensor::<1, Int>::from_data(TensorData::new(pixels, [values]), device);
+        let mut images = (bytes.float() / 255.0).reshape([items.len(), c, h, w]);
         if let Some(size) = self.resize.filter(|size| *size != [h, w]) {
             images = interpolate(
                 images,
@@ -159,8 +177,23 @@ impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
                 },
             );
         }
-        if let Some((mean, std)) = self.normalize {
-            images = (images - mean) / std;
+        match self.normalize.as_deref() {
+            None => {}
+            Some([(mean, std)]) => images = (images - *mean) / *std,
+            Some(per_channel) => {
+                assert_eq!(
+                    per_channel.len(),
+                    c,
+                    "ImageBatcher normalises {} channels, the images have {c}",
+                    per_channel.len()
+                );
+                let (mean, std): (Vec<f32>, Vec<f32>) = per_channel.iter().copied().unzip();
+                let column = |values: Vec<f32>| {
+                    Tensor::<1>::from_data(TensorData::new(values, [c]), device)
+                        .reshape([1, c, 1, 1])
+                };
+                images = (images - column(mean)) / column(std);
+            }
         }
         let targets = Tensor::from_data(TensorData::new(targets, [items.len()]), device);
         ImageBatch { images, targets }

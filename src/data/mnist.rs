@@ -36,17 +36,43 @@ impl Split {
     }
 }
 
-/// One image with its label.
+/// One image with its label: `channels` planes of `height × width` bytes, channels first (the
+/// layout the batcher hands the model). Fashion-MNIST and MNIST items have one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageItem {
-    /// Grayscale pixels, row-major, `height · width` bytes.
+    /// Pixels `[channels, height, width]`, row-major within each plane.
     pub pixels: Vec<u8>,
+    /// Planes of the image: 1 for grayscale, 3 for RGB.
+    pub channels: usize,
     /// Rows of the image.
     pub height: usize,
     /// Columns of the image.
     pub width: usize,
     /// Class index.
     pub label: usize,
+}
+
+impl ImageItem {
+    /// A one-channel image of `height × width` bytes.
+    pub fn grayscale(pixels: Vec<u8>, height: usize, width: usize, label: usize) -> Self {
+        Self {
+            pixels,
+            channels: 1,
+            height,
+            width,
+            label,
+        }
+    }
+
+    /// Planes of the image: 1 for grayscale, 3 for RGB.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// `[channels, height, width]`.
+    pub fn shape(&self) -> [usize; 3] {
+        [self.channels, self.height, self.width]
+    }
 }
 
 /// Why a dataset could not be loaded.
@@ -203,12 +229,12 @@ impl IdxDataset {
 
     /// The item at `index`, or `None` past the end.
     pub fn item(&self, index: usize) -> Option<ImageItem> {
-        Some(ImageItem {
-            pixels: self.images.image(index)?.to_vec(),
-            height: self.images.rows,
-            width: self.images.cols,
-            label: usize::from(*self.labels.get(index)?),
-        })
+        Some(ImageItem::grayscale(
+            self.images.image(index)?.to_vec(),
+            self.images.rows,
+            self.images.cols,
+            usize::from(*self.labels.get(index)?),
+        ))
     }
 }
 

@@ -150,6 +150,20 @@ impl NinConfig {
         self
     }
 
+    /// The same network for images of `channels` planes (3 for RGB): the first block's
+    /// `in_channels`.
+    ///
+    /// ```
+    /// let rgb = nin::NinConfig::compact(10).with_in_channels(3);
+    /// assert_eq!(rgb.blocks[0].in_channels, 3);
+    /// ```
+    pub fn with_in_channels(mut self, channels: usize) -> Self {
+        if let Some(first) = self.blocks.first_mut() {
+            first.in_channels = channels;
+        }
+        self
+    }
+
     /// Builds the network on `device`, with weights drawn as d2l's `init_cnn` does unless the
     /// blocks name another initializer.
     ///

@@ -58,6 +58,22 @@ pub enum TrainError {
     /// A dataset item could not be read.
     #[error("dataset: {0}")]
     Data(String),
+    /// The images have another number of channels than the model takes.
+    #[error(
+        "the model takes images of {model} channel(s), but {set} item {index} has {data}: give \
+         the model's first block in_channels = {data} (for example \
+         NinConfig::compact(classes).with_in_channels({data})), or convert the images"
+    )]
+    ChannelMismatch {
+        /// `training` or `test`.
+        set: String,
+        /// The item.
+        index: usize,
+        /// Channels the model's first block takes.
+        model: usize,
+        /// Channels of the item's image.
+        data: usize,
+    },
     /// A fresh run was asked for in a directory that holds an earlier run's files.
     #[error(
         "{} holds the files of an earlier run ({}): continue that run with --resume, replace it \

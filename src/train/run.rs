@@ -96,11 +96,11 @@ where
     let started = Instant::now();
     crate::ops::retain_freed_memory();
     config.validate()?;
-    if config.model.blocks[0].in_channels != 1 {
-        return Err(TrainError::Config(format!(
-            "the model takes {} input channels, but dataset items are grayscale (1 channel)",
-            config.model.blocks[0].in_channels
-        )));
+    let channels = config.model.blocks[0].in_channels;
+    // Before anything is written: the common mistake, a grayscale model on colour images or
+    // the reverse, shows in the first item. Every item is checked with the labels below.
+    if let Ok(first) = train_set.get(0) {
+        check_channels(&first, channels, "training", 0)?;
     }
     if options.resume && options.initial_model.is_some() {
         return Err(TrainError::Config(
@@ -127,8 +127,8 @@ where
     let train_set = PartialDataset::new(train_set, 0, train_len);
     let test_set = Arc::new(PartialDataset::new(test_set, 0, test_len));
     let classes = config.model.num_classes();
-    check_labels(&train_set, classes, "training")?;
-    check_labels(&*test_set, classes, "test")?;
+    check_items(&train_set, classes, channels, "training")?;
+    check_items(&*test_set, classes, channels, "test")?;
 
     let first = train_set
         .get(0)
@@ -314,11 +314,12 @@ fn limit(len: usize, limit: Option<usize>) -> usize {
     limit.map_or(len, |l| l.min(len))
 }
 
-/// Every label must name one of the model's classes: cross-entropy would otherwise index
-/// past the logits.
-fn check_labels<D: Dataset<ImageItem> + ?Sized>(
+/// Every label must name one of the model's classes (cross-entropy would otherwise index past
+/// the logits), and every image must have the channels the model takes.
+fn check_items<D: Dataset<ImageItem> + ?Sized>(
     dataset: &D,
     classes: usize,
+    channels: usize,
     which: &str,
 ) -> Result<(), TrainError> {
     if dataset.is_empty() {
@@ -334,8 +335,26 @@ fn check_labels<D: Dataset<ImageItem> + ?Sized>(
                 item.label
             )));
         }
+        check_channels(&item, channels, which, index)?;
     }
     Ok(())
+}
+
+fn check_channels(
+    item: &ImageItem,
+    channels: usize,
+    which: &str,
+    index: usize,
+) -> Result<(), TrainError> {
+    if item.channels() == channels {
+        return Ok(());
+    }
+    Err(TrainError::ChannelMismatch {
+        set: which.to_string(),
+        index,
+        model: channels,
+        data: item.channels(),
+    })
 }
 
 /// The epoch to resume after and the metrics rows up to it.
