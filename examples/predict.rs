@@ -1,4 +1,5 @@
-//! Classifies images with a model trained by the `fashion_mnist` example.
+//! Classifies images with a model trained by the `fashion_mnist` example (or by
+//! `nin::train::train` on images of your own, grayscale or RGB).
 //!
 //! ```text
 //! cargo run --release --example predict -- shoe.png shirt.jpg
@@ -26,8 +27,9 @@ use serde::Serialize;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Image files (PNG or JPEG); converted to grayscale and resized to 28×28 like
-    /// Fashion-MNIST, then to the model's input size.
+    /// Image files (PNG or JPEG). For a grayscale model they are converted to grayscale and
+    /// resized to 28×28 like Fashion-MNIST, then to the model's input size; for a colour model
+    /// they stay RGB and are resized to its input size.
     images: Vec<PathBuf>,
     /// A Fashion-MNIST test image to classify, by index (repeatable).
     #[arg(long = "index")]
@@ -50,8 +52,8 @@ struct Args {
     /// Directory with the Fashion-MNIST files, for --index.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Invert the files' gray levels: Fashion-MNIST shows light objects on black, most photos
-    /// dark objects on light.
+    /// Invert the files' levels (every channel): Fashion-MNIST shows light objects on black,
+    /// most photos dark objects on light.
     #[arg(long)]
     invert: bool,
     /// How many classes to show per image.
@@ -83,9 +85,37 @@ struct Guess {
 const MAX_SIDE: u32 = 16_384;
 const MAX_DECODE_BYTES: u64 = 256 << 20;
 
-/// Reads an image file as a 28×28 grayscale item.
-fn read_image(path: &Path, invert: bool) -> Result<ImageItem, String> {
-    const SIDE: u32 = 28;
+/// How image files are prepared for a model: grayscale or RGB, and the side they are resized
+/// to before the batcher takes over.
+#[derive(Debug, Clone, Copy)]
+struct FileInput {
+    channels: usize,
+    side: u32,
+}
+
+impl FileInput {
+    /// Grayscale files at Fashion-MNIST's 28×28 for a one-channel model (the batcher resizes
+    /// to the model's input from there, as in training); RGB at the model's own input size for
+    /// a three-channel one.
+    fn for_model(config: &TrainingConfig) -> Result<Self, String> {
+        let channels = config.model.blocks[0].in_channels;
+        let side = |size: Option<[usize; 2]>| size.map_or(28, |[h, _]| h as u32);
+        match channels {
+            1 => Ok(Self { channels, side: 28 }),
+            3 => Ok(Self {
+                channels,
+                side: side(config.model.input_size),
+            }),
+            other => Err(format!(
+                "the model takes {other}-channel images; image files are read as grayscale (1) \
+                 or RGB (3)"
+            )),
+        }
+    }
+}
+
+/// Reads an image file as an item of `input`'s channels and size.
+fn read_image(path: &Path, invert: bool, input: FileInput) -> Result<ImageItem, String> {
     let fail =
         |e: &dyn std::fmt::Display| format!("{}: cannot read the image: {e}", path.display());
     let mut reader = image::ImageReader::open(path)
@@ -97,20 +127,32 @@ fn read_image(path: &Path, invert: bool) -> Result<ImageItem, String> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| fail(&e))?.to_luma8();
+    let image = reader.decode().map_err(|e| fail(&e))?;
     if image.width() == 0 || image.height() == 0 {
         return Err(fail(&"the image has no pixels"));
     }
-    let mut image = image::imageops::resize(&image, SIDE, SIDE, FilterType::Triangle);
+    let side = input.side;
+    let mut pixels = if input.channels == 3 {
+        let image = image::imageops::resize(&image.to_rgb8(), side, side, FilterType::Triangle);
+        // Interleaved RGB to channels first.
+        let interleaved = image.into_raw();
+        (0..3)
+            .flat_map(|c| interleaved.iter().skip(c).step_by(3).copied())
+            .collect::<Vec<u8>>()
+    } else {
+        image::imageops::resize(&image.to_luma8(), side, side, FilterType::Triangle).into_raw()
+    };
     if invert {
-        image::imageops::invert(&mut image);
+        pixels.iter_mut().for_each(|p| *p = 255 - *p);
     }
-    Ok(ImageItem::grayscale(
-        image.into_raw(),
-        SIDE as usize,
-        SIDE as usize,
-        0,
-    ))
+    let side = side as usize;
+    Ok(ImageItem {
+        pixels,
+        channels: input.channels,
+        height: side,
+        width: side,
+        label: 0,
+    })
 }
 
 /// The model, the configuration its inputs are prepared with, and the class names: from a
@@ -158,15 +200,24 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = nin::backend::device(&args.backend)?;
     let (model, config, class_names) = load(&args, &device)?;
 
+    let file_input = FileInput::for_model(&config)?;
     let mut inputs: Vec<(String, Option<usize>, ImageItem)> = Vec::new();
     for path in &args.images {
         inputs.push((
             path.display().to_string(),
             None,
-            read_image(path, args.invert)?,
+            read_image(path, args.invert, file_input)?,
         ));
     }
     if !args.indices.is_empty() {
+        if file_input.channels != 1 {
+            return Err(format!(
+                "--index takes Fashion-MNIST test images, which are grayscale, but the model \
+                 takes {}-channel images; classify image files instead",
+                file_input.channels
+            )
+            .into());
+        }
         let (test_set, _) = FashionMnist::load(Split::Test, args.data_dir.as_deref())?;
         for &index in &args.indices {
             let item = test_set
@@ -175,7 +226,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             inputs.push((format!("test image {index}"), Some(item.label), item));
         }
     }
-    let batcher = config.batcher([28, 28]);
+    let side = file_input.side as usize;
+    let batcher = config.batcher([side, side]);
     let items: Vec<ImageItem> = inputs.iter().map(|(_, _, item)| item.clone()).collect();
     let batch = batcher.batch(items, &device);
     let predictions = classify(&model, batch.images, args.top.max(1))?;

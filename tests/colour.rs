@@ -1,6 +1,11 @@
-//! Colour images through training: a 3-channel network learns from generated RGB images, and
-//! a model whose channel count differs from the images' is refused before anything is written.
+//! Colour images through training and `predict`: a 3-channel network learns from generated RGB
+//! images and classifies RGB files, and a model whose channel count differs from the images'
+//! is refused before anything is written.
 #![cfg(feature = "train")]
+
+mod common;
+
+use std::process::Command;
 
 use burn::data::dataset::InMemDataset;
 use burn::tensor::Device;
@@ -10,6 +15,13 @@ use nin::train::{Preset, Progress, TrainError, TrainOptions, TrainingConfig};
 
 const SIDE: usize = 28;
 const CLASSES: usize = 4;
+/// Each class's brightness per channel (red, green, blue, grey), out of 255.
+const GAINS: [[u16; 3]; CLASSES] = [[255, 60, 60], [60, 255, 60], [60, 60, 255], [150, 150, 150]];
+
+/// A pixel of class `label`'s colour over texture value `t` (0..96).
+fn shade(label: usize, t: u8) -> [u8; 3] {
+    GAINS[label].map(|gain| ((t as u16 + 64) * gain / 255) as u8)
+}
 
 /// `count` RGB images whose class shows only in their colour: red, green, blue or grey, with
 /// the same random texture in every channel, so that no single channel's brightness alone
@@ -26,19 +38,8 @@ fn colour_items(count: usize, seed: u64) -> Vec<ImageItem> {
         .map(|index| {
             let label = index % CLASSES;
             let texture: Vec<u8> = (0..SIDE * SIDE).map(|_| (next() % 96) as u8).collect();
-            let gains: [u16; 3] = match label {
-                0 => [255, 60, 60],
-                1 => [60, 255, 60],
-                2 => [60, 60, 255],
-                _ => [150, 150, 150],
-            };
-            let pixels = gains
-                .iter()
-                .flat_map(|&gain| {
-                    texture
-                        .iter()
-                        .map(move |&t| ((t as u16 + 64) * gain / 255) as u8)
-                })
+            let pixels = (0..3)
+                .flat_map(|c| texture.iter().map(move |&t| shade(label, t)[c]))
                 .collect();
             ImageItem {
                 pixels,
@@ -95,6 +96,40 @@ fn a_colour_network_learns_classes_that_only_colour_tells_apart() {
     // A network that saw one channel only could tell red and grey apart by brightness but not
     // green from blue: at most 0.75.
     assert!(accuracy > 0.9, "test accuracy {accuracy}");
+
+    // `predict` reads RGB files in colour for this model: a green file and a blue one, larger
+    // than the model's input, differ only in which channel is bright.
+    for (label, name) in [(1, "green"), (2, "blue")] {
+        let path = dir.path().join(format!("{name}.png"));
+        let texture = |x: u32, y: u32| ((x * 7 + y * 13) % 96) as u8;
+        image::RgbImage::from_fn(40, 40, |x, y| image::Rgb(shade(label, texture(x, y))))
+            .save(&path)
+            .unwrap();
+        let output = Command::new(common::example("predict"))
+            .args(["--backend", "flex", "--top", "1", "--artifact-dir"])
+            .arg(dir.path())
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        println!("{}", stdout.trim());
+        assert!(stdout.contains(&format!(": {name} ")), "{stdout}");
+    }
+
+    // Fashion-MNIST's test images are grayscale: --index is refused for a colour model.
+    let output = Command::new(common::example("predict"))
+        .args(["--backend", "flex", "--index", "0", "--artifact-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("3-channel"), "{stderr}");
 }
 
 #[test]
