@@ -1,17 +1,17 @@
 //! Colour images through training and `predict`: a 3-channel network learns from generated RGB
 //! images and classifies RGB files, and a model whose channel count differs from the images'
-//! is refused before anything is written.
+//! is refused before anything is written; dataset and shape errors keep their types.
 #![cfg(feature = "train")]
 
 mod common;
 
 use std::process::Command;
 
-use burn::data::dataset::InMemDataset;
-use burn::tensor::Device;
-use nin::NinConfig;
+use burn::data::dataset::{Dataset, DatasetError, InMemDataset};
+use burn::tensor::{Device, Tensor};
 use nin::data::ImageItem;
 use nin::train::{Preset, Progress, TrainError, TrainOptions, TrainingConfig};
+use nin::{NinConfig, ShapeError};
 
 const SIDE: usize = 28;
 const CLASSES: usize = 4;
@@ -156,5 +156,62 @@ fn a_grayscale_model_refuses_colour_images_naming_both_counts() {
     assert!(
         !artifacts.exists(),
         "nothing may be written for a refused run"
+    );
+}
+
+/// Items that fail to read at one index, as a dataset on a flaky disk would.
+struct Unreadable {
+    items: Vec<ImageItem>,
+    broken: usize,
+}
+
+impl Dataset<ImageItem> for Unreadable {
+    fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
+        if index == self.broken {
+            return Err(DatasetError::new(std::io::Error::other("sector not found")));
+        }
+        self.items
+            .get(index)
+            .cloned()
+            .ok_or_else(|| DatasetError::new(std::io::Error::other("past the end")))
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+#[test]
+fn errors_keep_their_type_and_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = nin::train::train(
+        &config(3),
+        Unreadable {
+            items: colour_items(8, 1),
+            broken: 5,
+        },
+        InMemDataset::new(colour_items(8, 2)),
+        &Device::flex(),
+        &options(&dir.path().join("run")),
+    )
+    .expect_err("an unreadable item");
+    match &err {
+        TrainError::Item { set, index, .. } => assert_eq!((set.as_str(), *index), ("training", 5)),
+        other => panic!("expected Item, got {other:?}"),
+    }
+    let source = std::error::Error::source(&err).expect("the dataset's error as the source");
+    assert!(source.to_string().contains("sector not found"), "{source}");
+
+    // Images the network cannot take are its own ShapeError.
+    let model = config(3).model.init(&Device::flex());
+    let err = nin::train::classify(
+        &model,
+        Tensor::<4>::zeros([1, 1, 28, 28], &Device::flex()),
+        1,
+    )
+    .expect_err("one channel into a three-channel network");
+    assert!(
+        matches!(err, TrainError::Shape(ShapeError::Channels { .. })),
+        "{err:?}"
     );
 }

@@ -291,9 +291,7 @@ impl TrainingConfig {
     /// Checks the values can be trained with, naming the first one that cannot.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |what: &str, why: String| Err(TrainError::Config(format!("{what}: {why}")));
-        self.model
-            .validate()
-            .map_err(|e| TrainError::Config(format!("model: {e}")))?;
+        self.model.validate()?;
         if self.epochs == 0 {
             return bad("epochs", "must be at least 1".into());
         }

@@ -82,7 +82,13 @@ pub fn evaluate<D: Dataset<ImageItem> + ?Sized>(
     for chunk in indices.chunks(batch_size.max(1)) {
         let items = chunk
             .iter()
-            .map(|&i| dataset.get(i).map_err(|e| TrainError::Data(e.to_string())))
+            .map(|&index| {
+                dataset.get(index).map_err(|source| TrainError::Item {
+                    set: "evaluation".into(),
+                    index,
+                    source,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(item) = items.iter().find(|item| item.label >= classes) {
             return Err(TrainError::Data(format!(
@@ -92,9 +98,7 @@ pub fn evaluate<D: Dataset<ImageItem> + ?Sized>(
         }
         let labels: Vec<usize> = items.iter().map(|item| item.label).collect();
         let batch = batcher.batch(items, device);
-        let logits = model
-            .try_forward(batch.images)
-            .map_err(|e| TrainError::Data(e.to_string()))?;
+        let logits = model.try_forward(batch.images)?;
         let batch_loss = loss
             .forward(logits.clone(), batch.targets)
             .into_scalar::<f32>();
@@ -127,10 +131,7 @@ pub struct Prediction {
 /// The `k` most likely classes of each image of `images` (`[N, C, H, W]`, prepared as the
 /// model was trained), with softmax probabilities.
 pub fn classify(model: &Nin, images: Tensor<4>, k: usize) -> Result<Vec<Prediction>, TrainError> {
-    let logits = model
-        .valid()
-        .try_forward(images)
-        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let logits = model.valid().try_forward(images)?;
     let [n, classes] = logits.dims();
     let probabilities = softmax(logits, 1)
         .into_data()

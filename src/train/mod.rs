@@ -17,6 +17,10 @@ mod step;
 
 use std::path::{Path, PathBuf};
 
+use burn::data::dataset::DatasetError;
+
+use crate::model::{ConfigError, ShapeError};
+
 pub use artifacts::{ArtifactDir, ClassAccuracy, Report, write_atomic, write_json};
 pub use claim::RunLock;
 pub use config::{FASHION_MNIST_MEAN_STD, Optimizer, Preset, Schedule, TrainingConfig};
@@ -28,9 +32,25 @@ pub use run::{Progress, TrainOptions, Trained, train};
 /// Why a run could not train, evaluate or save.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// A configuration value cannot be trained with.
+    /// A configuration value of the recipe cannot be trained with.
     #[error("invalid training configuration: {0}")]
     Config(String),
+    /// The network the configuration describes cannot be built.
+    #[error("invalid training configuration: model: {0}")]
+    Model(#[from] ConfigError),
+    /// The images do not fit the network (after the batcher's resizing).
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    /// A dataset item could not be read.
+    #[error("{set} item {index}: {source}")]
+    Item {
+        /// `training` or `test`.
+        set: String,
+        /// The item.
+        index: usize,
+        /// What the dataset reported.
+        source: DatasetError,
+    },
     /// The loss stopped being a finite number; nothing from the diverged epoch was kept.
     #[error(
         "the loss became {} at epoch {}, step {}: training diverged; lower the learning rate \
@@ -55,7 +75,7 @@ pub enum TrainError {
         /// Why not.
         reason: String,
     },
-    /// A dataset item could not be read.
+    /// A dataset cannot be trained on: it is empty, or a label names no class of the model.
     #[error("dataset: {0}")]
     Data(String),
     /// The images have another number of channels than the model takes.

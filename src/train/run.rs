@@ -130,9 +130,11 @@ where
     check_items(&train_set, classes, channels, "training")?;
     check_items(&*test_set, classes, channels, "test")?;
 
-    let first = train_set
-        .get(0)
-        .map_err(|e| TrainError::Data(format!("training item 0: {e}")))?;
+    let first = train_set.get(0).map_err(|source| TrainError::Item {
+        set: "training".into(),
+        index: 0,
+        source,
+    })?;
     let eval_batcher = config.batcher([first.height, first.width]);
     let train_batcher = match config.augment {
         Some(augment) => eval_batcher.clone().with_augment(Augment {
@@ -326,9 +328,11 @@ fn check_items<D: Dataset<ImageItem> + ?Sized>(
         return Err(TrainError::Data(format!("the {which} set is empty")));
     }
     for index in 0..dataset.len() {
-        let item = dataset
-            .get(index)
-            .map_err(|e| TrainError::Data(format!("{which} item {index}: {e}")))?;
+        let item = dataset.get(index).map_err(|source| TrainError::Item {
+            set: which.into(),
+            index,
+            source,
+        })?;
         if item.label >= classes {
             return Err(TrainError::Data(format!(
                 "{which} item {index} has label {}, but the model has {classes} classes",
