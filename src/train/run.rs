@@ -7,19 +7,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::PartialDataset;
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::checkpoint::{FileCheckpointer, KeepLastNCheckpoints};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
-use burn::train::{Learner, SupervisedTraining};
+use burn::train::{Learner, LearningResult, SupervisedTraining};
 
-use crate::data::{Augment, ImageItem};
+use crate::data::{Augment, ImageBatch, ImageBatcher, ImageItem};
 use crate::model::Nin;
 
-use super::recorder::{EpochMetrics, EpochRecorder};
+use super::claim::RunLock;
+use super::recorder::{EpochMetrics, EpochRecorder, Record};
 use super::renderer::PlainRenderer;
 use super::{ArtifactDir, ClassAccuracy, Report, TrainError, TrainingConfig, evaluate, plot};
 
@@ -95,12 +96,47 @@ where
 {
     let started = Instant::now();
     crate::ops::retain_freed_memory();
+    let run = open_run(config, options, &train_set)?;
+    let data = RunData::new(config, train_set, test_set, run.start_epoch, device)?;
+    let learner = learner(config, options, &data)?;
+    let (result, record) = launch(config, options, &run, &data, learner);
+    let completed = outcome(config, &run, &result, &record)?;
+    report(
+        config,
+        options,
+        device,
+        &run,
+        &data,
+        result.model,
+        record,
+        completed,
+        started,
+    )
+}
+
+/// The artifact directory of a run, locked, with where the run starts.
+struct OpenRun {
+    artifacts: ArtifactDir,
+    _lock: RunLock,
+    /// Epochs already done (by the run being resumed).
+    start_epoch: usize,
+    /// Their metrics rows.
+    previous_rows: Vec<EpochMetrics>,
+}
+
+/// Validates the configuration and the options, then takes the artifact directory: locked,
+/// and either resumed (its checkpoint and metrics read) or claimed for a fresh run, with the
+/// configuration written.
+fn open_run<Tr: Dataset<ImageItem>>(
+    config: &TrainingConfig,
+    options: &TrainOptions,
+    train_set: &Tr,
+) -> Result<OpenRun, TrainError> {
     config.validate()?;
-    let channels = config.model.blocks[0].in_channels;
     // Before anything is written: the common mistake, a grayscale model on colour images or
-    // the reverse, shows in the first item. Every item is checked with the labels below.
+    // the reverse, shows in the first item. Every item is checked with the labels later.
     if let Ok(first) = train_set.get(0) {
-        check_channels(&first, channels, "training", 0)?;
+        check_channels(&first, config.model.blocks[0].in_channels, "training", 0)?;
     }
     if options.resume && options.initial_model.is_some() {
         return Err(TrainError::Config(
@@ -111,7 +147,7 @@ where
     }
     let artifacts = ArtifactDir::new(&options.artifact_dir);
     std::fs::create_dir_all(artifacts.root()).map_err(|e| TrainError::io(artifacts.root(), e))?;
-    let _lock = artifacts.lock()?;
+    let lock = artifacts.lock()?;
     let (start_epoch, previous_rows) = if options.resume {
         let point = resume_point(config, &artifacts)?;
         artifacts.write_manifest()?;
@@ -121,49 +157,95 @@ where
         (0, Vec::new())
     };
     super::write_json(&artifacts.config(), config)?;
+    Ok(OpenRun {
+        artifacts,
+        _lock: lock,
+        start_epoch,
+        previous_rows,
+    })
+}
 
-    let train_len = limit(train_set.len(), config.train_limit);
-    let test_len = limit(test_set.len(), config.test_limit);
-    let train_set = PartialDataset::new(train_set, 0, train_len);
-    let test_set = Arc::new(PartialDataset::new(test_set, 0, test_len));
-    let classes = config.model.num_classes();
-    check_items(&train_set, classes, channels, "training")?;
-    check_items(&*test_set, classes, channels, "test")?;
+/// The datasets of a run, checked, and the loaders over them.
+struct RunData<Te: Dataset<ImageItem>> {
+    train_loader: Arc<dyn DataLoader<ImageBatch>>,
+    valid_loader: Arc<dyn DataLoader<ImageBatch>>,
+    /// The test set, for the final evaluation.
+    test_set: Arc<PartialDataset<Te, ImageItem>>,
+    eval_batcher: ImageBatcher,
+    /// Training images per epoch.
+    train_len: usize,
+    /// The autodiff device training runs on.
+    train_device: Device,
+}
 
-    let first = train_set.get(0).map_err(|source| TrainError::Item {
-        set: "training".into(),
-        index: 0,
-        source,
-    })?;
-    let eval_batcher = config.batcher([first.height, first.width]);
-    let train_batcher = match config.augment {
-        Some(augment) => eval_batcher.clone().with_augment(Augment {
-            // A resumed run must not replay the first epochs' draws.
-            seed: augment.seed.wrapping_add(start_epoch as u64),
-            ..augment
-        }),
-        None => eval_batcher.clone(),
-    };
-    let train_device = device.clone().autodiff();
-    device.seed(config.seed);
-    let train_loader = DataLoaderBuilder::new(train_batcher)
-        .batch_size(config.batch_size)
-        .shuffle(config.seed.wrapping_add(start_epoch as u64))
-        .num_workers(config.workers)
-        .set_device(train_device.clone())
-        .build(train_set);
-    let valid_loader = DataLoaderBuilder::new(eval_batcher.clone())
-        .batch_size(config.batch_size)
-        .num_workers(config.workers)
-        .set_device(device.clone())
-        .build(Arc::clone(&test_set));
+impl<Te: Dataset<ImageItem> + 'static> RunData<Te> {
+    fn new<Tr: Dataset<ImageItem> + 'static>(
+        config: &TrainingConfig,
+        train_set: Tr,
+        test_set: Te,
+        start_epoch: usize,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let train_len = limit(train_set.len(), config.train_limit);
+        let test_len = limit(test_set.len(), config.test_limit);
+        let train_set = PartialDataset::new(train_set, 0, train_len);
+        let test_set = Arc::new(PartialDataset::new(test_set, 0, test_len));
+        let classes = config.model.num_classes();
+        let channels = config.model.blocks[0].in_channels;
+        check_items(&train_set, classes, channels, "training")?;
+        check_items(&*test_set, classes, channels, "test")?;
 
-    let steps_per_epoch = train_len.div_ceil(config.batch_size);
+        let first = train_set.get(0).map_err(|source| TrainError::Item {
+            set: "training".into(),
+            index: 0,
+            source,
+        })?;
+        let eval_batcher = config.batcher([first.height, first.width]);
+        let train_batcher = match config.augment {
+            Some(augment) => eval_batcher.clone().with_augment(Augment {
+                // A resumed run must not replay the first epochs' draws.
+                seed: augment.seed.wrapping_add(start_epoch as u64),
+                ..augment
+            }),
+            None => eval_batcher.clone(),
+        };
+        let train_device = device.clone().autodiff();
+        device.seed(config.seed);
+        let train_loader = DataLoaderBuilder::new(train_batcher)
+            .batch_size(config.batch_size)
+            .shuffle(config.seed.wrapping_add(start_epoch as u64))
+            .num_workers(config.workers)
+            .set_device(train_device.clone())
+            .build(train_set);
+        let valid_loader = DataLoaderBuilder::new(eval_batcher.clone())
+            .batch_size(config.batch_size)
+            .num_workers(config.workers)
+            .set_device(device.clone())
+            .build(Arc::clone(&test_set));
+        Ok(Self {
+            train_loader,
+            valid_loader,
+            test_set,
+            eval_batcher,
+            train_len,
+            train_device,
+        })
+    }
+}
+
+/// The model (fresh, or the options' initial weights), its optimiser and its learning-rate
+/// schedule, on the training device.
+fn learner<Te: Dataset<ImageItem>>(
+    config: &TrainingConfig,
+    options: &TrainOptions,
+    data: &RunData<Te>,
+) -> Result<Learner<Nin>, TrainError> {
+    let steps_per_epoch = data.train_len.div_ceil(config.batch_size);
     let scheduler = config
         .schedule
         .init(config.optimizer.lr(), steps_per_epoch * config.epochs)
         .map_err(TrainError::Config)?;
-    let model = config.model.init(&train_device);
+    let model = config.model.init(&data.train_device);
     let model = match &options.initial_model {
         // Loading the record into a fresh model puts the weights on the training device with
         // the fresh model's gradient tracking, whichever device the initial model is on.
@@ -176,24 +258,39 @@ where
             })?,
         None => model,
     };
-    let learner = Learner::new(model, config.optimizer.init(), scheduler);
+    Ok(Learner::new(model, config.optimizer.init(), scheduler))
+}
 
-    let checkpoints = artifacts.checkpoints();
-    let mut training = SupervisedTraining::new(artifacts.root(), train_loader, valid_loader)
-        .num_epochs(config.epochs)
-        .with_custom_checkpointers(
-            FileCheckpointer::new(&checkpoints, "model"),
-            FileCheckpointer::new(&checkpoints, "optim"),
-            FileCheckpointer::new(&checkpoints, "scheduler"),
-        )
-        .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
-        .metric_train_numeric(LossMetric::new())
-        .metric_valid_numeric(LossMetric::new())
-        .metric_train_numeric(AccuracyMetric::new())
-        .metric_valid_numeric(AccuracyMetric::new())
-        .metric_train_numeric(LearningRateMetric::new())
-        // A library must not install a process-wide logger behind its caller's back.
-        .with_application_logger(None);
+/// Runs burn-train's supervised training with this crate's checkpoints, metrics, renderer and
+/// recorder, passing a stop request from the options on to it. Returns burn-train's result and
+/// what the recorder saw.
+fn launch<Te: Dataset<ImageItem>>(
+    config: &TrainingConfig,
+    options: &TrainOptions,
+    run: &OpenRun,
+    data: &RunData<Te>,
+    learner: Learner<Nin>,
+) -> (LearningResult<Nin>, Record) {
+    let checkpoints = run.artifacts.checkpoints();
+    let mut training = SupervisedTraining::new(
+        run.artifacts.root(),
+        Arc::clone(&data.train_loader),
+        Arc::clone(&data.valid_loader),
+    )
+    .num_epochs(config.epochs)
+    .with_custom_checkpointers(
+        FileCheckpointer::new(&checkpoints, "model"),
+        FileCheckpointer::new(&checkpoints, "optim"),
+        FileCheckpointer::new(&checkpoints, "scheduler"),
+    )
+    .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
+    .metric_train_numeric(LossMetric::new())
+    .metric_valid_numeric(LossMetric::new())
+    .metric_train_numeric(AccuracyMetric::new())
+    .metric_valid_numeric(AccuracyMetric::new())
+    .metric_train_numeric(LearningRateMetric::new())
+    // A library must not install a process-wide logger behind its caller's back.
+    .with_application_logger(None);
     let dashboard = options.progress == Progress::Dashboard
         && cfg!(feature = "tui")
         && std::io::stdout().is_terminal();
@@ -204,15 +301,15 @@ where
             options.progress != Progress::Quiet,
         )));
     }
-    if start_epoch > 0 {
-        training = training.checkpoint(start_epoch);
+    if run.start_epoch > 0 {
+        training = training.checkpoint(run.start_epoch);
     }
     let recorder = EpochRecorder::new(
-        previous_rows,
-        artifacts.metrics(),
+        run.previous_rows.clone(),
+        run.artifacts.metrics(),
         training.interrupter(),
         config.epochs,
-        train_len,
+        data.train_len,
         options.progress != Progress::Quiet && !dashboard,
     );
     let record = recorder.record();
@@ -235,46 +332,81 @@ where
         finished.store(true, Ordering::Relaxed);
         result
     });
-
     let record = std::mem::take(&mut *record.lock().unwrap_or_else(|e| e.into_inner()));
+    (result, record)
+}
+
+/// The epochs completed, or the error that ended the run before its last epoch: a diverged
+/// loss (whose epoch's checkpoints are removed), burn-train's error, a failed metrics write, or
+/// an interruption.
+fn outcome(
+    config: &TrainingConfig,
+    run: &OpenRun,
+    result: &LearningResult<Nin>,
+    record: &Record,
+) -> Result<usize, TrainError> {
+    let artifacts = &run.artifacts;
     if let Some(divergence) = record.divergence {
         artifacts
             .remove_checkpoints_from(divergence.epoch)
             .map_err(|e| TrainError::io(&artifacts.checkpoints(), e))?;
         return Err(TrainError::Diverged(divergence));
     }
-    if let Some(error) = result.error {
+    if let Some(error) = &result.error {
         return Err(TrainError::Training(error.to_string()));
     }
-    if let Some(reason) = record.write_error {
+    if let Some(reason) = &record.write_error {
         return Err(TrainError::Artifact {
             path: artifacts.metrics(),
-            reason,
+            reason: reason.clone(),
         });
     }
-    let completed = record.rows.last().map_or(start_epoch, |r| r.epoch);
+    let completed = record.rows.last().map_or(run.start_epoch, |r| r.epoch);
     if result.interrupted.is_some() || completed < config.epochs {
         // An epoch stopped during its validation has a metrics row but no checkpoint: what a
         // resume continues from is the last checkpoint.
-        let checkpointed = artifacts.last_checkpoint().unwrap_or(start_epoch);
+        let checkpointed = artifacts.last_checkpoint().unwrap_or(run.start_epoch);
         return Err(TrainError::Interrupted {
             completed: completed.min(checkpointed),
         });
     }
+    Ok(completed)
+}
 
-    let model = result.model.valid();
-    let evaluation = evaluate(&model, &*test_set, &eval_batcher, config.batch_size, device)?;
+/// Evaluates the trained model on the test set and writes `model.bpk`, `training.svg` and
+/// `report.json`.
+#[allow(clippy::too_many_arguments)]
+fn report<Te: Dataset<ImageItem>>(
+    config: &TrainingConfig,
+    options: &TrainOptions,
+    device: &Device,
+    run: &OpenRun,
+    data: &RunData<Te>,
+    model: Nin,
+    record: Record,
+    completed: usize,
+    started: Instant,
+) -> Result<Trained, TrainError> {
+    let model = model.valid();
+    let evaluation = evaluate(
+        &model,
+        &*data.test_set,
+        &data.eval_batcher,
+        config.batch_size,
+        device,
+    )?;
     let new_rows: Vec<&EpochMetrics> = record
         .rows
         .iter()
-        .filter(|r| r.epoch > start_epoch)
+        .filter(|r| r.epoch > run.start_epoch)
         .collect();
     let train_images_per_second =
         new_rows.iter().map(|r| r.images_per_second).sum::<f64>() / new_rows.len().max(1) as f64;
+    let artifacts = &run.artifacts;
     artifacts.save_model(&model)?;
     plot::write_training_svg(
         &record.rows,
-        &format!("NiN ({}) on {} images", config.preset, train_len),
+        &format!("NiN ({}) on {} images", config.preset, data.train_len),
         &artifacts.plot(),
     )?;
     let report = Report {
