@@ -8,7 +8,8 @@ data and prints one JSON line: images/s, seconds per step, and the process's pea
     python3 benches/pytorch_reference.py --config model.json --mode train --batch 128 \
         --optimizer adamw --lr 5e-3 --weight-decay 1e-4 --threads 2 --steps 5 --warmup 2
 
-Each call runs in a fresh process so that its peak memory is its own.
+Each call runs in a fresh process so that its peak memory is its own. `--device cuda` runs it
+on a GPU (`perf --torch-device cuda`), with cuDNN's per-shape algorithm search on.
 
 With `--layers FILE` it times single convolutions instead (`perf --layers`): FILE lists each
 layer's input and weight shapes, stride and padding, and the script prints one JSON line with
