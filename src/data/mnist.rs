@@ -96,6 +96,27 @@ pub enum DataError {
         /// Labels in it.
         labels: usize,
     },
+    /// A dataset file whose content breaks its format (a CIFAR file that does not hold whole
+    /// records, a label that names no class, an archive cut short).
+    #[error("{file}: {problem} (at byte {offset})")]
+    Malformed {
+        /// The file, or the archive and its member.
+        file: String,
+        /// Where in it the problem is.
+        offset: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A file or folder a dataset needs is not in the directory (or the archive).
+    #[error("{dir}: {what} is not there; {fix}")]
+    Missing {
+        /// The directory or archive searched.
+        dir: String,
+        /// What is missing.
+        what: String,
+        /// What to do about it.
+        fix: String,
+    },
     /// Neither the plain nor the `.gz` file is in the directory.
     #[error("{dir}: neither {name} nor {name}.gz is there")]
     MissingFile {

@@ -1,6 +1,8 @@
-//! Datasets for NiN (feature `dataset`): a hardened IDX reader, Fashion-MNIST and MNIST.
+//! Datasets for NiN (feature `dataset`): a hardened IDX reader, Fashion-MNIST and MNIST, and
+//! CIFAR-10 and CIFAR-100 from their binary archives.
 
 mod batcher;
+pub mod cifar;
 #[cfg(feature = "download")]
 pub mod download;
 pub mod idx;
@@ -8,6 +10,7 @@ mod mnist;
 pub mod source;
 
 pub use batcher::{Augment, ImageBatch, ImageBatcher};
+pub use cifar::{CIFAR10, CIFAR100, Cifar10, Cifar100, CifarDataset};
 pub use idx::{IdxError, IdxFault, IdxImages};
 pub use mnist::{DataError, FashionMnist, IdxDataset, ImageItem, Mnist, Split};
 pub use source::{FASHION_MNIST_CLASSES, Located, MNIST_CLASSES, NotFound, Place};
