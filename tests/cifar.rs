@@ -196,6 +196,25 @@ fn each_corruption_is_an_error_naming_the_file_and_where() {
     let message = archive_error(format, &bytes);
     assert!(message.contains("claims 1099511627776 bytes"), "{message}");
 
+    // An extracted file larger than the whole dataset's records (a sparse file here, so that
+    // the test writes nothing of that size): refused before it is read.
+    let unpacked = tempfile::tempdir().unwrap();
+    for (name, bytes) in all_files(format, 2) {
+        std::fs::write(unpacked.path().join(name), bytes).unwrap();
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(unpacked.path().join("data_batch_5.bin"))
+        .unwrap()
+        .set_len(1 << 36)
+        .unwrap();
+    let err = Cifar10::from_dir(unpacked.path(), Split::Train).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("data_batch_5.bin") && message.contains("68719476736 bytes"),
+        "{message}"
+    );
+
     // Neither archive nor folder.
     let empty = tempfile::tempdir().unwrap();
     let err = Cifar10::from_dir(empty.path(), Split::Test).unwrap_err();

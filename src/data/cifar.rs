@@ -176,7 +176,7 @@ pub fn read(format: &CifarFormat, dir: &Path, split: Split) -> Result<CifarDatas
         Some(dir.join(format.folder)).filter(|folder| folder.is_dir())
     };
     let members = match folder {
-        Some(folder) => read_folder(&folder, &wanted)?,
+        Some(folder) => read_folder(format, &folder, &wanted)?,
         None if dir.join(format.archive).is_file() => {
             read_archive(format, &dir.join(format.archive), &wanted)?
         }
@@ -212,11 +212,31 @@ fn max_file_bytes(format: &CifarFormat) -> u64 {
     MAX_RECORDS_PER_FILE * format.record_len() as u64
 }
 
-fn read_folder(folder: &Path, wanted: &[&str]) -> Result<Vec<Member>, DataError> {
+fn read_folder(
+    format: &CifarFormat,
+    folder: &Path,
+    wanted: &[&str],
+) -> Result<Vec<Member>, DataError> {
     wanted
         .iter()
         .map(|name| {
             let path = folder.join(name);
+            let shown = path.display().to_string();
+            // A file larger than the whole dataset's records is refused before it is read.
+            if let Ok(metadata) = std::fs::metadata(&path)
+                && metadata.len() > max_file_bytes(format)
+            {
+                return Err(cifar_error(
+                    &shown,
+                    0,
+                    format!(
+                        "{} bytes, more than the {MAX_RECORDS_PER_FILE} records of the whole \
+                         dataset; the file is not {}",
+                        metadata.len(),
+                        format.display_name
+                    ),
+                ));
+            }
             let bytes = std::fs::read(&path).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     DataError::Missing {
@@ -225,17 +245,10 @@ fn read_folder(folder: &Path, wanted: &[&str]) -> Result<Vec<Member>, DataError>
                         fix: "the folder is incomplete: extract the archive again".into(),
                     }
                 } else {
-                    cifar_error(
-                        &path.display().to_string(),
-                        0,
-                        format!("cannot read it: {e}"),
-                    )
+                    cifar_error(&shown, 0, format!("cannot read it: {e}"))
                 }
             })?;
-            Ok(Member {
-                shown: path.display().to_string(),
-                bytes,
-            })
+            Ok(Member { shown, bytes })
         })
         .collect()
 }
