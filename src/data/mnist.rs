@@ -259,14 +259,18 @@ impl IdxDataset {
     }
 }
 
+/// `item`, or the error of reading `index` past the end of a dataset of `len` items.
+pub(crate) fn item_or_out_of_range(
+    item: Option<ImageItem>,
+    index: usize,
+    len: usize,
+) -> Result<ImageItem, DatasetError> {
+    item.ok_or_else(|| DatasetError::new(DataError::OutOfRange { index, len }))
+}
+
 impl Dataset<ImageItem> for IdxDataset {
     fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
-        self.item(index).ok_or_else(|| {
-            DatasetError::new(DataError::OutOfRange {
-                index,
-                len: self.labels.len(),
-            })
-        })
+        item_or_out_of_range(self.item(index), index, self.labels.len())
     }
 
     fn len(&self) -> usize {

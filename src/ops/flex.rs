@@ -76,3 +76,18 @@ pub(crate) unsafe fn written_vec(
     unsafe { values.set_len(len) };
     values
 }
+
+/// Per-channel results of tasks that each took a run of images, merged channel by channel in
+/// task order (and so in image order): a result depends only on the batch and the number of
+/// threads.
+pub(crate) fn merge_in_order<T: Copy>(per_task: Vec<Vec<T>>, merge: impl Fn(T, T) -> T) -> Vec<T> {
+    per_task
+        .into_iter()
+        .reduce(|mut all, task| {
+            for (all, task) in all.iter_mut().zip(task) {
+                *all = merge(*all, task);
+            }
+            all
+        })
+        .unwrap_or_default()
+}

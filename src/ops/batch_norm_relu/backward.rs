@@ -7,7 +7,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::{NchwDims, Normalised, affine};
-use crate::ops::flex::{f32_values, flex_tensor, into_overwritable};
+use crate::ops::flex::{f32_values, flex_tensor, into_overwritable, merge_in_order};
 use crate::ops::simd::{batch_norm_input_grad, masked_sums};
 
 pub(super) fn batch_norm_relu_backward(
@@ -30,7 +30,8 @@ pub(super) fn batch_norm_relu_backward(
     let count = dims.count_per_channel() as f64;
     // Per channel: Σg and Σg·(x − mean) over the positions the ReLU let through. Each thread
     // walks a run of whole images in memory order (channel by channel, plane by plane, the
-    // planes of one channel lie an image apart), and the runs' sums are added in image order.
+    // planes of one channel lie an image apart), and the runs' sums are added in image order
+    // (`merge_in_order`).
     let sums: Vec<(f64, f64)> = {
         let grad = grad_x.storage::<f32>();
         let images_per_task = dims.batch.div_ceil(rayon::current_num_threads()).max(1);
@@ -50,15 +51,7 @@ pub(super) fn batch_norm_relu_backward(
                 sums
             })
             .collect();
-        per_task
-            .into_iter()
-            .reduce(|mut all, task| {
-                for (all, task) in all.iter_mut().zip(task) {
-                    *all = (all.0 + task.0, all.1 + task.1);
-                }
-                all
-            })
-            .unwrap_or_default()
+        merge_in_order(per_task, |all, task| (all.0 + task.0, all.1 + task.1))
     };
     let inv_std: Vec<f64> = variance
         .iter()

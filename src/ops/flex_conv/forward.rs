@@ -10,6 +10,7 @@ use super::group::{
     GroupScratch, convolve_group, join, preferred_mirror, transposed_convolve_group,
 };
 use super::tasks::ImageTasks;
+use crate::ops::flex::merge_in_order;
 use crate::ops::gemm::MatRef;
 use crate::ops::moments::{Moments, accumulate};
 
@@ -92,17 +93,7 @@ fn forward(
             moments
         })
         .collect();
-    // Merged task by task in image order, so a result depends only on the batch and the
-    // number of threads.
-    let moments = moments_of_tasks
-        .into_iter()
-        .reduce(|mut all, task| {
-            for (all, task) in all.iter_mut().zip(task) {
-                *all = all.merge(task);
-            }
-            all
-        })
-        .unwrap_or_default();
+    let moments = merge_in_order(moments_of_tasks, Moments::merge);
     (output, moments)
 }
 
