@@ -3,91 +3,28 @@
 //! folder itself; and each corruption of the format refused with an error naming the file.
 #![cfg(feature = "dataset")]
 
-use std::io::Write;
-use std::path::Path;
+mod common;
 
 use burn::data::dataset::Dataset;
+use common::cifar::{
+    all_files, archive, published_as, record, unverified, write_archive, write_folder,
+};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use nin::data::cifar::CifarFormat;
-use nin::data::{CIFAR10, CIFAR100, Cifar10, Cifar100, DataError, Split};
+use nin::data::cifar::{self, CifarFormat};
+use nin::data::source::Digested;
+use nin::data::{CIFAR10, CIFAR100, Cifar10, DataError, Split};
 use proptest::prelude::*;
-
-/// One record: label byte(s), then the red, green and blue planes, each filled from the label
-/// and the record's index so that every record differs.
-fn record(format: &CifarFormat, index: usize) -> Vec<u8> {
-    let fine = (index * 7) % format.classes;
-    let mut bytes = Vec::with_capacity(format.record_len());
-    if format.coarse_classes > 0 {
-        bytes.push((fine % format.coarse_classes) as u8);
-    }
-    bytes.push(fine as u8);
-    for channel in 0..3 {
-        bytes.extend((0..1024).map(|i| ((fine * 20 + channel * 70 + i + index) % 256) as u8));
-    }
-    bytes
-}
-
-/// The files of `format` with `records` records each, and the class names.
-fn files(format: &CifarFormat, split_files: &[&str], records: usize) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = split_files
-        .iter()
-        .enumerate()
-        .map(|(file, name)| {
-            let bytes = (0..records)
-                .flat_map(|i| record(format, file * records + i))
-                .collect();
-            (name.to_string(), bytes)
-        })
-        .collect();
-    let names: String = (0..format.classes).map(|c| format!("class{c}\n")).collect();
-    files.push((
-        format.names_file.to_string(),
-        format!("{names}\n").into_bytes(),
-    ));
-    files
-}
-
-fn all_files(format: &CifarFormat, records: usize) -> Vec<(String, Vec<u8>)> {
-    let split_files: Vec<&str> = format
-        .train_files
-        .iter()
-        .chain(format.test_files)
-        .copied()
-        .collect();
-    files(format, &split_files, records)
-}
-
-/// `files` as `<folder>/<name>` members of a gzip-compressed tar archive.
-fn archive(format: &CifarFormat, files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
-    for (name, bytes) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, format!("{}/{name}", format.folder), &bytes[..])
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
-fn write_archive(dir: &Path, format: &CifarFormat, bytes: &[u8]) {
-    std::fs::File::create(dir.join(format.archive))
-        .unwrap()
-        .write_all(bytes)
-        .unwrap();
-}
 
 #[test]
 fn an_archive_and_its_extracted_folder_give_the_same_images() {
-    let format = &CIFAR10;
-    let files = all_files(format, 30);
+    let files = all_files(&CIFAR10, 30);
+    let bytes = archive(&CIFAR10, &files);
+    let format = &published_as(&CIFAR10, &bytes);
     let from_archive = tempfile::tempdir().unwrap();
-    write_archive(from_archive.path(), format, &archive(format, &files));
-    let train = Cifar10::from_dir(from_archive.path(), Split::Train).unwrap();
-    let test = Cifar10::from_dir(from_archive.path(), Split::Test).unwrap();
+    write_archive(from_archive.path(), format, &bytes);
+    let train = cifar::read(format, from_archive.path(), Split::Train).unwrap();
+    let test = cifar::read(format, from_archive.path(), Split::Test).unwrap();
     assert_eq!((train.len(), test.len()), (150, 30));
     assert_eq!(train.class_names().len(), 10);
     assert_eq!(train.class_names()[3], "class3");
@@ -100,13 +37,10 @@ fn an_archive_and_its_extracted_folder_give_the_same_images() {
     assert_eq!(item.pixels, expected[1..]);
     assert!(train.coarse_label(0).is_none());
 
-    // The same files unpacked: from the folder's parent and from the folder itself.
+    // The same files unpacked, read with the real format (a folder is checked for structure
+    // only): from the folder's parent and from the folder itself.
     let unpacked = tempfile::tempdir().unwrap();
-    let folder = unpacked.path().join(format.folder);
-    std::fs::create_dir(&folder).unwrap();
-    for (name, bytes) in &files {
-        std::fs::write(folder.join(name), bytes).unwrap();
-    }
+    let folder = write_folder(unpacked.path(), format, &files);
     for dir in [unpacked.path(), folder.as_path()] {
         let again = Cifar10::from_dir(dir, Split::Train).unwrap();
         assert_eq!(again.len(), train.len());
@@ -118,10 +52,10 @@ fn an_archive_and_its_extracted_folder_give_the_same_images() {
 
 #[test]
 fn cifar100_keeps_the_fine_label_and_the_superclass() {
-    let format = &CIFAR100;
+    let format = &unverified(&CIFAR100);
     let dir = tempfile::tempdir().unwrap();
     write_archive(dir.path(), format, &archive(format, &all_files(format, 40)));
-    let train = Cifar100::from_dir(dir.path(), Split::Train).unwrap();
+    let train = cifar::read(format, dir.path(), Split::Train).unwrap();
     assert_eq!(train.len(), 40);
     assert_eq!(train.class_names().len(), 100);
     let expected = record(format, 7);
@@ -135,14 +69,13 @@ fn cifar100_keeps_the_fine_label_and_the_superclass() {
 fn archive_error(format: &CifarFormat, bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     write_archive(dir.path(), format, bytes);
-    let err =
-        nin::data::cifar::read(format, dir.path(), Split::Train).expect_err("a corrupt archive");
+    let err = cifar::read(format, dir.path(), Split::Train).expect_err("a corrupt archive");
     err.to_string()
 }
 
 #[test]
 fn each_corruption_is_an_error_naming_the_file_and_where() {
-    let format = &CIFAR10;
+    let format = &unverified(&CIFAR10);
     let record_len = format.record_len();
 
     // A file that does not hold whole records: the partial one's offset is named.
@@ -172,7 +105,7 @@ fn each_corruption_is_an_error_naming_the_file_and_where() {
     // An archive cut short.
     let whole = archive(format, &all_files(format, 10));
     let message = archive_error(format, &whole[..whole.len() / 2]);
-    assert!(message.contains(format.archive), "{message}");
+    assert!(message.contains(&format.archive_name()), "{message}");
     assert!(message.contains("not a complete"), "{message}");
 
     // A member missing.
@@ -219,7 +152,46 @@ fn each_corruption_is_an_error_naming_the_file_and_where() {
     let empty = tempfile::tempdir().unwrap();
     let err = Cifar10::from_dir(empty.path(), Split::Test).unwrap_err();
     assert!(matches!(err, DataError::Missing { .. }), "{err}");
-    assert!(err.to_string().contains(format.archive), "{err}");
+    assert!(err.to_string().contains(&format.archive_name()), "{err}");
+}
+
+#[test]
+fn an_archive_must_be_the_published_one() {
+    let bytes = archive(&CIFAR10, &all_files(&CIFAR10, 3));
+    let dir = tempfile::tempdir().unwrap();
+    write_archive(dir.path(), &CIFAR10, &bytes);
+    // Well formed, but not the archive whose digests CIFAR-10 records.
+    let err = Cifar10::from_dir(dir.path(), Split::Test).unwrap_err();
+    match &err {
+        DataError::Checksum {
+            algorithm,
+            digested,
+            expected,
+            ..
+        } => {
+            assert_eq!(*algorithm, "SHA-256");
+            assert_eq!(*digested, Digested::Archive);
+            assert_eq!(Some(*expected), CIFAR10.archive.gz_sha256);
+        }
+        other => panic!("expected a checksum error, got {other}"),
+    }
+    assert!(err.to_string().contains("cifar-10-binary.tar.gz"), "{err}");
+
+    // Both digests are checked: the right SHA-256 with another MD5 is refused too.
+    let mut md5_differs = published_as(&CIFAR10, &bytes);
+    md5_differs.archive.gz_md5 = CIFAR10.archive.gz_md5;
+    let err = cifar::read(&md5_differs, dir.path(), Split::Test).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::Checksum {
+                algorithm: "MD5",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(cifar::read(&published_as(&CIFAR10, &bytes), dir.path(), Split::Test).is_ok());
 }
 
 proptest! {
@@ -228,7 +200,7 @@ proptest! {
     /// Any archive cut short or with a byte changed reads or fails cleanly: no panic.
     #[test]
     fn a_damaged_archive_never_panics(cut in 0usize..4000, at in 0usize..4000, value: u8) {
-        let format = &CIFAR10;
+        let format = &unverified(&CIFAR10);
         let whole = archive(format, &all_files(format, 2));
         let mut bytes = whole[..whole.len().saturating_sub(cut)].to_vec();
         if !bytes.is_empty() {
@@ -237,6 +209,6 @@ proptest! {
         }
         let dir = tempfile::tempdir().unwrap();
         write_archive(dir.path(), format, &bytes);
-        let _ = Cifar10::from_dir(dir.path(), Split::Train);
+        let _ = cifar::read(format, dir.path(), Split::Train);
     }
 }

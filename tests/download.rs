@@ -5,13 +5,17 @@
 mod common;
 
 use std::collections::HashMap;
+
+use burn::data::dataset::Dataset;
 use std::path::Path;
 
+use common::cifar::{all_files, archive, published_as, write_folder};
 use common::http::{Reply, Server};
 use common::idx::{gzip, idx_file, images};
+use nin::data::cifar;
 use nin::data::download::{self, DownloadError, Downloader};
 use nin::data::source::{self, DatasetFiles, FASHION_MNIST_FILES, KnownFile, MNIST_CLASSES};
-use nin::data::{FashionMnist, IdxDataset, Place, Split};
+use nin::data::{CIFAR10, FashionMnist, IdxDataset, Place, Split};
 
 /// A four-file dataset small enough to serve many times: its description (with the SHA-256 of
 /// each decompressed file) and the `.gz` archives a mirror would serve.
@@ -32,6 +36,7 @@ fn synthetic(with_digests: bool) -> Synthetic {
         sha256: with_digests
             .then(|| &*Box::leak(source::sha256_hex(&contents[i]).into_boxed_str())),
         gz_sha256: None,
+        gz_md5: None,
     });
     Synthetic {
         files: DatasetFiles {
@@ -308,4 +313,106 @@ fn fashion_mnist_downloads_and_verifies() {
     assert_eq!(found.place, Place::Download);
     let test_split = FashionMnist::from_dir(cache.path(), Split::Test).unwrap();
     assert_eq!(burn::data::dataset::Dataset::len(&test_split), 10_000);
+}
+
+#[test]
+fn cifar_downloads_as_its_one_verified_archive() {
+    let bytes = archive(&CIFAR10, &all_files(&CIFAR10, 20));
+    let format = published_as(&CIFAR10, &bytes);
+    let name = format.archive_name();
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    // A well-formed archive of other records: only the digests can tell.
+    let other = archive(&CIFAR10, &all_files(&CIFAR10, 21));
+    let cases = [
+        ("corrupt", Reply::Body(flipped), "SHA-256"),
+        ("other", Reply::Body(other), "SHA-256"),
+        (
+            "cut-short",
+            Reply::CutShort {
+                body: bytes[..bytes.len() / 2].to_vec(),
+                announced: bytes.len(),
+            },
+            "bytes",
+        ),
+        (
+            "a-page",
+            Reply::Body(b"<html>moved</html>".to_vec()),
+            "gzip",
+        ),
+    ];
+    let mut table: HashMap<String, Reply> = cases
+        .iter()
+        .map(|(prefix, reply, _)| (format!("/{prefix}/{name}"), reply.clone()))
+        .collect();
+    table.insert(format!("/good/{name}"), Reply::Body(bytes.clone()));
+    let server = Server::start(table);
+    let mirror = |prefix: &str| {
+        Downloader::new()
+            .quiet()
+            .with_mirrors([format!("{}{prefix}", server.base)])
+    };
+
+    for (prefix, _, reason) in &cases {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join(format.dir_name);
+        let err =
+            download::locate_or_download_in(&format, None, None, Some(&dir), Some(&mirror(prefix)))
+                .unwrap_err();
+        let message = err.to_string();
+        println!("{prefix}: {message}");
+        assert!(
+            message.contains(&name) && message.contains(reason),
+            "{message}"
+        );
+        assert_eq!(entries(&dir), Vec::<String>::new(), "{prefix} left files");
+    }
+
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join(format.dir_name);
+    let found =
+        download::locate_or_download_in(&format, None, None, Some(&dir), Some(&mirror("good")))
+            .unwrap();
+    assert_eq!(found.place, Place::Download);
+    assert_eq!(entries(&dir), vec![name.clone()]);
+    let test = cifar::read(&format, &found.dir, Split::Test).unwrap();
+    assert_eq!(test.len(), 20);
+    // Next time the cache serves, with no request.
+    let requests = server.requests().len();
+    let found =
+        download::locate_or_download_in(&format, None, None, Some(&dir), Some(&mirror("good")))
+            .unwrap();
+    assert_eq!(found.place, Place::UserCache);
+    assert_eq!(server.requests().len(), requests);
+
+    // NIN_DATA_DIR holding the extracted folder comes first, and is checked for structure.
+    let env = tempfile::tempdir().unwrap();
+    write_folder(env.path(), &format, &all_files(&CIFAR10, 5));
+    let found = download::locate_or_download_in(
+        &format,
+        None,
+        Some(env.path()),
+        Some(&dir),
+        Some(&mirror("good")),
+    )
+    .unwrap();
+    assert_eq!(found.place, Place::EnvVar);
+    assert_eq!(
+        cifar::read(&format, &found.dir, Split::Train)
+            .unwrap()
+            .len(),
+        25
+    );
+    assert_eq!(server.requests().len(), requests);
+
+    // The real CIFAR-10 description refuses the generated archive however it is served.
+    let cache = tempfile::tempdir().unwrap();
+    let err = Downloader::new()
+        .quiet()
+        .with_mirrors([format!("{}good", server.base)])
+        .fetch(&CIFAR10, cache.path())
+        .unwrap_err();
+    assert!(err.to_string().contains("SHA-256"), "{err}");
+    assert!(entries(cache.path()).is_empty());
 }

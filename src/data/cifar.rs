@@ -6,7 +6,14 @@
 //! each row-major. That is already the channels-first layout of [`ImageItem`]. Every record is
 //! checked: a file must hold whole records, and every label must name a class. The archive is
 //! read as a stream (`flate2` and `tar`), so it is never unpacked on disk, and no member is
-//! read past the size the format allows.
+//! read past the size the format allows. The same pass takes the archive's SHA-256 and MD5,
+//! which must match the published archive's; an extracted folder is checked for structure
+//! only.
+//!
+//! The reference digests: the MD5 of each archive is the one the dataset's page
+//! (<https://www.cs.toronto.edu/~kriz/cifar.html>) publishes; the SHA-256 is the one JuliaML's
+//! MLDatasets.jl and GoMLX record for the same URL. A copy passes only when both agree, so a
+//! wrong record in either would show as a refusal, never as a wrong dataset accepted.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -16,6 +23,7 @@ use burn::data::dataset::{Dataset, DatasetError};
 use flate2::read::GzDecoder;
 
 use super::mnist::{DataError, ImageItem, Split, item_or_out_of_range};
+use super::source::{self, ArchiveHasher, DatasetSource, KnownFile, Located};
 
 /// Side of a CIFAR image.
 pub const CIFAR_SIDE: usize = 32;
@@ -30,8 +38,13 @@ const MAX_RECORDS_PER_FILE: u64 = 60_000;
 pub struct CifarFormat {
     /// Name shown to people.
     pub display_name: &'static str,
-    /// The published archive's file name.
-    pub archive: &'static str,
+    /// Name of its directory in the user cache.
+    pub dir_name: &'static str,
+    /// The published archive (`name` without `.gz`) with its reference digests. A format whose
+    /// archive has no digest reads archives for structure only and cannot be downloaded.
+    pub archive: KnownFile,
+    /// Base URLs (ending in `/`) serving the archive, tried in order.
+    pub mirrors: &'static [&'static str],
     /// The folder the archive unpacks to.
     pub folder: &'static str,
     /// Files of the training split, in order.
@@ -62,12 +75,78 @@ impl CifarFormat {
             Split::Test => self.test_files,
         }
     }
+
+    /// The archive's file name, as published.
+    pub fn archive_name(&self) -> String {
+        self.archive.published_name()
+    }
+
+    /// The extracted folder in `dir`: `dir` itself if it is one, else `dir/<folder>`.
+    fn extracted_folder(&self, dir: &Path) -> Option<PathBuf> {
+        if dir.join(self.names_file).is_file() {
+            Some(dir.to_path_buf())
+        } else {
+            Some(dir.join(self.folder)).filter(|folder| folder.is_dir())
+        }
+    }
 }
+
+impl DatasetSource for CifarFormat {
+    fn dir_name(&self) -> &'static str {
+        self.dir_name
+    }
+
+    fn display_name(&self) -> &'static str {
+        self.display_name
+    }
+
+    fn lacks(&self, dir: &Path) -> Option<String> {
+        if self.extracted_folder(dir).is_some() || dir.join(self.archive_name()).is_file() {
+            return None;
+        }
+        Some(format!(
+            "neither {} nor {}/ is there",
+            self.archive_name(),
+            self.folder
+        ))
+    }
+
+    fn by_hand(&self) -> String {
+        format!(
+            "{} (the binary version from https://www.cs.toronto.edu/~kriz/cifar.html) or the \
+             {}/ folder it unpacks to",
+            self.archive_name(),
+            self.folder
+        )
+    }
+
+    fn to_download(&self, dir: &Path) -> Vec<KnownFile> {
+        match self.lacks(dir) {
+            Some(_) => vec![self.archive],
+            None => Vec::new(),
+        }
+    }
+
+    fn mirrors(&self) -> &'static [&'static str] {
+        self.mirrors
+    }
+}
+
+/// The dataset's page, which serves both archives.
+const TORONTO: &[&str] = &["https://www.cs.toronto.edu/~kriz/"];
 
 /// CIFAR-10: 60,000 32×32 colour images in 10 classes.
 pub const CIFAR10: CifarFormat = CifarFormat {
     display_name: "CIFAR-10",
-    archive: "cifar-10-binary.tar.gz",
+    dir_name: "cifar-10",
+    // 170,052,171 bytes.
+    archive: KnownFile {
+        name: "cifar-10-binary.tar",
+        sha256: None,
+        gz_sha256: Some("c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"),
+        gz_md5: Some("c32a1d4ab5d03f1284b67883e8d87530"),
+    },
+    mirrors: TORONTO,
     folder: "cifar-10-batches-bin",
     train_files: &[
         "data_batch_1.bin",
@@ -85,7 +164,15 @@ pub const CIFAR10: CifarFormat = CifarFormat {
 /// CIFAR-100: 60,000 32×32 colour images in 100 classes, grouped in 20 superclasses.
 pub const CIFAR100: CifarFormat = CifarFormat {
     display_name: "CIFAR-100",
-    archive: "cifar-100-binary.tar.gz",
+    dir_name: "cifar-100",
+    // 168,513,733 bytes.
+    archive: KnownFile {
+        name: "cifar-100-binary.tar",
+        sha256: None,
+        gz_sha256: Some("58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec"),
+        gz_md5: Some("03b5dce01913d631647c71ecec9e9cb8"),
+    },
+    mirrors: TORONTO,
     folder: "cifar-100-binary",
     train_files: &["train.bin"],
     test_files: &["test.bin"],
@@ -151,6 +238,13 @@ impl Cifar10 {
     pub fn from_dir(dir: &Path, split: Split) -> Result<CifarDataset, DataError> {
         read(&CIFAR10, dir, split)
     }
+
+    /// Finds the dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache, then, with the
+    /// `download` feature, a download of the archive into the user cache) and reads `split`
+    /// from it. Returns where it was found too.
+    pub fn load(split: Split, dir: Option<&Path>) -> Result<(CifarDataset, Located), DataError> {
+        load(&CIFAR10, split, dir)
+    }
 }
 
 impl Cifar100 {
@@ -159,30 +253,36 @@ impl Cifar100 {
     pub fn from_dir(dir: &Path, split: Split) -> Result<CifarDataset, DataError> {
         read(&CIFAR100, dir, split)
     }
+
+    /// Finds the dataset as [`Cifar10::load`] does and reads `split` from it.
+    pub fn load(split: Split, dir: Option<&Path>) -> Result<(CifarDataset, Located), DataError> {
+        load(&CIFAR100, split, dir)
+    }
+}
+
+/// Finds `format`'s dataset as [`Cifar10::load`] does and reads `split` from it.
+pub fn load(
+    format: &CifarFormat,
+    split: Split,
+    dir: Option<&Path>,
+) -> Result<(CifarDataset, Located), DataError> {
+    let located = source::find(format, dir)?;
+    Ok((read(format, &located.dir, split)?, located))
 }
 
 /// Reads `split` of `format` from `dir` (see [`Cifar10::from_dir`]): the extracted folder if
-/// there is one, else the archive.
+/// there is one, else the archive, whose digests are checked.
 pub fn read(format: &CifarFormat, dir: &Path, split: Split) -> Result<CifarDataset, DataError> {
     let wanted = wanted_files(format, split);
-    let folder = if dir.join(format.names_file).is_file() {
-        Some(dir.to_path_buf())
-    } else {
-        Some(dir.join(format.folder)).filter(|folder| folder.is_dir())
-    };
-    let members = match folder {
+    let archive = dir.join(format.archive_name());
+    let members = match format.extracted_folder(dir) {
         Some(folder) => read_folder(format, &folder, &wanted)?,
-        None if dir.join(format.archive).is_file() => {
-            read_archive(format, &dir.join(format.archive), &wanted)?
-        }
+        None if archive.is_file() => read_archive(format, &archive, &wanted)?,
         None => {
             return Err(DataError::Missing {
                 dir: dir.display().to_string(),
-                what: format!("neither {} nor {}/", format.archive, format.folder),
-                fix: format!(
-                    "put the {} binary archive from the dataset's page there",
-                    format.display_name
-                ),
+                what: format.lacks(dir).unwrap_or_default(),
+                fix: format!("put {} there", format.by_hand()),
             });
         }
     };
@@ -249,7 +349,8 @@ fn read_folder(
 }
 
 /// Streams the archive once and keeps the members in `wanted`, each checked against the
-/// largest size the format allows before it is read.
+/// largest size the format allows before it is read. The same pass digests the whole file,
+/// which must be the published archive.
 fn read_archive(
     format: &CifarFormat,
     path: &Path,
@@ -265,7 +366,11 @@ fn read_archive(
     };
     let file =
         File::open(path).map_err(|e| cifar_error(&shown, 0, format!("cannot open it: {e}")))?;
-    let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(file)));
+    let digesting = Digesting {
+        inner: file,
+        hasher: ArchiveHasher::default(),
+    };
+    let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(digesting)));
     let mut found: Vec<Option<Vec<u8>>> = vec![None; wanted.len()];
     for entry in archive.entries().map_err(broken)? {
         let mut entry = entry.map_err(broken)?;
@@ -294,6 +399,10 @@ fn read_archive(
         }
         found[slot] = Some(bytes);
     }
+    // The tar reader stops at the end-of-archive blocks: digest what follows them too.
+    let mut rest = archive.into_inner().into_inner().into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(broken)?;
+    source::check_published(&rest.hasher.finish(), &format.archive, &shown)?;
     found
         .into_iter()
         .zip(wanted)
@@ -309,6 +418,20 @@ fn read_archive(
             })
         })
         .collect()
+}
+
+/// A reader that digests every byte it passes on.
+struct Digesting<R> {
+    inner: R,
+    hasher: ArchiveHasher,
+}
+
+impl<R: Read> Read for Digesting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Which of `wanted` the archive member `name` is (`<folder>/<file>`), if any.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::idx::MAX_FILE_BYTES;
-use super::source::{self, DatasetFiles, KnownFile, Located, NotFound, Place, Tried};
+use super::source::{self, DatasetSource, KnownFile, Located, NotFound, Place, Tried};
 
 /// Environment variable that turns automatic downloads off when set to anything but `0` or
 /// the empty string.
@@ -50,8 +50,8 @@ impl Downloader {
         }
     }
 
-    /// Uses these base URLs instead of the dataset's mirrors, in order. Each must serve
-    /// `<base>/<file>.gz`.
+    /// Uses these base URLs instead of the dataset's mirrors, in order. Each must serve every
+    /// file under its published name (`<base>/<file>.gz`).
     pub fn with_mirrors<S: Into<String>>(mut self, mirrors: impl IntoIterator<Item = S>) -> Self {
         self.mirrors = Some(mirrors.into_iter().map(Into::into).collect());
         self
@@ -69,14 +69,14 @@ impl Downloader {
         self
     }
 
-    /// Downloads every file of `files` that `dir` lacks (plain or `.gz`) into `dir/<name>.gz`,
-    /// verifying each before it is given its final name.
-    pub fn fetch(&self, files: &DatasetFiles, dir: &Path) -> Result<(), DownloadError> {
-        let wanted: Vec<&KnownFile> = files
-            .files
-            .iter()
-            .filter(|f| source::find_file(dir, f.name).is_none())
-            .collect();
+    /// Downloads every published file of the dataset that `dir` lacks into `dir`, under its
+    /// published name, verifying each before it is given that name.
+    pub fn fetch(
+        &self,
+        dataset: &(impl DatasetSource + ?Sized),
+        dir: &Path,
+    ) -> Result<(), DownloadError> {
+        let wanted = dataset.to_download(dir);
         if wanted.is_empty() {
             return Ok(());
         }
@@ -93,9 +93,9 @@ impl Downloader {
         let agent = self.agent();
         let mirrors: Vec<&str> = match &self.mirrors {
             Some(own) => own.iter().map(String::as_str).collect(),
-            None => files.mirrors.to_vec(),
+            None => dataset.mirrors().to_vec(),
         };
-        for file in wanted {
+        for file in &wanted {
             self.fetch_file(&agent, &mirrors, file, dir)?;
         }
         Ok(())
@@ -119,10 +119,11 @@ impl Downloader {
         file: &KnownFile,
         dir: &Path,
     ) -> Result<(), DownloadError> {
-        let target = dir.join(format!("{}.gz", file.name));
+        let published = file.published_name();
+        let target = dir.join(&published);
         let mut attempts = Vec::new();
         for mirror in mirrors {
-            let url = format!("{}/{}.gz", mirror.trim_end_matches('/'), file.name);
+            let url = format!("{}/{published}", mirror.trim_end_matches('/'));
             match self.fetch_from(agent, &url, file, &target) {
                 Ok(()) => return Ok(()),
                 Err(Failure::Local(error)) => return Err(error),
@@ -146,7 +147,7 @@ impl Downloader {
     ) -> Result<(), Failure> {
         let mut progress = Progress::start(self.progress, url);
         let result = download(agent, url, &mut progress).and_then(|raw| {
-            source::verify(raw.clone(), file, "the download")
+            source::verify_published(&raw, file, "the download")
                 .map_err(|error| Failure::Mirror(error.to_string()))?;
             store(&raw, file, target).map_err(Failure::Local)
         });
@@ -213,7 +214,7 @@ fn store(raw: &[u8], file: &KnownFile, target: &Path) -> Result<(), DownloadErro
     };
     // Dropping `partial` before `persist` deletes it.
     let mut partial = tempfile::Builder::new()
-        .prefix(&format!(".{}.gz.", file.name))
+        .prefix(&format!(".{}.", file.published_name()))
         .suffix(".part")
         .tempfile_in(dir)
         .map_err(io)?;
@@ -283,17 +284,17 @@ pub enum DownloadError {
 /// Finds a dataset as [`source::locate`] does and, when no directory was named and no copy was
 /// found, downloads it into the user cache, unless [`OFFLINE_VAR`] is set.
 pub fn locate_or_download(
-    files: &DatasetFiles,
+    dataset: &(impl DatasetSource + ?Sized),
     explicit: Option<&Path>,
     downloader: &Downloader,
 ) -> Result<Located, NotFound> {
     let env_dir = source::env_data_dir();
     let offline = std::env::var(OFFLINE_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
     locate_or_download_in(
-        files,
+        dataset,
         explicit,
         env_dir.as_deref(),
-        source::user_cache_dir(files).as_deref(),
+        source::user_cache_dir(dataset).as_deref(),
         (!offline).then_some(downloader),
     )
 }
@@ -301,13 +302,13 @@ pub fn locate_or_download(
 /// [`locate_or_download`] with the environment passed in; `None` for `downloader` means
 /// offline.
 pub fn locate_or_download_in(
-    files: &DatasetFiles,
+    dataset: &(impl DatasetSource + ?Sized),
     explicit: Option<&Path>,
     env_dir: Option<&Path>,
     cache_dir: Option<&Path>,
     downloader: Option<&Downloader>,
 ) -> Result<Located, NotFound> {
-    let mut not_found = match source::locate_in(files, explicit, env_dir, cache_dir) {
+    let mut not_found = match source::locate_in(dataset, explicit, env_dir, cache_dir) {
         Ok(located) => return Ok(located),
         Err(not_found) => not_found,
     };
@@ -320,7 +321,7 @@ pub fn locate_or_download_in(
     };
     let reason = match downloader {
         None => format!("turned off by {OFFLINE_VAR}"),
-        Some(downloader) => match downloader.fetch(files, cache_dir) {
+        Some(downloader) => match downloader.fetch(dataset, cache_dir) {
             Ok(()) => {
                 return Ok(Located {
                     dir: cache_dir.to_path_buf(),

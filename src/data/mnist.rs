@@ -127,12 +127,14 @@ pub enum DataError {
     },
     /// A file's content differs from the published dataset.
     #[error(
-        "{file}: SHA-256 of {digested} is {actual}, expected {expected}; the file is corrupt, \
-         cut short or belongs to another dataset: delete it and fetch it again"
+        "{file}: {algorithm} of {digested} is {actual}, expected {expected}; the file is \
+         corrupt, cut short or belongs to another dataset: delete it and fetch it again"
     )]
     Checksum {
         /// The file.
         file: String,
+        /// The digest compared: `SHA-256`, or `MD5` where the dataset's page publishes one.
+        algorithm: &'static str,
         /// Which bytes were hashed.
         digested: Digested,
         /// The reference digest.
@@ -225,11 +227,7 @@ impl IdxDataset {
         split: Split,
         dir: Option<&Path>,
     ) -> Result<(Self, Located), DataError> {
-        #[cfg(feature = "download")]
-        let located =
-            super::download::locate_or_download(files, dir, &super::download::Downloader::new())?;
-        #[cfg(not(feature = "download"))]
-        let located = source::locate(files, dir)?;
+        let located = source::find(files, dir)?;
         Ok((Self::from_dir(&located.dir, split, files)?, located))
     }
 

@@ -2,6 +2,8 @@
 //! reported (skipped with a printed reason, or a failure when the CI variables require it).
 #![allow(dead_code)]
 
+#[cfg(feature = "dataset")]
+pub mod cifar;
 #[cfg(feature = "download")]
 pub mod http;
 #[cfg(feature = "dataset")]
