@@ -16,7 +16,6 @@ mod support;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use clap::Parser;
-use image::imageops::FilterType;
 use nin::Nin;
 use nin::data::{FASHION_MNIST_CLASSES, FashionMnist, ImageItem, Split};
 use nin::train::{ArtifactDir, Preset, TrainingConfig, classify};
@@ -80,11 +79,6 @@ struct Guess {
     probability: f32,
 }
 
-/// The largest image side `predict` decodes, and the most memory a decoder may take: a file
-/// whose header claims more (a decompression bomb) is refused before anything is allocated.
-const MAX_SIDE: u32 = 16_384;
-const MAX_DECODE_BYTES: u64 = 256 << 20;
-
 /// How image files are prepared for a model: grayscale or RGB, and the side they are resized
 /// to before the batcher takes over.
 #[derive(Debug, Clone, Copy)]
@@ -114,45 +108,15 @@ impl FileInput {
     }
 }
 
-/// Reads an image file as an item of `input`'s channels and size.
+/// Reads an image file as an item of `input`'s channels and size (decoding bounded as
+/// `nin::data::folder::read_image` bounds it).
 fn read_image(path: &Path, invert: bool, input: FileInput) -> Result<ImageItem, String> {
-    let fail =
-        |e: &dyn std::fmt::Display| format!("{}: cannot read the image: {e}", path.display());
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| fail(&e))?
-        .with_guessed_format()
-        .map_err(|e| fail(&e))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    let image = reader.decode().map_err(|e| fail(&e))?;
-    if image.width() == 0 || image.height() == 0 {
-        return Err(fail(&"the image has no pixels"));
-    }
-    let side = input.side;
-    let mut pixels = if input.channels == 3 {
-        let image = image::imageops::resize(&image.to_rgb8(), side, side, FilterType::Triangle);
-        // Interleaved RGB to channels first.
-        let interleaved = image.into_raw();
-        (0..3)
-            .flat_map(|c| interleaved.iter().skip(c).step_by(3).copied())
-            .collect::<Vec<u8>>()
-    } else {
-        image::imageops::resize(&image.to_luma8(), side, side, FilterType::Triangle).into_raw()
-    };
+    let mut item = nin::data::folder::read_image(path, input.channels, input.side as usize)
+        .map_err(|e| format!("{}: cannot read the image: {e}", path.display()))?;
     if invert {
-        pixels.iter_mut().for_each(|p| *p = 255 - *p);
+        item.pixels.iter_mut().for_each(|p| *p = 255 - *p);
     }
-    let side = side as usize;
-    Ok(ImageItem {
-        pixels,
-        channels: input.channels,
-        height: side,
-        width: side,
-        label: 0,
-    })
+    Ok(item)
 }
 
 /// The model, the configuration its inputs are prepared with, and the class names: from a

@@ -215,3 +215,123 @@ fn errors_keep_their_type_and_their_source() {
         "{err:?}"
     );
 }
+
+/// Runs a training example on the flex backend with plain log lines, and returns its stdout
+/// after checking it succeeded; its `test accuracy:` line must be the last.
+fn run_example(name: &str, args: &[&str], env: &[(&str, &std::path::Path)]) -> (String, f64) {
+    let mut command = Command::new(common::example(name));
+    command
+        .args(args)
+        .args(["--backend", "flex", "--no-tui"])
+        .env("NIN_OFFLINE", "1");
+    for (var, value) in env {
+        command.env(var, value);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{name} failed:\n{stdout}\n{stderr}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    let accuracy = last
+        .strip_prefix("test accuracy: ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: last line is not the accuracy:\n{stdout}"));
+    (stdout, accuracy)
+}
+
+#[cfg(feature = "dataset")]
+#[test]
+fn the_cifar10_example_learns_from_a_cifar_folder_named_by_nin_data_dir() {
+    use common::cifar::{all_files, write_folder};
+    use nin::data::CIFAR10;
+
+    // 500 training and 100 test records in the binary format, told apart by colour.
+    let data = tempfile::tempdir().unwrap();
+    write_folder(data.path(), &CIFAR10, &all_files(&CIFAR10, 100));
+    let work = tempfile::tempdir().unwrap();
+    let artifacts = work.path().join("run");
+    let (stdout, accuracy) = run_example(
+        "cifar10",
+        &[
+            "--preset",
+            "compact",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "32",
+            "--artifact-dir",
+            artifacts.to_str().unwrap(),
+        ],
+        &[
+            ("NIN_DATA_DIR", data.path()),
+            ("XDG_CACHE_HOME", work.path()),
+        ],
+    );
+    println!("{stdout}");
+    assert!(
+        stdout.contains("data: CIFAR-10") && stdout.contains("(NIN_DATA_DIR)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("500 training and 100 test images, 10 classes"));
+    // Chance is 0.1.
+    assert!(accuracy > 0.5, "test accuracy {accuracy}");
+    for file in ["config.json", "model.bpk", "metrics.csv", "report.json"] {
+        assert!(artifacts.join(file).is_file(), "{file} missing");
+    }
+}
+
+/// Writes `count` PNG files of class `label`'s colour (with texture) into `dir/<class>/`.
+fn write_pngs(dir: &std::path::Path, label: usize, count: usize, seed: u32) {
+    let class_dir = dir.join(["red", "green", "blue", "grey"][label]);
+    std::fs::create_dir_all(&class_dir).unwrap();
+    for index in 0..count as u32 {
+        let texture = |x: u32, y: u32| ((x * 7 + y * 13 + index * 31 + seed) % 96) as u8;
+        image::RgbImage::from_fn(20, 20, |x, y| image::Rgb(shade(label, texture(x, y))))
+            .save(class_dir.join(format!("{index:03}.png")))
+            .unwrap();
+    }
+}
+
+#[test]
+fn the_image_folder_example_learns_and_names_the_file_it_skipped() {
+    let data = tempfile::tempdir().unwrap();
+    let (train, test) = (data.path().join("train"), data.path().join("test"));
+    for label in 0..CLASSES {
+        write_pngs(&train, label, 48, 0);
+        write_pngs(&test, label, 12, 5);
+    }
+    let broken = train.join("green").join("broken.png");
+    std::fs::write(&broken, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let artifacts = work.path().join("run");
+    let (stdout, accuracy) = run_example(
+        "image_folder",
+        &[
+            "--train",
+            train.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--size",
+            "24",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "16",
+            "--artifact-dir",
+            artifacts.to_str().unwrap(),
+        ],
+        &[],
+    );
+    println!("{stdout}");
+    assert!(
+        stdout.contains("training: skipped 1 unreadable file(s):")
+            && stdout.contains(&broken.display().to_string()),
+        "{stdout}"
+    );
+    assert!(stdout.contains("192 training and 48 test images, 4 classes"));
+    // Chance is 0.25; one channel alone caps at 0.75.
+    assert!(accuracy > 0.9, "test accuracy {accuracy}");
+}

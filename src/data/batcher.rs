@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -198,4 +199,49 @@ impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
         let targets = Tensor::from_data(TensorData::new(targets, [items.len()]), device);
         ImageBatch { images, targets }
     }
+}
+
+/// The mean and standard deviation of every pixel of `dataset` after scaling to `[0, 1]`, over
+/// all its channels: the pair to normalise it with (as [`ImageBatcher::with_normalize`] and
+/// `TrainingConfig::normalize` take it). `None` for a dataset without pixels or of one flat
+/// colour.
+///
+/// ```
+/// use burn::data::dataset::InMemDataset;
+/// use nin::data::{ImageItem, pixel_mean_std};
+///
+/// let items = vec![
+///     ImageItem::grayscale(vec![0, 255], 1, 2, 0),
+///     ImageItem::grayscale(vec![255, 255], 1, 2, 1),
+/// ];
+/// let (mean, std) = pixel_mean_std(&InMemDataset::new(items))?.unwrap();
+/// assert!((mean - 0.75).abs() < 1e-6 && (std - 0.75f32.sqrt() / 2.0).abs() < 1e-6);
+/// # Ok::<(), burn::data::dataset::DatasetError>(())
+/// ```
+pub fn pixel_mean_std<D>(dataset: &D) -> Result<Option<(f32, f32)>, DatasetError>
+where
+    D: Dataset<ImageItem> + ?Sized,
+{
+    // Counts per byte value, then exact sums: no rounding drift over millions of pixels.
+    let mut counts = [0u64; 256];
+    for index in 0..dataset.len() {
+        for &pixel in &dataset.get(index)?.pixels {
+            counts[usize::from(pixel)] += 1;
+        }
+    }
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return Ok(None);
+    }
+    let moment = |power: i32| {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(value, &count)| count as f64 * (value as f64 / 255.0).powi(power))
+            .sum::<f64>()
+            / total as f64
+    };
+    let mean = moment(1);
+    let variance = (moment(2) - mean * mean).max(0.0);
+    Ok((variance > 0.0).then(|| (mean as f32, variance.sqrt() as f32)))
 }

@@ -117,6 +117,17 @@ pub enum DataError {
         /// What to do about it.
         fix: String,
     },
+    /// A folder of your own images that cannot serve (no class sub-folders, no readable image,
+    /// a test folder with a class the training folder lacks).
+    #[error("{dir}: {problem}; {fix}")]
+    Folder {
+        /// The folder.
+        dir: String,
+        /// What is wrong.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
     /// Neither the plain nor the `.gz` file is in the directory.
     #[error("{dir}: neither {name} nor {name}.gz is there")]
     MissingFile {

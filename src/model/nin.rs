@@ -91,6 +91,18 @@ impl NinConfig {
     /// The paper's CIFAR-10 network (Lin, Chen & Yan, 2014) for 3×32×32 images: mlpconv layers
     /// 192-160-96 (5×5), 192-192-192 (5×5) and 192-192-10 (3×3), about 0.97 M parameters.
     pub fn cifar10() -> Self {
+        Self::cifar(10)
+    }
+
+    /// The paper's CIFAR network with `num_classes` maps in its last layer (100 for
+    /// CIFAR-100, as the paper trains it).
+    ///
+    /// ```
+    /// let config = nin::NinConfig::cifar(100);
+    /// assert_eq!(config.num_classes(), 100);
+    /// assert_eq!(config, nin::NinConfig::cifar10().with_num_classes(100));
+    /// ```
+    pub fn cifar(num_classes: usize) -> Self {
         Self::new(vec![
             NinBlockConfig::new(3, 192, 5)
                 .with_padding(2)
@@ -98,9 +110,26 @@ impl NinConfig {
             NinBlockConfig::new(96, 192, 5).with_padding(2),
             NinBlockConfig::new(192, 192, 3)
                 .with_padding(1)
-                .with_mlp_channels(Some([192, 10])),
+                .with_mlp_channels(Some([192, num_classes])),
         ])
         .with_input_size(Some([32, 32]))
+    }
+
+    /// The same network for `num_classes` classes: the last block's last layer gets that
+    /// many maps (for blocks without their own 1×1 widths, the whole last block, as d2l's
+    /// `nin_block(384, num_classes, ...)` has).
+    ///
+    /// ```
+    /// assert_eq!(nin::NinConfig::compact(10).with_num_classes(4), nin::NinConfig::compact(4));
+    /// ```
+    pub fn with_num_classes(mut self, num_classes: usize) -> Self {
+        if let Some(last) = self.blocks.last_mut() {
+            match &mut last.mlp_channels {
+                Some([_, out]) => *out = num_classes,
+                None => last.out_channels = num_classes,
+            }
+        }
+        self
     }
 
     /// Number of classes: the output channels of the last block (0 without blocks).

@@ -1,0 +1,75 @@
+//! Trains NiN on CIFAR-10 (or CIFAR-100), evaluates it on the test set and writes the
+//! artifacts, as `fashion_mnist` does.
+//!
+//! ```text
+//! cargo run --release --example cifar10                       # the paper's network (a GPU's work)
+//! cargo run --release --example cifar10 -- --preset compact   # the compact network, for CPUs
+//! cargo run --release --example cifar10 -- --cifar100 --backend wgpu
+//! cargo run --release --example cifar10 -- --data-dir ~/datasets   # holds cifar-10-binary.tar.gz
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[path = "support/mod.rs"]
+mod support;
+#[path = "support/training.rs"]
+mod training;
+
+use clap::Parser;
+use nin::data::{CIFAR10, CIFAR100, Split, cifar, pixel_mean_std};
+use nin::train::{Preset, TrainingConfig};
+use training::{RunData, TrainFlags};
+
+/// Train NiN on CIFAR-10 or CIFAR-100 with burn-train, then report test accuracy and write
+/// config.json, model.bpk, checkpoints/, metrics.csv, training.svg and report.json to the
+/// artifact directory.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Model and recipe: `cifar10` (the NiN paper's network and recipe; meant for a GPU) or
+    /// `compact` (the compact network for 3 channels; its recipe, a CPU's work).
+    #[arg(long, default_value = "cifar10", value_parser = ["cifar10", "compact"])]
+    preset: String,
+    /// Train on CIFAR-100's 100 fine classes instead of CIFAR-10.
+    #[arg(long)]
+    cifar100: bool,
+    /// Directory holding the binary archive (cifar-10-binary.tar.gz, cifar-100-binary.tar.gz)
+    /// or its extracted folder, or that folder itself [default: NIN_DATA_DIR, the user cache,
+    /// then a download].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    flags: TrainFlags,
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let (format, example) = if args.cifar100 {
+        (&CIFAR100, "cifar100")
+    } else {
+        (&CIFAR10, "cifar10")
+    };
+    let (train, found) = cifar::load(format, Split::Train, args.data_dir.as_deref())?;
+    let test = cifar::read(format, &found.dir, Split::Test)?;
+    let preset: Preset = args.preset.parse()?;
+    // One mean and standard deviation over the training images' pixels.
+    let normalize = pixel_mean_std(&train)?;
+    let config = TrainingConfig::preset(preset).for_images(3, 32, format.classes, normalize);
+    let config = args.flags.apply(config, 4);
+    let data = RunData {
+        classes: train.class_names().to_vec(),
+        source: format!(
+            "{} {} ({})",
+            format.display_name,
+            found.dir.display(),
+            found.place
+        ),
+        train,
+        test,
+    };
+    training::run(&args.flags, example, &config, data)
+}
+
+fn main() -> ExitCode {
+    support::exit_with(run(Args::parse()))
+}

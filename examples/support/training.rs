@@ -1,0 +1,207 @@
+//! What the three training examples (`fashion_mnist`, `cifar10`, `image_folder`) share: the
+//! training flags, how they change a preset, and the run from the first printed line to the
+//! last, `test accuracy: 0.XXXX`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use burn::data::dataset::Dataset;
+use nin::data::{Augment, ImageItem};
+use nin::train::{Optimizer, Progress, TrainOptions, TrainingConfig};
+
+/// The flags every training example takes.
+#[derive(Debug, clap::Args)]
+pub struct TrainFlags {
+    /// auto | flex | ndarray | wgpu | cuda
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// Passes over the training set [default: the preset's].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per step [default: the preset's].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate [default: the preset's, or the optimiser's usual one].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// sgd | adamw [default: the preset's].
+    #[arg(long, value_parser = ["sgd", "adamw"])]
+    pub optimizer: Option<String>,
+    /// Where to write the run's files [default: artifacts/<example>].
+    #[arg(long)]
+    pub artifact_dir: Option<PathBuf>,
+    /// Train on the first N training images only.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Seed of the weights, the shuffling and the augmentation.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Continue the run in --artifact-dir from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Start over in an --artifact-dir that holds an earlier run, removing that run's files
+    /// (only those its manifest.json lists; anything else there stays).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// Print progress as plain lines instead of the terminal dashboard.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Augment training images: random crops (shifts, with black padding) and horizontal
+    /// flips; the padding is the example's (2 pixels for 28×28 images, 4 for 32×32).
+    #[arg(long)]
+    pub augment: bool,
+    /// Start from these weights instead of a fresh initialisation: a PyTorch state_dict
+    /// (.pt/.pth) or .safetensors file in d2l's nn.Sequential layout, for the preset's network.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
+    /// Also save the trained weights here as .safetensors in d2l's PyTorch layout, for
+    /// `net.load_state_dict(safetensors.torch.load_file(FILE))`.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+}
+
+impl TrainFlags {
+    /// `config` with the flags applied; `--augment` crops with `crop_padding` pixels.
+    pub fn apply(&self, mut config: TrainingConfig, crop_padding: usize) -> TrainingConfig {
+        if let Some(epochs) = self.epochs {
+            config.epochs = epochs;
+        }
+        if let Some(batch_size) = self.batch_size {
+            config.batch_size = batch_size;
+        }
+        match self.optimizer.as_deref() {
+            Some("sgd") if !matches!(config.optimizer, Optimizer::Sgd { .. }) => {
+                config.optimizer = Optimizer::Sgd {
+                    lr: 0.1,
+                    momentum: None,
+                    weight_decay: None,
+                };
+            }
+            Some("adamw") if !matches!(config.optimizer, Optimizer::AdamW { .. }) => {
+                config.optimizer = Optimizer::AdamW {
+                    lr: 1e-3,
+                    weight_decay: 1e-4,
+                };
+            }
+            _ => {}
+        }
+        if let Some(lr) = self.lr {
+            config.optimizer = config.optimizer.with_lr(lr);
+        }
+        if let Some(seed) = self.seed {
+            config.seed = seed;
+            if let Some(augment) = config.augment.as_mut() {
+                augment.seed = seed;
+            }
+        }
+        config.train_limit = self.train_limit;
+        config.test_limit = self.test_limit;
+        if self.augment {
+            config.augment = Some(Augment {
+                crop_padding,
+                horizontal_flip: true,
+                seed: config.seed,
+            });
+        }
+        config
+    }
+}
+
+/// A flag that the first Ctrl-C (SIGINT) sets, so that the run stops between steps and exits
+/// with an error naming `--resume`; a second Ctrl-C ends the process at once.
+fn stop_on_ctrl_c() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // Registered first, so it sees the flag before the second handler sets it.
+    signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        130,
+        stop.clone(),
+    )?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    Ok(stop)
+}
+
+/// The data of a run, as the examples load it.
+pub struct RunData<Tr, Te> {
+    /// The training images.
+    pub train: Tr,
+    /// The test images.
+    pub test: Te,
+    /// Class names, by label.
+    pub classes: Vec<String>,
+    /// Where the data came from, for the `data:` line.
+    pub source: String,
+}
+
+/// Trains `config` on `data`, printing the configuration, the device, the data, the report and
+/// last `test accuracy: 0.XXXX`, and writes the artifacts (`--artifact-dir`, else
+/// `artifacts/<example>`).
+pub fn run<Tr, Te>(
+    flags: &TrainFlags,
+    example: &str,
+    config: &TrainingConfig,
+    data: RunData<Tr, Te>,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    Tr: Dataset<ImageItem> + 'static,
+    Te: Dataset<ImageItem> + 'static,
+{
+    config.validate()?;
+    let device = nin::backend::device(&flags.backend)?;
+    let artifact_dir = flags
+        .artifact_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("artifacts").join(example));
+    println!("config: {}", serde_json::to_string_pretty(config)?);
+    println!("device: {device:?}");
+    println!(
+        "data: {}: {} training and {} test images, {} classes",
+        data.source,
+        data.train.len(),
+        data.test.len(),
+        data.classes.len()
+    );
+    let initial_model = match &flags.init_from {
+        Some(path) => {
+            let model = nin::weights::load(config.model.init(&device), path)?;
+            println!("initial weights: {}", path.display());
+            Some(model)
+        }
+        None => None,
+    };
+    let options = TrainOptions {
+        initial_model,
+        artifact_dir: artifact_dir.clone(),
+        resume: flags.resume,
+        overwrite: flags.overwrite,
+        stop: Some(stop_on_ctrl_c()?),
+        progress: if flags.no_tui {
+            Progress::Lines
+        } else {
+            Progress::Dashboard
+        },
+        class_names: data.classes,
+    };
+    let trained = nin::train::train(config, data.train, data.test, &device, &options)?;
+    // Finish queued GPU work before the process tears the device down.
+    device.sync()?;
+    let report = &trained.report;
+    println!(
+        "trained {} epochs in {:.0} s ({:.0} training images/s)",
+        report.epochs, report.wall_seconds, report.train_images_per_second
+    );
+    for class in &report.per_class_accuracy {
+        println!("  {:<12} {:.4}", class.class, class.accuracy);
+    }
+    if let Some(path) = &flags.export {
+        nin::weights::save_safetensors(&trained.model, path)?;
+        println!("PyTorch weights: {}", path.display());
+    }
+    println!("artifacts: {}", artifact_dir.display());
+    println!("test accuracy: {:.4}", report.test_accuracy);
+    Ok(())
+}
