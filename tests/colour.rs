@@ -149,6 +149,7 @@ fn a_grayscale_model_refuses_colour_images_naming_both_counts() {
         other => panic!("expected ChannelMismatch, got {other:?}"),
     }
     let message = err.to_string();
+    println!("error: {message}");
     assert!(
         message.contains("1 channel") && message.contains("has 3"),
         "{message}"
