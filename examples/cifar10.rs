@@ -67,7 +67,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         train,
         test,
     };
-    training::run(&args.flags, example, &config, data)
+    training::run(&args.flags, example, config, data)
 }
 
 fn main() -> ExitCode {

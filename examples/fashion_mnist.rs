@@ -50,7 +50,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         train,
         test,
     };
-    training::run(&args.flags, "fashion_mnist", &config, data)
+    training::run(&args.flags, "fashion_mnist", config, data)
 }
 
 fn main() -> ExitCode {

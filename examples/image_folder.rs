@@ -90,7 +90,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         train,
         test,
     };
-    training::run(&args.flags, "image_folder", &config, data)
+    training::run(&args.flags, "image_folder", config, data)
 }
 
 fn main() -> ExitCode {

@@ -124,6 +124,108 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
     name.parse::<BackendName>()?.device()
 }
 
+/// Opens the devices of a comma-separated list, for data-parallel training. Each entry is a
+/// backend name as [`device`] takes it, or one of:
+///
+/// - `wgpu:N` / `cuda:N`: the N-th device the backend enumerates (from 0);
+/// - `wgpu:all` / `cuda:all`: every device it enumerates;
+/// - `wgpu:default`, `wgpu:cpu`: wgpu's preferred adapter and its first CPU adapter. On a
+///   machine whose only adapter is a software one (lavapipe), these two are distinct devices
+///   of the same adapter.
+///
+/// The devices must be distinct: naming one twice (`flex,flex`, or `wgpu:cpu` and the `wgpu:N`
+/// that is the same adapter) is an error.
+///
+/// ```
+/// let err = nin::backend::devices("flex,flex").unwrap_err();
+/// assert!(err.to_string().contains("twice"));
+/// assert!(nin::backend::devices("").is_err());
+/// ```
+pub fn devices(spec: &str) -> Result<Vec<Device>, BackendError> {
+    let bad = |reason: String| BackendError::Devices {
+        spec: spec.to_string(),
+        reason,
+    };
+    let mut devices: Vec<Device> = Vec::new();
+    for entry in spec.split(',').map(str::trim) {
+        if entry.is_empty() {
+            return Err(bad(format!(
+                "an empty entry; list devices separated by commas, each a backend ({}) or \
+                 wgpu:N, wgpu:all, wgpu:default, wgpu:cpu, cuda:N, cuda:all",
+                names_list()
+            )));
+        }
+        for device in entry_devices(entry).map_err(|reason| bad(format!("{entry}: {reason}")))? {
+            if devices.contains(&device) {
+                return Err(bad(format!(
+                    "{entry} names a device listed before ({device:?}) a second time; each \
+                     device can be listed once (a device listed twice would only share its \
+                     work with itself)"
+                )));
+            }
+            devices.push(device);
+        }
+    }
+    Ok(devices)
+}
+
+/// The devices of one entry of a [`devices`] list.
+fn entry_devices(entry: &str) -> Result<Vec<Device>, String> {
+    let (name, which) = match entry.split_once(':') {
+        Some((name, which)) => (name, Some(which.trim().to_ascii_lowercase())),
+        None => (entry, None),
+    };
+    let backend: BackendName = name.parse().map_err(|e: BackendError| e.to_string())?;
+    let Some(which) = which else {
+        return backend.device().map(|d| vec![d]).map_err(|e| e.to_string());
+    };
+    if !backend.is_compiled() {
+        return Err(BackendError::NotCompiled(backend).to_string());
+    }
+    enumerated_devices(backend, &which)
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn enumerated_devices(backend: BackendName, which: &str) -> Result<Vec<Device>, String> {
+    use burn::tensor::DeviceType;
+
+    let device_type = match backend {
+        #[cfg(feature = "wgpu")]
+        BackendName::Wgpu => DeviceType::Wgpu,
+        #[cfg(feature = "cuda")]
+        BackendName::Cuda => DeviceType::Cuda,
+        other => return Err(format!("`{other}` has one device; name it without `:`")),
+    };
+    #[cfg(feature = "wgpu")]
+    match (backend, which) {
+        (BackendName::Wgpu, "default") => {
+            return Ok(vec![Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)]);
+        }
+        (BackendName::Wgpu, "cpu") => return Ok(vec![Device::wgpu(burn::tensor::DeviceKind::Cpu)]),
+        _ => {}
+    }
+    let found: Vec<Device> = Device::enumerate(device_type).into_iter().collect();
+    if which == "all" {
+        if found.is_empty() {
+            return Err(format!("`{backend}` found no device"));
+        }
+        return Ok(found);
+    }
+    let index: usize = which
+        .parse()
+        .map_err(|_| format!("`{which}` is not a device number, `all`, `default` or `cpu`"))?;
+    found
+        .get(index)
+        .cloned()
+        .map(|d| vec![d])
+        .ok_or_else(|| format!("`{backend}` has {} device(s), numbered from 0", found.len()))
+}
+
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+fn enumerated_devices(backend: BackendName, _which: &str) -> Result<Vec<Device>, String> {
+    Err(format!("`{backend}` has one device; name it without `:`"))
+}
+
 /// Why a backend name could not be turned into a device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
@@ -145,6 +247,14 @@ pub enum BackendError {
         /// The backend that was asked for.
         backend: BackendName,
         /// What was missing and how to get it.
+        reason: String,
+    },
+    /// A list of devices that does not name distinct, existing devices.
+    #[error("devices {spec:?}: {reason}")]
+    Devices {
+        /// The list as given.
+        spec: String,
+        /// What is wrong with it, and the syntax.
         reason: String,
     },
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use burn::data::dataset::{Dataset, DatasetError, InMemDataset};
 use burn::tensor::{Device, Tensor};
 use nin::data::ImageItem;
-use nin::train::{Preset, Progress, TrainError, TrainOptions, TrainingConfig};
+use nin::train::{Preset, Progress, Strategy, TrainError, TrainOptions, TrainingConfig};
 use nin::{NinConfig, ShapeError};
 
 const SIDE: usize = 28;
@@ -61,6 +61,8 @@ fn options(dir: &std::path::Path) -> TrainOptions {
         stop: None,
         class_names: ["red", "green", "blue", "grey"].map(String::from).to_vec(),
         initial_model: None,
+        devices: Vec::new(),
+        strategy: Strategy::Multi,
     }
 }
 

@@ -14,7 +14,8 @@ use burn::tensor::Device;
 use nin::NinConfig;
 use nin::data::{FashionMnist, IdxDataset, Split};
 use nin::train::{
-    ArtifactDir, EpochMetrics, Preset, Progress, TrainError, TrainOptions, Trained, TrainingConfig,
+    ArtifactDir, EpochMetrics, Preset, Progress, Strategy, TrainError, TrainOptions, Trained,
+    TrainingConfig,
 };
 
 fn data(test: &str) -> Option<(IdxDataset, IdxDataset)> {
@@ -37,6 +38,8 @@ fn options(dir: &Path, resume: bool) -> TrainOptions {
             .map(|c| c.to_string())
             .collect(),
         initial_model: None,
+        devices: Vec::new(),
+        strategy: Strategy::Multi,
     }
 }
 

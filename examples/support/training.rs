@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use burn::data::dataset::Dataset;
 use nin::data::{Augment, ImageItem};
-use nin::train::{Optimizer, Progress, TrainOptions, TrainingConfig};
+use nin::train::{Optimizer, Progress, Strategy, TrainOptions, TrainingConfig};
 
 /// The flags every training example takes.
 #[derive(Debug, clap::Args)]
@@ -16,6 +16,15 @@ pub struct TrainFlags {
     /// auto | flex | ndarray | wgpu | cuda
     #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// Train on several devices at once, data-parallel: a comma-separated list of backends or
+    /// devices (wgpu:0,wgpu:1; wgpu:all; cuda:all; wgpu:default,wgpu:cpu). Each device takes
+    /// --batch-size images per step; the first also takes the optimiser step and evaluates.
+    #[arg(long, conflicts_with = "backend")]
+    pub devices: Option<String>,
+    /// How several devices share the work: multi (one process, gradients added on the first
+    /// device; any backend) or ddp (distributed data parallel; CUDA devices only).
+    #[arg(long, default_value = "multi", requires = "devices")]
+    pub strategy: Strategy,
     /// Passes over the training set [default: the preset's].
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -143,21 +152,39 @@ pub struct RunData<Tr, Te> {
 pub fn run<Tr, Te>(
     flags: &TrainFlags,
     example: &str,
-    config: &TrainingConfig,
+    mut config: TrainingConfig,
     data: RunData<Tr, Te>,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     Tr: Dataset<ImageItem> + 'static,
     Te: Dataset<ImageItem> + 'static,
 {
+    let devices = match &flags.devices {
+        Some(spec) => nin::backend::devices(spec)?,
+        None => vec![nin::backend::device(&flags.backend)?],
+    };
+    let device = devices[0].clone();
+    config.devices = devices.len();
     config.validate()?;
-    let device = nin::backend::device(&flags.backend)?;
+    let config = &config;
     let artifact_dir = flags
         .artifact_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("artifacts").join(example));
     println!("config: {}", serde_json::to_string_pretty(config)?);
-    println!("device: {device:?}");
+    match devices.len() {
+        1 => println!("device: {device:?}"),
+        n => println!(
+            "devices ({n}, {}): {}; global batch {}",
+            flags.strategy.name(),
+            devices
+                .iter()
+                .map(|d| format!("{d:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            n * config.batch_size
+        ),
+    }
     println!(
         "data: {}: {} training and {} test images, {} classes",
         data.source,
@@ -185,6 +212,12 @@ where
             Progress::Dashboard
         },
         class_names: data.classes,
+        devices: if devices.len() > 1 {
+            devices
+        } else {
+            Vec::new()
+        },
+        strategy: flags.strategy,
     };
     let trained = nin::train::train(config, data.train, data.test, &device, &options)?;
     // Finish queued GPU work before the process tears the device down.

@@ -15,4 +15,6 @@ pub use cifar::{CIFAR10, CIFAR100, Cifar10, Cifar100, CifarDataset};
 pub use folder::{ImageFolder, Unreadable};
 pub use idx::{IdxError, IdxFault, IdxImages};
 pub use mnist::{DataError, FashionMnist, IdxDataset, ImageItem, Mnist, Split};
-pub use source::{FASHION_MNIST_CLASSES, Located, MNIST_CLASSES, NotFound, Place};
+pub use source::{
+    FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN_STD, Located, MNIST_CLASSES, NotFound, Place,
+};

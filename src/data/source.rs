@@ -108,6 +108,10 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
+/// Fashion-MNIST's pixel mean and standard deviation over the training set, after scaling to
+/// `[0, 1]`.
+pub const FASHION_MNIST_MEAN_STD: (f32, f32) = (0.2860, 0.3530);
+
 /// MNIST's class names: the digits.
 pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 

@@ -118,6 +118,30 @@ impl Optimizer {
         }
     }
 
+    /// The optimiser that takes the same steps from the sum of `devices` gradients (each the
+    /// mean over one device's batch, as burn-train's multi-device strategy adds them) as this
+    /// one takes from their mean, the gradient of the global batch.
+    ///
+    /// SGD's step is linear in the gradient: its learning rate is divided by `devices`, and its
+    /// L2 weight decay, which is added to the gradient before that rate, multiplied by it, so
+    /// every update (momentum included) is the same. Adam's step is invariant to the scale of
+    /// the gradient (but for its ε), and its decay is decoupled: AdamW is unchanged.
+    pub fn for_summed_gradients(self, devices: usize) -> Self {
+        let n = devices.max(1) as f64;
+        match self {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+            } => Optimizer::Sgd {
+                lr: lr / n,
+                momentum,
+                weight_decay: weight_decay.map(|d| d * n),
+            },
+            adamw @ Optimizer::AdamW { .. } => adamw,
+        }
+    }
+
     /// Builds the optimiser; the learning rate is passed at each step (see [`lr`](Self::lr)).
     pub fn init(&self) -> ModuleOptimizer {
         match *self {
@@ -217,11 +241,20 @@ pub struct TrainingConfig {
     pub train_limit: Option<usize>,
     /// Use only the first this many test images.
     pub test_limit: Option<usize>,
+    /// Devices the run trains on, data-parallel (see [`TrainOptions::devices`]): each takes
+    /// `batch_size` images per step, so the global batch is `batch_size × devices`. Saved with
+    /// the run, so that a resumed run splits the data and the schedule the same way.
+    ///
+    /// [`TrainOptions::devices`]: super::TrainOptions::devices
+    #[serde(default = "one_device")]
+    pub devices: usize,
 }
 
-/// Fashion-MNIST's pixel mean and standard deviation over the training set, after scaling to
-/// `[0, 1]`.
-pub const FASHION_MNIST_MEAN_STD: (f32, f32) = (0.2860, 0.3530);
+fn one_device() -> usize {
+    1
+}
+
+pub use crate::data::FASHION_MNIST_MEAN_STD;
 
 impl TrainingConfig {
     /// The configuration of `preset` for 10 classes.
@@ -246,6 +279,7 @@ impl TrainingConfig {
                 augment: None,
                 train_limit: None,
                 test_limit: None,
+                devices: 1,
             },
             // Lin, Chen & Yan (2014), section 4.1: mini-batches of 128, dropout on the outputs of
             // the mlpconv layers, weight decay, and a learning rate lowered tenfold when
@@ -272,6 +306,7 @@ impl TrainingConfig {
                 augment: None,
                 train_limit: None,
                 test_limit: None,
+                devices: 1,
             },
             Preset::Compact => Self {
                 preset,
@@ -301,6 +336,7 @@ impl TrainingConfig {
                 augment: None,
                 train_limit: None,
                 test_limit: None,
+                devices: 1,
             },
         }
     }
@@ -358,6 +394,9 @@ impl TrainingConfig {
         }
         if self.batch_size == 0 {
             return bad("batch size", "must be at least 1".into());
+        }
+        if self.devices == 0 {
+            return bad("devices", "must be at least 1".into());
         }
         let lr = self.optimizer.lr();
         if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {

@@ -27,7 +27,7 @@ pub use config::{FASHION_MNIST_MEAN_STD, Optimizer, Preset, Schedule, TrainingCo
 pub use evaluate::{Evaluation, Prediction, classify, evaluate};
 pub use plot::{training_svg, write_training_svg};
 pub use recorder::{Divergence, EpochMetrics, METRICS_CSV_HEADER, write_csv};
-pub use run::{Progress, TrainOptions, Trained, train};
+pub use run::{Progress, Strategy, TrainOptions, Trained, train};
 
 /// Why a run could not train, evaluate or save.
 #[derive(Debug, thiserror::Error)]

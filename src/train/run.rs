@@ -12,9 +12,13 @@ use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::PartialDataset;
 use burn::module::Module;
 use burn::tensor::Device;
+use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
 use burn::train::checkpoint::{FileCheckpointer, KeepLastNCheckpoints};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
-use burn::train::{Learner, LearningResult, SupervisedTraining};
+use burn::train::{
+    ExecutionStrategy, Learner, LearningResult, MultiDeviceOptim, SupervisedTraining,
+    TrainingStrategy,
+};
 
 use crate::data::{Augment, ImageBatch, ImageBatcher, ImageItem};
 use crate::model::Nin;
@@ -34,6 +38,42 @@ pub enum Progress {
     Lines,
     /// Nothing.
     Quiet,
+}
+
+/// How a run on several devices shares the work: one of burn-train's execution strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// burn-train's `MultiDevice`: one process, a thread per device, each training on its own
+    /// part of the data; the gradients are added on the first device, which takes the
+    /// optimiser step and evaluates. Works on every backend.
+    #[default]
+    Multi,
+    /// burn-train's distributed data parallel (`ExecutionStrategy::ddp`, gradients averaged by
+    /// an all-reduce). burn 0.22 implements the collective operations it needs on CUDA only
+    /// (NCCL), so every device must be a CUDA device.
+    Ddp,
+}
+
+impl Strategy {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Multi => "multi",
+            Strategy::Ddp => "ddp",
+        }
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "multi" => Ok(Strategy::Multi),
+            "ddp" => Ok(Strategy::Ddp),
+            other => Err(format!("unknown strategy `{other}`; use multi or ddp")),
+        }
+    }
 }
 
 /// Where and how a run works, apart from what it computes.
@@ -59,6 +99,41 @@ pub struct TrainOptions {
     /// `nin::weights::load` filled from a PyTorch file. It must have the configuration's
     /// layers; it cannot be combined with `resume`, which starts from the last checkpoint.
     pub initial_model: Option<Nin>,
+    /// Every device to train on, data-parallel, the device passed to [`train`] first (it
+    /// holds the optimiser step and the evaluation); empty for that device alone. Each device
+    /// trains on its own share of the training set with `batch_size` images per step, so an
+    /// epoch is still one pass over the set, in `1/n` as many steps of a global batch `n` times
+    /// as large; the learning rate applies to that global batch's mean gradient. Their number
+    /// must be [`TrainingConfig::devices`].
+    pub devices: Vec<Device>,
+    /// How several devices share the work.
+    pub strategy: Strategy,
+}
+
+impl TrainOptions {
+    /// Options for a fresh run into `artifact_dir` on one device, with progress as lines.
+    pub fn new(artifact_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            artifact_dir: artifact_dir.into(),
+            resume: false,
+            overwrite: false,
+            progress: Progress::Lines,
+            stop: None,
+            class_names: Vec::new(),
+            initial_model: None,
+            devices: Vec::new(),
+            strategy: Strategy::default(),
+        }
+    }
+
+    /// The devices of the run: [`devices`](Self::devices), or `device` alone.
+    fn training_devices(&self, device: &Device) -> Vec<Device> {
+        if self.devices.is_empty() {
+            vec![device.clone()]
+        } else {
+            self.devices.clone()
+        }
+    }
 }
 
 /// A finished run.
@@ -96,8 +171,10 @@ where
 {
     let started = Instant::now();
     crate::ops::retain_freed_memory();
+    check_devices(config, options, device)?;
     let run = open_run(config, options, &train_set)?;
-    let data = RunData::new(config, train_set, test_set, run.start_epoch, device)?;
+    let devices = options.training_devices(device);
+    let data = RunData::new(config, train_set, test_set, run.start_epoch, devices)?;
     let learner = learner(config, options, &data)?;
     let (result, record) = launch(config, options, &run, &data, learner);
     let completed = outcome(config, &run, &result, &record)?;
@@ -112,6 +189,53 @@ where
         completed,
         started,
     )
+}
+
+/// The devices must be distinct, start with `device`, be as many as the configuration says,
+/// and suit the strategy.
+fn check_devices(
+    config: &TrainingConfig,
+    options: &TrainOptions,
+    device: &Device,
+) -> Result<(), TrainError> {
+    let devices = options.training_devices(device);
+    let refuse = |reason: String| Err(TrainError::Config(format!("devices: {reason}")));
+    if devices[0] != *device {
+        return refuse(format!(
+            "the first of TrainOptions::devices ({:?}) must be the device passed to train \
+             ({device:?}), which takes the optimiser step and evaluates",
+            devices[0]
+        ));
+    }
+    for (index, later) in devices.iter().enumerate().skip(1) {
+        if devices[..index].contains(later) {
+            return refuse(format!("{later:?} is listed twice"));
+        }
+    }
+    if devices.len() != config.devices {
+        return refuse(format!(
+            "{} given, but the configuration's `devices` is {}: set it to the number of devices \
+             (it is saved with the run, so that a resumed run splits the work the same way)",
+            devices.len(),
+            config.devices
+        ));
+    }
+    if options.strategy == Strategy::Ddp {
+        #[cfg(feature = "cuda")]
+        let cuda = Device::enumerate(burn::tensor::DeviceType::Cuda);
+        #[cfg(feature = "cuda")]
+        let on_cuda = |d: &Device| cuda.contains(d);
+        #[cfg(not(feature = "cuda"))]
+        let on_cuda = |_: &Device| false;
+        if let Some(other) = devices.iter().find(|d| !on_cuda(d)) {
+            return refuse(format!(
+                "the ddp strategy needs collective operations between devices, which burn 0.22 \
+                 implements on CUDA devices only (NCCL), and {other:?} is not one; use the \
+                 multi strategy"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The artifact directory of a run, locked, with where the run starts.
@@ -174,8 +298,10 @@ struct RunData<Te: Dataset<ImageItem>> {
     eval_batcher: ImageBatcher,
     /// Training images per epoch.
     train_len: usize,
-    /// The autodiff device training runs on.
+    /// The autodiff device training runs on (the first, with several).
     train_device: Device,
+    /// Every device the run trains on.
+    devices: Vec<Device>,
 }
 
 impl<Te: Dataset<ImageItem> + 'static> RunData<Te> {
@@ -184,8 +310,9 @@ impl<Te: Dataset<ImageItem> + 'static> RunData<Te> {
         train_set: Tr,
         test_set: Te,
         start_epoch: usize,
-        device: &Device,
+        devices: Vec<Device>,
     ) -> Result<Self, TrainError> {
+        let device = &devices[0];
         let train_len = limit(train_set.len(), config.train_limit);
         let test_len = limit(test_set.len(), config.test_limit);
         let train_set = PartialDataset::new(train_set, 0, train_len);
@@ -229,6 +356,7 @@ impl<Te: Dataset<ImageItem> + 'static> RunData<Te> {
             eval_batcher,
             train_len,
             train_device,
+            devices,
         })
     }
 }
@@ -240,10 +368,19 @@ fn learner<Te: Dataset<ImageItem>>(
     options: &TrainOptions,
     data: &RunData<Te>,
 ) -> Result<Learner<Nin>, TrainError> {
-    let steps_per_epoch = data.train_len.div_ceil(config.batch_size);
+    // With n devices burn-train cuts the training set into n parts, the last taking the
+    // remainder, and takes one step per batch of each part.
+    let n = config.devices;
+    let last_part = data.train_len - (n - 1) * (data.train_len / n);
+    let steps_per_epoch = last_part.div_ceil(config.batch_size);
+    // burn-train's multi-device strategy adds the devices' gradients; DDP averages them.
+    let optimizer = match options.strategy {
+        Strategy::Multi => config.optimizer.for_summed_gradients(n),
+        Strategy::Ddp => config.optimizer,
+    };
     let scheduler = config
         .schedule
-        .init(config.optimizer.lr(), steps_per_epoch * config.epochs)
+        .init(optimizer.lr(), steps_per_epoch * config.epochs)
         .map_err(TrainError::Config)?;
     let model = config.model.init(&data.train_device);
     let model = match &options.initial_model {
@@ -258,7 +395,7 @@ fn learner<Te: Dataset<ImageItem>>(
             })?,
         None => model,
     };
-    Ok(Learner::new(model, config.optimizer.init(), scheduler))
+    Ok(Learner::new(model, optimizer.init(), scheduler))
 }
 
 /// Runs burn-train's supervised training with this crate's checkpoints, metrics, renderer and
@@ -303,6 +440,19 @@ fn launch<Te: Dataset<ImageItem>>(
     }
     if run.start_epoch > 0 {
         training = training.checkpoint(run.start_epoch);
+    }
+    if data.devices.len() > 1 {
+        let devices: Vec<Device> = data.devices.iter().map(|d| d.clone().autodiff()).collect();
+        let strategy = match options.strategy {
+            Strategy::Multi => ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice),
+            Strategy::Ddp => ExecutionStrategy::ddp(
+                devices,
+                DistributedConfig {
+                    all_reduce_op: ReduceOperation::Mean,
+                },
+            ),
+        };
+        training = training.with_training_strategy(TrainingStrategy::Default(strategy));
     }
     let recorder = EpochRecorder::new(
         run.previous_rows.clone(),
@@ -411,7 +561,12 @@ fn report<Te: Dataset<ImageItem>>(
     )?;
     let report = Report {
         preset: config.preset.name().to_string(),
-        backend: format!("{device:?}"),
+        backend: data
+            .devices
+            .iter()
+            .map(|d| format!("{d:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         epochs: completed,
         test_images: evaluation.images() as usize,
         test_accuracy: evaluation.accuracy(),

@@ -1,0 +1,186 @@
+//! Data-parallel training on several devices through burn-train's multi-device strategy: two
+//! wgpu devices on one adapter (lavapipe here) reach the accuracy of one, a resumed
+//! two-device run continues, and device lists that cannot work are refused before anything is
+//! written.
+#![cfg(feature = "train")]
+
+mod common;
+
+use burn::data::dataset::InMemDataset;
+use burn::tensor::Device;
+use nin::NinConfig;
+use nin::data::ImageItem;
+use nin::train::{
+    ArtifactDir, Preset, Progress, Strategy, TrainError, TrainOptions, Trained, TrainingConfig,
+};
+
+const SIDE: usize = 28;
+const CLASSES: usize = 4;
+
+/// `count` grayscale images whose class is the orientation and spacing of their stripes, with
+/// noise: learnable in a few epochs, not by brightness alone.
+fn striped(count: usize, seed: u64) -> Vec<ImageItem> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count)
+        .map(|index| {
+            let label = index % CLASSES;
+            let phase = (next() % 8) as usize;
+            let pixels = (0..SIDE * SIDE)
+                .map(|i| {
+                    let (y, x) = (i / SIDE, i % SIDE);
+                    let along = if label % 2 == 0 { x } else { y };
+                    let period = if label < 2 { 4 } else { 8 };
+                    let on = (along + phase) % period < period / 2;
+                    (if on { 170 } else { 40 }) + (next() % 40) as u8
+                })
+                .collect();
+            ImageItem::grayscale(pixels, SIDE, SIDE, label)
+        })
+        .collect()
+}
+
+/// The same global batch of 32 on any number of devices: each takes `32 / devices` images per
+/// step, so one device and two take the same steps of the same size.
+fn config(devices: usize, epochs: usize) -> TrainingConfig {
+    TrainingConfig {
+        model: NinConfig::compact(CLASSES)
+            .with_batch_norm(true)
+            .with_dropout(0.1),
+        epochs,
+        batch_size: 32 / devices,
+        workers: 1,
+        devices,
+        ..TrainingConfig::preset(Preset::Compact)
+    }
+}
+
+fn options(dir: &std::path::Path, devices: Vec<Device>, resume: bool) -> TrainOptions {
+    TrainOptions {
+        resume,
+        class_names: (0..CLASSES).map(|c| c.to_string()).collect(),
+        devices,
+        ..TrainOptions::new(dir)
+    }
+}
+
+fn run(
+    config: &TrainingConfig,
+    devices: &[Device],
+    dir: &std::path::Path,
+    resume: bool,
+) -> Result<Trained, TrainError> {
+    nin::train::train(
+        config,
+        InMemDataset::new(striped(256, 1)),
+        InMemDataset::new(striped(128, 2)),
+        &devices[0],
+        &options(dir, devices.to_vec(), resume),
+    )
+}
+
+/// Two distinct wgpu devices, or `None` after reporting why there are none.
+fn two_wgpu_devices(test: &str) -> Option<Vec<Device>> {
+    common::wgpu(test)?;
+    match nin::backend::devices("wgpu:default,wgpu:cpu") {
+        Ok(devices) => Some(devices),
+        Err(err) => {
+            common::unavailable(
+                test,
+                "two wgpu devices",
+                "NIN_REQUIRE_WGPU",
+                &err.to_string(),
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn two_wgpu_devices_learn_as_one_does_and_resume() {
+    let test = "two_wgpu_devices_learn_as_one_does_and_resume";
+    let Some(devices) = two_wgpu_devices(test) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let one = run(
+        &config(1, 4),
+        &devices[..1],
+        &root.path().join("one"),
+        false,
+    )
+    .unwrap();
+
+    // Two devices: stopped after two epochs, then resumed from the checkpoint to four.
+    let two_dir = root.path().join("two");
+    let first = run(&config(2, 2), &devices, &two_dir, false).unwrap();
+    assert_eq!(first.metrics.len(), 2);
+    let two = run(&config(2, 4), &devices, &two_dir, true).unwrap();
+    let epochs: Vec<usize> = two.metrics.iter().map(|m| m.epoch).collect();
+    assert_eq!(epochs, [1, 2, 3, 4]);
+
+    let (a, b) = (one.report.test_accuracy, two.report.test_accuracy);
+    println!("{test}: one device {a:.4}, two devices (resumed after epoch 2) {b:.4} (chance 0.25)");
+    assert!(a > 0.8 && b > 0.8, "one device {a}, two devices {b}");
+    assert!((a - b).abs() < 0.15, "one device {a}, two devices {b}");
+    // The report names both devices.
+    assert_eq!(
+        two.report.backend.matches("WgpuDevice").count(),
+        2,
+        "{}",
+        two.report.backend
+    );
+    // Resuming it on one device would split the data differently: refused.
+    let err = run(&config(1, 5), &devices[..1], &two_dir, true).unwrap_err();
+    assert!(err.to_string().contains("devices: 2 -> 1"), "{err}");
+}
+
+#[test]
+fn device_lists_that_cannot_work_are_refused_before_anything_is_written() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    let flex = Device::flex();
+    let cases: [(TrainingConfig, Vec<Device>, Strategy, &str); 3] = [
+        (
+            config(2, 1),
+            vec![flex.clone(), flex.clone()],
+            Strategy::Multi,
+            "listed twice",
+        ),
+        (config(1, 1), Vec::new(), Strategy::Ddp, "CUDA"),
+        (config(2, 1), Vec::new(), Strategy::Multi, "1 given"),
+    ];
+    for (config, devices, strategy, expected) in cases {
+        let err = nin::train::train(
+            &config,
+            InMemDataset::new(striped(8, 1)),
+            InMemDataset::new(striped(8, 2)),
+            &flex,
+            &TrainOptions {
+                strategy,
+                ..options(&dir, devices, false)
+            },
+        )
+        .unwrap_err();
+        println!("{err}");
+        assert!(matches!(err, TrainError::Config(_)), "{err}");
+        assert!(err.to_string().contains(expected), "{err}");
+        assert!(!dir.exists(), "nothing may be written");
+    }
+    assert!(ArtifactDir::new(&dir).read_report().is_err());
+    // The same device twice in a list, and a list naming nothing.
+    for spec in ["flex,flex", "flex,", "wgpu:seven", "tpu:0"] {
+        let err = nin::backend::devices(spec).unwrap_err();
+        println!("{err}");
+    }
+}
+
+#[test]
+fn progress_is_the_default_for_options() {
+    assert_eq!(TrainOptions::new("x").progress, Progress::Lines);
+}
