@@ -27,13 +27,7 @@ fn shade(label: usize, t: u8) -> [u8; 3] {
 /// the same random texture in every channel, so that no single channel's brightness alone
 /// tells the classes apart.
 fn colour_items(count: usize, seed: u64) -> Vec<ImageItem> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = common::xorshift(seed);
     (0..count)
         .map(|index| {
             let label = index % CLASSES;

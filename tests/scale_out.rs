@@ -20,13 +20,7 @@ const CLASSES: usize = 4;
 /// `count` grayscale images whose class is the orientation and spacing of their stripes, with
 /// noise: learnable in a few epochs, not by brightness alone.
 fn striped(count: usize, seed: u64) -> Vec<ImageItem> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = common::xorshift(seed);
     (0..count)
         .map(|index| {
             let label = index % CLASSES;

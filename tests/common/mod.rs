@@ -126,3 +126,15 @@ pub fn example(name: &str) -> std::path::PathBuf {
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     profile_dir.join("examples").join(name)
 }
+
+/// A seeded xorshift generator of `u64`s: generated test data that is the same on every run
+/// without a dependency on a random-number crate.
+pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
