@@ -28,7 +28,7 @@ fn striped(count: usize, seed: u64) -> Vec<ImageItem> {
             let pixels = (0..SIDE * SIDE)
                 .map(|i| {
                     let (y, x) = (i / SIDE, i % SIDE);
-                    let along = if label % 2 == 0 { x } else { y };
+                    let along = if label.is_multiple_of(2) { x } else { y };
                     let period = if label < 2 { 4 } else { 8 };
                     let on = (along + phase) % period < period / 2;
                     (if on { 170 } else { 40 }) + (next() % 40) as u8
