@@ -171,9 +171,9 @@ where
 {
     let started = Instant::now();
     crate::ops::retain_freed_memory();
-    check_devices(config, options, device)?;
-    let run = open_run(config, options, &train_set)?;
     let devices = options.training_devices(device);
+    check_devices(config, options, &devices, device)?;
+    let run = open_run(config, options, &train_set)?;
     let data = RunData::new(config, train_set, test_set, run.start_epoch, devices)?;
     let learner = learner(config, options, &data)?;
     let (result, record) = launch(config, options, &run, &data, learner);
@@ -196,9 +196,9 @@ where
 fn check_devices(
     config: &TrainingConfig,
     options: &TrainOptions,
+    devices: &[Device],
     device: &Device,
 ) -> Result<(), TrainError> {
-    let devices = options.training_devices(device);
     let refuse = |reason: String| Err(TrainError::Config(format!("devices: {reason}")));
     if devices[0] != *device {
         return refuse(format!(
