@@ -1,5 +1,6 @@
 //! Classifies images with a model trained by the `fashion_mnist` example (or by
-//! `nin::train::train` on images of your own, grayscale or RGB).
+//! `nin::train::train` on images of your own, grayscale or RGB), or, before any training, with
+//! the Fashion-MNIST weights shipped in the crate.
 //!
 //! ```text
 //! cargo run --release --example predict -- shoe.png shirt.jpg
@@ -18,6 +19,7 @@ use burn::data::dataset::Dataset;
 use clap::Parser;
 use nin::Nin;
 use nin::data::{FASHION_MNIST_CLASSES, FashionMnist, ImageItem, Split};
+use nin::pretrained::Weights;
 use nin::train::{ArtifactDir, Preset, TrainingConfig, classify};
 use serde::Serialize;
 
@@ -33,9 +35,10 @@ struct Args {
     /// A Fashion-MNIST test image to classify, by index (repeatable).
     #[arg(long = "index")]
     indices: Vec<usize>,
-    /// The directory the `fashion_mnist` example wrote.
-    #[arg(long, default_value = "artifacts/fashion_mnist")]
-    artifact_dir: PathBuf,
+    /// The directory a training example wrote [default: artifacts/fashion_mnist if a run is
+    /// there, else the pretrained Fashion-MNIST weights shipped in the crate].
+    #[arg(long)]
+    artifact_dir: Option<PathBuf>,
     /// Classify with weights from a file instead of a training run: a PyTorch state_dict
     /// (.pt/.pth) or .safetensors file in d2l's nn.Sequential layout.
     #[arg(long)]
@@ -119,8 +122,12 @@ fn read_image(path: &Path, invert: bool, input: FileInput) -> Result<ImageItem, 
     Ok(item)
 }
 
+/// Where the `fashion_mnist` example writes its run unless told otherwise.
+const DEFAULT_ARTIFACT_DIR: &str = "artifacts/fashion_mnist";
+
 /// The model, the configuration its inputs are prepared with, and the class names: from a
-/// weights file with --weights, else from the artifact directory.
+/// weights file with --weights, else from the artifact directory, else (no directory named and
+/// no run in the default one) the weights shipped in the crate.
 fn load(
     args: &Args,
     device: &burn::tensor::Device,
@@ -139,7 +146,16 @@ fn load(
                     .into(),
             );
         }
-        let artifacts = ArtifactDir::new(&args.artifact_dir);
+        let artifacts = match &args.artifact_dir {
+            Some(dir) => ArtifactDir::new(dir),
+            None => {
+                let artifacts = ArtifactDir::new(DEFAULT_ARTIFACT_DIR);
+                if !artifacts.config().is_file() {
+                    return pretrained(device);
+                }
+                artifacts
+            }
+        };
         let (model, config) = artifacts.load_model(device)?;
         // The report names the classes the model was trained on.
         let class_names = match artifacts.read_report() {
@@ -155,6 +171,28 @@ fn load(
     let config = TrainingConfig::preset(args.preset.unwrap_or(Preset::D2l));
     let model = nin::weights::load(config.model.init(device), weights)?;
     Ok((model, config, fashion_mnist()))
+}
+
+/// The compact network with the Fashion-MNIST weights shipped in the crate, saying so on stderr.
+fn pretrained(
+    device: &burn::tensor::Device,
+) -> Result<(Nin, TrainingConfig, Vec<String>), Box<dyn std::error::Error>> {
+    let weights = Weights::FashionMnistCompact;
+    eprintln!(
+        "no training run in {DEFAULT_ARTIFACT_DIR}: using the pretrained Fashion-MNIST weights \
+         shipped in nin ({weights:?}, test accuracy {:.4}); pass --artifact-dir or --weights \
+         for others",
+        weights.test_accuracy()
+    );
+    let model = weights.load(device)?;
+    // The weights were trained with the compact preset's input pipeline.
+    let config = TrainingConfig::preset(Preset::Compact);
+    let classes = weights
+        .class_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    Ok((model, config, classes))
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {

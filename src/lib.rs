@@ -6,6 +6,8 @@ pub mod backend;
 pub mod data;
 pub mod model;
 pub mod ops;
+#[cfg(feature = "pretrained")]
+pub mod pretrained;
 #[cfg(feature = "train")]
 pub mod train;
 #[cfg(feature = "pytorch")]

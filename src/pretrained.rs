@@ -1,0 +1,185 @@
+//! Weights trained by this crate and embedded in it (feature `pretrained`, on by default): a
+//! network that classifies Fashion-MNIST with no training.
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! use burn::tensor::{Tensor, TensorData};
+//! use nin::data::folder::read_image;
+//! use nin::pretrained::{self, Weights};
+//!
+//! let device = nin::backend::device("auto").unwrap();
+//! let model = pretrained::fashion_mnist(&device);
+//!
+//! // The first image of the Fashion-MNIST test set, kept next to the weights in the source tree.
+//! let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+//!     .join("weights/fashion_mnist_compact/test-0-ankle-boot.png");
+//! let item = read_image(&path, 1, 28).unwrap();
+//! // Pixels to [0, 1], then normalised as in training.
+//! let (mean, std) = Weights::FashionMnistCompact.normalize();
+//! let pixels: Vec<f32> = item
+//!     .pixels
+//!     .iter()
+//!     .map(|&p| (f32::from(p) / 255.0 - mean) / std)
+//!     .collect();
+//! let image = Tensor::<4>::from_data(TensorData::new(pixels, [1, 1, 28, 28]), &device);
+//!
+//! let class = model.forward(image).argmax(1).into_scalar::<i64>() as usize;
+//! assert_eq!(Weights::FashionMnistCompact.class_names()[class], "Ankle boot");
+//! ```
+//!
+//! The weights are loaded from bytes compiled into the crate, with no file I/O, after their
+//! SHA-256 is checked. `weights/fashion_mnist_compact/` in the source tree holds the command
+//! and the `config.json` that trained them.
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use sha2::{Digest, Sha256};
+
+use crate::data::{FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN_STD};
+use crate::model::first_non_finite;
+use crate::{Nin, NinConfig};
+
+/// The weights shipped with the crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Weights {
+    /// The compact preset's network (`NinConfig::compact(10)` with batch norm, dropout 0.1),
+    /// trained on Fashion-MNIST with its recipe for 30 epochs with random crops and
+    /// mirroring (`--augment`): test accuracy 0.9377 on the 10,000 test images
+    /// ([`test_accuracy`](Self::test_accuracy)); an f16 copy of the weights gives the same.
+    FashionMnistCompact,
+}
+
+impl Weights {
+    /// Every set of weights shipped.
+    pub const ALL: [Weights; 1] = [Weights::FashionMnistCompact];
+
+    /// The network the weights belong to.
+    pub fn config(self) -> NinConfig {
+        match self {
+            Weights::FashionMnistCompact => NinConfig::compact(10)
+                .with_batch_norm(true)
+                .with_dropout(0.1),
+        }
+    }
+
+    /// Test accuracy of the weights on the 10,000 Fashion-MNIST test images (flex backend,
+    /// f32), as `tests/pretrained.rs` checks it.
+    pub fn test_accuracy(self) -> f64 {
+        match self {
+            Weights::FashionMnistCompact => FASHION_MNIST_COMPACT_ACCURACY,
+        }
+    }
+
+    /// The mean and standard deviation to normalise `[0, 1]` pixels with before the network.
+    pub fn normalize(self) -> (f32, f32) {
+        match self {
+            Weights::FashionMnistCompact => FASHION_MNIST_MEAN_STD,
+        }
+    }
+
+    /// The class names, by output index.
+    pub fn class_names(self) -> &'static [&'static str] {
+        match self {
+            Weights::FashionMnistCompact => &FASHION_MNIST_CLASSES,
+        }
+    }
+
+    /// The embedded weights: a burnpack record of f32 values.
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            Weights::FashionMnistCompact => FASHION_MNIST_COMPACT,
+        }
+    }
+
+    /// Lower-case hex SHA-256 of [`bytes`](Self::bytes).
+    pub fn sha256(self) -> &'static str {
+        match self {
+            Weights::FashionMnistCompact => FASHION_MNIST_COMPACT_SHA256,
+        }
+    }
+
+    /// The network with the embedded weights, in evaluation mode, on `device`.
+    pub fn load(self, device: &Device) -> Result<Nin, PretrainedError> {
+        self.load_bytes(self.bytes(), device)
+    }
+
+    /// The network with weights from `bytes`, which must be exactly these weights (a copy of
+    /// [`bytes`](Self::bytes)): their SHA-256 is checked before they are decoded.
+    pub fn load_bytes(self, bytes: &[u8], device: &Device) -> Result<Nin, PretrainedError> {
+        let actual: String = Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if actual != self.sha256() {
+            return Err(PretrainedError::Checksum {
+                weights: self,
+                expected: self.sha256(),
+                actual,
+            });
+        }
+        let decode = |reason: String| PretrainedError::Decode {
+            weights: self,
+            reason,
+        };
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+            .map_err(|e| decode(e.to_string()))?;
+        let model = self
+            .config()
+            .init(device)
+            .try_load_record(record)
+            .map_err(|e| decode(e.to_string()))?;
+        if let Some((parameter, index, value)) = first_non_finite(&model) {
+            return Err(decode(format!(
+                "parameter `{parameter}` holds {value} at index {index}"
+            )));
+        }
+        Ok(model.valid())
+    }
+}
+
+/// The compact network trained on Fashion-MNIST ([`Weights::FashionMnistCompact`]), in
+/// evaluation mode, on `device`. Inputs are 28×28 grayscale images scaled to `[0, 1]` and
+/// normalised with [`Weights::normalize`].
+///
+/// # Panics
+///
+/// If the embedded weights fail their check, which would mean this copy of the crate is
+/// damaged; [`Weights::load`] returns that as an error instead.
+pub fn fashion_mnist(device: &Device) -> Nin {
+    Weights::FashionMnistCompact
+        .load(device)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Why shipped weights could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PretrainedError {
+    /// The bytes are not the weights shipped.
+    #[error(
+        "{weights:?}: SHA-256 of the weights is {actual}, expected {expected}; the bytes are \
+         damaged or are other weights: use Weights::load, which reads the copy in the crate"
+    )]
+    Checksum {
+        /// Which weights.
+        weights: Weights,
+        /// The digest recorded in the crate.
+        expected: &'static str,
+        /// The digest of the bytes given.
+        actual: String,
+    },
+    /// The bytes passed their check but could not be decoded into the network.
+    #[error("{weights:?}: cannot decode the weights: {reason}")]
+    Decode {
+        /// Which weights.
+        weights: Weights,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+const FASHION_MNIST_COMPACT: &[u8] = include_bytes!("../weights/fashion_mnist_compact/model.bpk");
+const FASHION_MNIST_COMPACT_SHA256: &str =
+    "9ec507bd5be10549e677c43039dd27e67b6fbc330dfbf115c31a9820bd6a781c";
+const FASHION_MNIST_COMPACT_ACCURACY: f64 = 0.9377;

@@ -1,0 +1,168 @@
+//! The weights shipped in the crate: their accuracy on the real test set, f16's cost, loading
+//! that is repeatable and refuses damaged bytes, and `predict` using them when there is no run.
+#![cfg(all(feature = "pretrained", feature = "train"))]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Device, Distribution, Tensor, TensorData, f16};
+use nin::data::{FashionMnist, Split};
+use nin::pretrained::{self, PretrainedError, Weights};
+use nin::train::{Preset, TrainingConfig, evaluate};
+
+/// Rounds every stored value (weights, biases, batch-norm scales, shifts and running
+/// statistics) to f16 and back: the weights as an f16 copy would hold them.
+struct ThroughF16;
+
+impl ModuleMapper for ThroughF16 {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|tensor| {
+            let device = tensor.device();
+            let shape = tensor.shape();
+            let values: Vec<f32> = tensor
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+                .into_iter()
+                .map(|v| f16::from_f32(v).to_f32())
+                .collect();
+            Tensor::from_data(TensorData::new(values, shape), &device)
+        })
+    }
+}
+
+#[test]
+fn the_weights_belong_to_the_compact_preset() {
+    assert_eq!(
+        Weights::FashionMnistCompact.config(),
+        TrainingConfig::preset(Preset::Compact).model
+    );
+    assert_eq!(
+        Some(Weights::FashionMnistCompact.normalize()),
+        TrainingConfig::preset(Preset::Compact).normalize
+    );
+    let bytes = Weights::FashionMnistCompact.bytes().len();
+    assert!(bytes <= 1 << 20, "{bytes} bytes: over 1 MiB");
+}
+
+#[test]
+fn the_shipped_weights_reach_their_stated_accuracy_on_the_test_set() {
+    let test = "the_shipped_weights_reach_their_stated_accuracy_on_the_test_set";
+    let Some(dir) = common::fashion_mnist_dir(test) else {
+        return;
+    };
+    let test_set = FashionMnist::from_dir(&dir, Split::Test).unwrap();
+    let device = Device::flex();
+    let weights = Weights::FashionMnistCompact;
+    let config = TrainingConfig::preset(Preset::Compact);
+    let batcher = config.batcher([28, 28]);
+    let model = pretrained::fashion_mnist(&device);
+    let accuracy = evaluate(&model, &test_set, &batcher, 500, &device)
+        .unwrap()
+        .accuracy();
+    println!(
+        "f32: test accuracy {accuracy:.4} (stated {:.4})",
+        weights.test_accuracy()
+    );
+    assert!(
+        (accuracy - weights.test_accuracy()).abs() <= 0.001,
+        "{accuracy} against the stated {}",
+        weights.test_accuracy()
+    );
+
+    // What an f16 copy would cost.
+    let halved = model.map(&mut ThroughF16);
+    let f16_accuracy = evaluate(&halved, &test_set, &batcher, 500, &device)
+        .unwrap()
+        .accuracy();
+    println!(
+        "f16: test accuracy {f16_accuracy:.4} ({:+.4})",
+        f16_accuracy - accuracy
+    );
+    assert!((f16_accuracy - accuracy).abs() <= 0.002, "{f16_accuracy}");
+}
+
+#[test]
+fn loading_twice_gives_bit_identical_logits() {
+    let device = Device::flex();
+    let images = Tensor::<4>::random([16, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
+    let logits = |model: nin::Nin| {
+        model
+            .forward(images.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f32::to_bits)
+            .collect::<Vec<u32>>()
+    };
+    let first = logits(Weights::FashionMnistCompact.load(&device).unwrap());
+    let second = logits(Weights::FashionMnistCompact.load(&device).unwrap());
+    assert_eq!(first, second);
+    // And they are not an untrained network's.
+    let fresh = logits(Weights::FashionMnistCompact.config().init(&device));
+    assert_ne!(first, fresh);
+}
+
+#[test]
+fn damaged_bytes_are_refused_with_a_clean_error() {
+    let device = Device::flex();
+    let weights = Weights::FashionMnistCompact;
+    let mut flipped = weights.bytes().to_vec();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    let half = &weights.bytes()[..weights.bytes().len() / 2];
+    for (what, bytes) in [("flipped", &flipped[..]), ("cut", half), ("empty", &[][..])] {
+        let err = weights.load_bytes(bytes, &device).unwrap_err();
+        println!("{what}: {err}");
+        assert!(
+            matches!(err, PretrainedError::Checksum { .. }),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains("Weights::load"), "{err}");
+    }
+    assert!(weights.load_bytes(weights.bytes(), &device).is_ok());
+}
+
+#[test]
+fn predict_without_a_run_uses_the_shipped_weights_and_says_so() {
+    // The first Fashion-MNIST test image, an ankle boot, kept next to the weights.
+    let work = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("weights/fashion_mnist_compact/test-0-ankle-boot.png");
+    let output = Command::new(common::example("predict"))
+        .current_dir(work.path())
+        .args([file.to_str().unwrap(), "--backend", "flex"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    println!("{stderr}{stdout}");
+    assert!(
+        stderr.contains("pretrained Fashion-MNIST weights"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.starts_with(&format!("{}: Ankle boot", file.display())),
+        "{stdout}"
+    );
+
+    // A directory that is named but holds no run is an error, not a silent fallback.
+    let output = Command::new(common::example("predict"))
+        .current_dir(work.path())
+        .args([
+            file.to_str().unwrap(),
+            "--backend",
+            "flex",
+            "--artifact-dir",
+            "nowhere",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no training run here"));
+}
