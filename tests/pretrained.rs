@@ -11,7 +11,7 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Tensor, TensorData, f16};
 use nin::data::{FashionMnist, Split};
 use nin::pretrained::{self, PretrainedError, Weights};
-use nin::train::{Preset, TrainingConfig, evaluate};
+use nin::train::{ArtifactDir, Preset, TrainingConfig, evaluate};
 
 /// Rounds every stored value (weights, biases, batch-norm scales, shifts and running
 /// statistics) to f16 and back: the weights as an f16 copy would hold them.
@@ -46,6 +46,36 @@ fn the_weights_belong_to_the_compact_preset() {
     );
     let bytes = Weights::FashionMnistCompact.bytes().len();
     assert!(bytes <= 1 << 20, "{bytes} bytes: over 1 MiB");
+}
+
+#[test]
+fn the_run_kept_next_to_the_weights_is_the_one_documented() {
+    let weights = Weights::FashionMnistCompact;
+    let run = ArtifactDir::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/fashion_mnist_compact"),
+    );
+    let config = run.read_config().unwrap();
+    assert_eq!(config.model, weights.config());
+    assert_eq!(config.normalize, Some(weights.normalize()));
+    assert_eq!(config.epochs, 30);
+    assert!(
+        config.augment.is_some(),
+        "the command trains with --augment"
+    );
+    let report = run.read_report().unwrap();
+    assert_eq!((report.epochs, report.test_images), (30, 10_000));
+    assert!(
+        (report.test_accuracy - weights.test_accuracy()).abs() <= 0.001,
+        "report.json says {}, the crate {}",
+        report.test_accuracy,
+        weights.test_accuracy()
+    );
+    // The embedded bytes are the file kept with the run.
+    let file = std::fs::read(run.model()).unwrap();
+    assert!(
+        file == weights.bytes(),
+        "model.bpk differs from the embedded weights"
+    );
 }
 
 #[test]
