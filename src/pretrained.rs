@@ -38,22 +38,23 @@ use burn::tensor::{Bytes, Device};
 use sha2::{Digest, Sha256};
 
 use crate::data::{FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN_STD};
-use crate::model::first_non_finite;
 use crate::{Nin, NinConfig};
 
-/// The weights shipped with the crate.
+/// The weights shipped with the crate. More may be added in later versions, hence
+/// `non_exhaustive`: iterate [`Weights::ALL`] rather than matching every variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Weights {
     /// The compact preset's network (`NinConfig::compact(10)` with batch norm, dropout 0.1),
     /// trained on Fashion-MNIST with its recipe for 30 epochs with random crops and
     /// mirroring (`--augment`): test accuracy 0.9390 on the 10,000 test images
-    /// ([`test_accuracy`](Self::test_accuracy)); an f16 copy of the weights gives the same.
+    /// ([`test_accuracy`](Self::test_accuracy)); an f16 copy of the weights measured the same.
     FashionMnistCompact,
 }
 
 impl Weights {
     /// Every set of weights shipped.
-    pub const ALL: [Weights; 1] = [Weights::FashionMnistCompact];
+    pub const ALL: &'static [Weights] = &[Weights::FashionMnistCompact];
 
     /// The network the weights belong to.
     pub fn config(self) -> NinConfig {
@@ -105,8 +106,10 @@ impl Weights {
         self.load_bytes(self.bytes(), device)
     }
 
-    /// The network with weights from `bytes`, which must be exactly these weights (a copy of
-    /// [`bytes`](Self::bytes)): their SHA-256 is checked before they are decoded.
+    /// The network with weights from `bytes`, which must be exactly these weights, such as a
+    /// copy of [`bytes`](Self::bytes) written to a file or sent elsewhere: their SHA-256 is
+    /// checked before they are decoded. Other weights (a fine-tuned copy, say) are not these:
+    /// load them into [`config`](Self::config)`().init(&device)` as any burnpack record.
     pub fn load_bytes(self, bytes: &[u8], device: &Device) -> Result<Nin, PretrainedError> {
         let actual: String = Sha256::digest(bytes)
             .iter()
@@ -125,16 +128,13 @@ impl Weights {
         };
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
             .map_err(|e| decode(e.to_string()))?;
+        // The digest pins these bytes to the ones trained and tested, so unlike a training run's
+        // `model.bpk` they need no scan for non-finite values.
         let model = self
             .config()
             .init(device)
             .try_load_record(record)
             .map_err(|e| decode(e.to_string()))?;
-        if let Some((parameter, index, value)) = first_non_finite(&model) {
-            return Err(decode(format!(
-                "parameter `{parameter}` holds {value} at index {index}"
-            )));
-        }
         Ok(model.valid())
     }
 }
@@ -155,11 +155,14 @@ pub fn fashion_mnist(device: &Device) -> Nin {
 
 /// Why shipped weights could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PretrainedError {
     /// The bytes are not the weights shipped.
     #[error(
-        "{weights:?}: SHA-256 of the weights is {actual}, expected {expected}; the bytes are \
-         damaged or are other weights: use Weights::load, which reads the copy in the crate"
+        "{weights:?}: SHA-256 of the weights is {actual}, expected {expected}: the bytes are \
+         damaged, cut short or other weights. Use Weights::load, which reads the copy compiled \
+         into nin; if that fails too, that copy is damaged: remove nin from cargo's registry \
+         cache (~/.cargo/registry) and build again"
     )]
     Checksum {
         /// Which weights.
@@ -179,6 +182,8 @@ pub enum PretrainedError {
     },
 }
 
+// The run's `model.bpk`, its `sha256sum`, and the test accuracy its `report.json` records and
+// `tests/pretrained.rs` measures again on the test set.
 const FASHION_MNIST_COMPACT: &[u8] = include_bytes!("../weights/fashion_mnist_compact/model.bpk");
 const FASHION_MNIST_COMPACT_SHA256: &str =
     "0bc102932c5c87bfb4824943d94bf17b83b1c73e0d25fb7033fc1ac6c5b751ac";

@@ -2,14 +2,14 @@
 
 mod block;
 mod error;
-#[cfg(any(feature = "pytorch", feature = "train", feature = "pretrained"))]
+#[cfg(any(feature = "pytorch", feature = "train"))]
 mod finite;
 mod init;
 mod nin;
 
 pub use block::{ConvLayer, NinBlock, NinBlockConfig};
 pub use error::{ConfigError, ShapeError, Stage};
-#[cfg(any(feature = "pytorch", feature = "train", feature = "pretrained"))]
+#[cfg(any(feature = "pytorch", feature = "train"))]
 pub(crate) use finite::first_non_finite;
 pub use init::D2L_WEIGHT_INIT;
 pub use nin::{Nin, NinConfig};
