@@ -19,6 +19,7 @@ use burn::data::dataset::Dataset;
 use clap::Parser;
 use nin::Nin;
 use nin::data::{FASHION_MNIST_CLASSES, FashionMnist, ImageItem, Split};
+#[cfg(feature = "pretrained")]
 use nin::pretrained::Weights;
 use nin::train::{ArtifactDir, Preset, TrainingConfig, classify};
 use serde::Serialize;
@@ -150,6 +151,7 @@ fn load(
             Some(dir) => ArtifactDir::new(dir),
             None => {
                 let artifacts = ArtifactDir::new(DEFAULT_ARTIFACT_DIR);
+                #[cfg(feature = "pretrained")]
                 if !artifacts.config().is_file() {
                     return pretrained(device);
                 }
@@ -174,6 +176,7 @@ fn load(
 }
 
 /// The compact network with the Fashion-MNIST weights shipped in the crate, saying so on stderr.
+#[cfg(feature = "pretrained")]
 fn pretrained(
     device: &burn::tensor::Device,
 ) -> Result<(Nin, TrainingConfig, Vec<String>), Box<dyn std::error::Error>> {
