@@ -133,12 +133,7 @@ fn load(
     args: &Args,
     device: &burn::tensor::Device,
 ) -> Result<(Nin, TrainingConfig, Vec<String>), Box<dyn std::error::Error>> {
-    let fashion_mnist = || {
-        FASHION_MNIST_CLASSES
-            .iter()
-            .map(|c| c.to_string())
-            .collect()
-    };
+    let fashion_mnist = || owned(&FASHION_MNIST_CLASSES);
     let Some(weights) = &args.weights else {
         if args.preset.is_some() {
             return Err(
@@ -190,12 +185,12 @@ fn pretrained(
     let model = weights.load(device)?;
     // The weights were trained with the compact preset's input pipeline.
     let config = TrainingConfig::preset(Preset::Compact);
-    let classes = weights
-        .class_names()
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
-    Ok((model, config, classes))
+    Ok((model, config, owned(weights.class_names())))
+}
+
+/// Class names as `load` returns them.
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|c| c.to_string()).collect()
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {

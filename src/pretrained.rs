@@ -35,8 +35,8 @@
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
-use sha2::{Digest, Sha256};
 
+use crate::data::source::sha256_hex;
 use crate::data::{FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN_STD};
 use crate::{Nin, NinConfig};
 
@@ -111,10 +111,7 @@ impl Weights {
     /// checked before they are decoded. Other weights (a fine-tuned copy, say) are not these:
     /// load them into [`config`](Self::config)`().init(&device)` as any burnpack record.
     pub fn load_bytes(self, bytes: &[u8], device: &Device) -> Result<Nin, PretrainedError> {
-        let actual: String = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let actual = sha256_hex(bytes);
         if actual != self.sha256() {
             return Err(PretrainedError::Checksum {
                 weights: self,

@@ -11,7 +11,7 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Tensor, TensorData, f16};
 use nin::data::{FashionMnist, Split};
 use nin::pretrained::{self, PretrainedError, Weights};
-use nin::train::{ArtifactDir, Preset, TrainingConfig, evaluate};
+use nin::train::{ArtifactDir, EpochMetrics, Preset, TrainingConfig, evaluate};
 
 /// Rounds every stored value (weights, biases, batch-norm scales, shifts and running
 /// statistics) to f16 and back: the weights as an f16 copy would hold them.
@@ -79,11 +79,10 @@ fn the_run_kept_next_to_the_weights_is_the_one_documented() {
     assert_eq!(second, config);
     let last_test_accuracy = |file: &str| -> f64 {
         let csv = std::fs::read_to_string(run.root().join(file)).unwrap();
-        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-        let column = header.iter().position(|h| *h == "test_accuracy").unwrap();
-        let last = csv.lines().last().unwrap().split(',').collect::<Vec<_>>();
-        assert_eq!(last[0], "30", "{file} ends before epoch 30");
-        last[column].parse().unwrap()
+        let rows = EpochMetrics::parse_csv(&csv).unwrap();
+        let last = rows.last().unwrap();
+        assert_eq!(last.epoch, 30, "{file} ends before epoch 30");
+        last.test_accuracy
     };
     let first = last_test_accuracy("metrics.csv");
     let again = last_test_accuracy("second-run-metrics.csv");
