@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use nin::Nin;
 use nin::Stage;
-use nin::ops::flex_conv::{ConvGeometry, conv2d_backward, conv2d_forward};
+use nin::ops::ConvGeometry;
+use nin::ops::flex_conv::{conv2d_backward, conv2d_forward};
 use nin::ops::gemm::{MatRef, Threads};
 use rayon::prelude::*;
 

@@ -14,6 +14,7 @@ use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
+use burn::tensor::ops::ConvOptions;
 
 /// Whether `conv` is a plain 1×1 convolution: no stride, padding, dilation or groups.
 pub(crate) fn is_pointwise(conv: &Conv2d) -> bool {
@@ -36,18 +37,49 @@ pub(crate) fn symmetric_padding(conv: &Conv2d) -> Option<[usize; 2]> {
     }
 }
 
-/// A 1×1 convolution as one matrix product per image: `[C_out, C] × [C, H·W]`.
-/// `conv` must satisfy [`is_pointwise`].
-pub(crate) fn pointwise_conv(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
+/// A 1×1 convolution as one matrix product per image: `[C_out, C] × [C, H·W]`, with the
+/// convolution's `weight` (`[C_out, C, 1, 1]`) and `bias` given in the input's float type.
+pub(crate) fn pointwise_conv(
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    input: Tensor<4>,
+) -> Tensor<4> {
     let [batch, channels, height, width] = input.dims();
-    let [out_channels, ..] = conv.weight.dims();
-    let weight = conv.weight.val().reshape([1, out_channels, channels]);
+    let [out_channels, ..] = weight.dims();
+    let weight = weight.reshape([1, out_channels, channels]);
     let output = weight.matmul(input.reshape([batch, channels, height * width]));
-    let output = match &conv.bias {
-        Some(bias) => output + bias.val().reshape([1, out_channels, 1]),
+    let output = match bias {
+        Some(bias) => output + bias.reshape([1, out_channels, 1]),
         None => output,
     };
     output.reshape([batch, out_channels, height, width])
+}
+
+/// burn's convolution of `conv`'s geometry, with its `weight` and `bias` given in the input's
+/// float type. A `Same` padding, which only burn's module resolves, runs in the weights' own
+/// float type instead, the input cast to it and the output back.
+pub(crate) fn burn_conv(
+    conv: &Conv2d,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    input: Tensor<4>,
+) -> Tensor<4> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => Some([(0, 0), (0, 0)]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([(top, bottom), (left, right)]),
+        _ => None,
+    };
+    let dtype = input.dtype();
+    match padding {
+        Some(padding) => burn::tensor::module::conv2d(
+            input,
+            weight,
+            bias,
+            ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups),
+        ),
+        None if dtype == conv.weight.dtype() => conv.forward(input),
+        None => conv.forward(input.cast(conv.weight.dtype())).cast(dtype),
+    }
 }
 
 /// The convolution that computes `conv` followed by `norm` with its running statistics

@@ -29,12 +29,17 @@
 #[cfg(feature = "flex")]
 mod batch_norm_relu;
 mod composed;
+#[cfg(any(feature = "flex", feature = "cube"))]
+mod conv_extension;
+#[cfg(feature = "cube")]
+pub mod cube_conv;
 #[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
 pub mod flex_conv;
 #[cfg(feature = "flex")]
 pub mod gemm;
+mod geometry;
 #[cfg(feature = "flex")]
 mod max_pool;
 mod memory;
@@ -45,13 +50,14 @@ mod scratch;
 #[cfg(feature = "flex")]
 mod simd;
 
+pub use geometry::ConvGeometry;
 pub use memory::retain_freed_memory;
 
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
+use burn::tensor::{DType, Tensor};
 
 /// `relu(norm(conv(input)))`, or `relu(conv(input))` without a norm, with batch statistics when
 /// the input is on an autodiff device and the norm is in training mode, running statistics
@@ -76,6 +82,11 @@ pub(crate) fn conv_norm_relu(
 /// gradients, computed by this crate's convolution kernel where it takes the convolution (see
 /// [`conv2d_uses_kernel`]) and by burn's otherwise.
 ///
+/// The convolution runs in the input's float type: weights and bias in another (a network's
+/// `f32` parameters under `f16` images) are cast to it on the way in, and their gradients
+/// come back in theirs. Products accumulate in `f32` on every path this crate's kernels take
+/// (on flex, half-precision operands are rounded and then multiplied in `f32`).
+///
 /// ```
 /// use burn::nn::PaddingConfig2d;
 /// use burn::nn::conv::Conv2dConfig;
@@ -91,31 +102,59 @@ pub(crate) fn conv_norm_relu(
 /// assert_eq!(maps.dims(), [2, 8, 16, 16]);
 /// ```
 pub fn conv2d(conv: &Conv2d, input: Tensor<4>, with_relu: bool) -> Tensor<4> {
+    let dtype = input.dtype();
+    let weight = cast_to(conv.weight.val(), dtype);
+    let bias = conv.bias.as_ref().map(|bias| cast_to(bias.val(), dtype));
     #[cfg(feature = "flex")]
-    if let Some(padding) = flex_convolution_padding(conv, &input) {
-        return flex_conv::conv2d_relu(
+    if dtype != DType::F32 && flex::runs_on_flex(&input.device(), DType::F32) {
+        // Flex has no half-precision kernel that accumulates in f32 (burn-flex's accumulates in
+        // the half type): the operands, rounded to it, go through the f32 kernel, as tensor
+        // cores take half-precision operands and accumulate in f32.
+        let input = cast_to(input, DType::F32);
+        let Some(padding) = kernel_padding(conv, &input) else {
+            return cast_to(conv2d(conv, input, with_relu), dtype);
+        };
+        let output = conv_extension::conv2d_relu(
             input,
-            conv.weight.val(),
-            conv.bias.as_ref().map(|bias| bias.val()),
+            cast_to(weight, DType::F32),
+            bias.map(|bias| cast_to(bias, DType::F32)),
             conv.stride,
             padding,
             with_relu,
         );
+        return cast_to(output, dtype);
     }
-    let x = if input.device().is_autodiff() && composed::is_pointwise(conv) {
-        composed::pointwise_conv(conv, input)
+    #[cfg(any(feature = "flex", feature = "cube"))]
+    if let Some(padding) = kernel_padding(conv, &input) {
+        return conv_extension::conv2d_relu(input, weight, bias, conv.stride, padding, with_relu);
+    }
+    let x = if composed::is_pointwise(conv)
+        && (input.device().is_autodiff() || dtype != conv.weight.dtype())
+    {
+        composed::pointwise_conv(weight, bias, input)
     } else {
-        conv.forward(input)
+        composed::burn_conv(conv, weight, bias, input)
     };
     if with_relu { relu(x) } else { x }
+}
+
+/// `tensor` in float type `dtype` (itself when it is in it already).
+pub(crate) fn cast_to<const D: usize>(tensor: Tensor<D>, dtype: DType) -> Tensor<D> {
+    if tensor.dtype() == dtype {
+        tensor
+    } else {
+        tensor.cast(dtype)
+    }
 }
 
 /// `conv.forward(input)` and, where this crate's kernel runs it, the batch mean and biased
 /// variance of each output channel (`[2, C_out]`), taken while each map is in cache.
 fn conv2d_with_statistics(conv: &Conv2d, input: Tensor<4>) -> (Tensor<4>, Option<Tensor<2>>) {
     #[cfg(feature = "flex")]
-    if let Some(padding) = flex_convolution_padding(conv, &input) {
-        let (output, statistics) = flex_conv::conv2d_with_statistics(
+    if flex::runs_on_flex(&input.device(), input.dtype())
+        && let Some(padding) = kernel_padding(conv, &input)
+    {
+        let (output, statistics) = conv_extension::conv2d_with_statistics(
             input,
             conv.weight.val(),
             conv.bias.as_ref().map(|bias| bias.val()),
@@ -127,13 +166,45 @@ fn conv2d_with_statistics(conv: &Conv2d, input: Tensor<4>) -> (Tensor<4>, Option
     (conv2d(conv, input, false), None)
 }
 
-/// Whether [`conv2d`] runs `conv` on `input` through this crate's kernel: on flex (with or
-/// without autodiff), in `f32`, without dilation or groups, with the same padding on both sides
-/// of each axis, and with no empty dimension. Always false without the `flex` feature.
+/// The gradients of [`conv2d`]'s convolution outside autodiff, given the gradient of its output
+/// before any ReLU: `(input's when input_grad is set, weight's, bias's)`, each in the input's
+/// float type; `None` where [`conv2d_uses_kernel`] is false. For benchmarks of the kernel's
+/// passes (`perf --layers`); training gets the same gradients from autodiff.
+#[allow(clippy::type_complexity)]
+pub fn conv2d_gradients(
+    conv: &Conv2d,
+    input: Tensor<4>,
+    output_grad: Tensor<4>,
+    input_grad: bool,
+) -> Option<(Option<Tensor<4>>, Tensor<4>, Tensor<1>)> {
+    #[cfg(any(feature = "flex", feature = "cube"))]
+    if let Some(padding) = kernel_padding(conv, &input) {
+        let weight = cast_to(conv.weight.val(), input.dtype());
+        return Some(conv_extension::conv2d_backward(
+            input,
+            weight,
+            output_grad,
+            conv.stride,
+            padding,
+            input_grad,
+        ));
+    }
+    let _ = (conv, input, output_grad, input_grad);
+    None
+}
+
+/// Whether [`conv2d`] runs `conv` on `input` through this crate's kernel: without dilation or
+/// groups, with the same padding on both sides of each axis and no empty dimension, on
+///
+/// - flex (with or without autodiff) in `f32`, every window size;
+/// - a cube backend (wgpu, Vulkan, CUDA) in any float type, windows larger than 1×1 (a 1×1
+///   layer is a matrix product of its own there).
+///
+/// Always false on ndarray, and without the `flex`, `wgpu` and `cuda` features.
 pub fn conv2d_uses_kernel(conv: &Conv2d, input: &Tensor<4>) -> bool {
-    #[cfg(feature = "flex")]
-    return flex_convolution_padding(conv, input).is_some();
-    #[cfg(not(feature = "flex"))]
+    #[cfg(any(feature = "flex", feature = "cube"))]
+    return kernel_padding(conv, input).is_some();
+    #[cfg(not(any(feature = "flex", feature = "cube")))]
     {
         let _ = (conv, input);
         false
@@ -166,14 +237,29 @@ fn plain_pool_fits(pool: &MaxPool2d, input: [usize; 4]) -> bool {
         && width >= pool.kernel_size[1]
 }
 
-/// The padding to run `conv` with on the flex kernel, or `None` when the kernel does not take
-/// this convolution.
-#[cfg(feature = "flex")]
-fn flex_convolution_padding(conv: &Conv2d, input: &Tensor<4>) -> Option<[usize; 2]> {
-    let takes = flex::runs_on_flex(&input.device(), input.dtype())
+/// The padding to run `conv` with on this crate's kernel, or `None` when the kernel does not
+/// take this convolution ([`conv2d_uses_kernel`]).
+#[cfg(any(feature = "flex", feature = "cube"))]
+fn kernel_padding(conv: &Conv2d, input: &Tensor<4>) -> Option<[usize; 2]> {
+    let (device, dtype) = (input.device(), input.dtype());
+    #[allow(unused_mut)]
+    let mut backend_takes = false;
+    #[cfg(feature = "flex")]
+    {
+        backend_takes |= flex::runs_on_flex(&device, dtype);
+    }
+    #[cfg(feature = "cube")]
+    {
+        backend_takes |= cube_conv::runs_on_cube(&device, dtype) && !composed::is_pointwise(conv);
+    }
+    let takes = backend_takes
         && conv.dilation == [1, 1]
         && conv.groups == 1
-        && flex_conv::supports_shapes(input.dims(), conv.weight.dims());
+        && input
+            .dims()
+            .iter()
+            .chain(&conv.weight.dims())
+            .all(|&d| d > 0);
     takes.then(|| composed::symmetric_padding(conv)).flatten()
 }
 
@@ -198,11 +284,13 @@ fn batch_norm_relu_train(
         composed::update_running_statistics(norm, mean, variance);
         return output;
     }
-    // Only the flex kernel's convolution takes statistics.
+    // Only the flex kernel's convolution takes statistics. The statistics, and so the
+    // normalisation, are computed in f32 whatever float type the maps are in.
     let _ = statistics;
-    let (output, mean, variance) = composed::batch_norm(norm, input);
+    let dtype = input.dtype();
+    let (output, mean, variance) = composed::batch_norm(norm, cast_to(input, DType::F32));
     composed::update_running_statistics(norm, mean, variance);
-    relu(output)
+    cast_to(relu(output), dtype)
 }
 
 #[cfg(all(test, feature = "flex"))]

@@ -13,13 +13,13 @@
 
 use rayon::prelude::*;
 
-use super::geometry::ConvGeometry;
 use super::group::{
     Maps, join, mirrored_weights, multiply_into_maps, patches, preferred_mirror,
     transposed_convolve_group,
 };
 use super::tasks::ImageTasks;
 use crate::ops::gemm::{MatRef, Threads, matmul};
+use crate::ops::geometry::ConvGeometry;
 use crate::ops::scratch::Scratch;
 
 /// The gradients of one convolution.

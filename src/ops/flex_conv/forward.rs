@@ -5,13 +5,13 @@
 
 use rayon::prelude::*;
 
-use super::geometry::ConvGeometry;
 use super::group::{
     GroupScratch, convolve_group, join, preferred_mirror, transposed_convolve_group,
 };
 use super::tasks::ImageTasks;
 use crate::ops::flex::merge_in_order;
 use crate::ops::gemm::MatRef;
+use crate::ops::geometry::ConvGeometry;
 use crate::ops::moments::{Moments, accumulate};
 
 /// `[N, C_out, H', W']` output of convolving `x` (`[N, C, H, W]`) with `weight`

@@ -1,9 +1,9 @@
 //! A group of images as one product: their patch matrices, and their per-image maps, side by
 //! side as the columns of one matrix.
 
-use super::geometry::ConvGeometry;
 use super::patches::{Columns, col2im_add, im2col};
 use crate::ops::gemm::{MatRef, Threads, matmul};
+use crate::ops::geometry::ConvGeometry;
 use crate::ops::scratch::Scratch;
 
 /// Scratch of one thread for the products of one convolution `g`, sized once for its largest

@@ -12,7 +12,7 @@
 //! a contiguous run of the input row, so the copies and sums are slice operations the compiler
 //! vectorises.
 
-use super::geometry::{ConvGeometry, valid_outputs};
+use crate::ops::geometry::{ConvGeometry, valid_outputs};
 
 /// Where one image's patch matrix sits in a wider matrix: its rows are `width` values apart and
 /// its `H'·W'` columns start at column `offset`.

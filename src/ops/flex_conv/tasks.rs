@@ -1,7 +1,7 @@
 //! How a batch is split over the rayon pool, and how many images share one matrix product.
 
-use super::geometry::ConvGeometry;
 use crate::ops::gemm::Threads;
+use crate::ops::geometry::ConvGeometry;
 
 /// Images per task and the threads each task's matrix products may use.
 ///

@@ -10,7 +10,7 @@ use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 
-use super::Conv2dOps;
+use super::{Conv2dGradients, Conv2dOps};
 
 #[derive(Debug)]
 struct Conv2dBackward;
@@ -44,7 +44,8 @@ impl<B: Backend + Conv2dOps> Backward<B, 3> for Conv2dBackward {
             saved.stride,
             saved.padding,
             x_node.is_some(),
-        );
+        )
+        .into_parts();
         if let (Some(node), Some(grad)) = (x_node, grad_x) {
             grads.register::<B>(node.id, grad);
         }
@@ -72,6 +73,7 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
         .0
     }
 
+    #[cfg(feature = "flex")]
     fn conv2d_with_statistics(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -98,11 +100,7 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
         stride: [usize; 2],
         padding: [usize; 2],
         input_grad: bool,
-    ) -> (
-        Option<FloatTensor<Self>>,
-        FloatTensor<Self>,
-        FloatTensor<Self>,
-    ) {
+    ) -> Conv2dGradients<Self> {
         // Gradients are not themselves differentiated: compute on the inner backend.
         let (dx, dw, db) = B::conv2d_relu_backward(
             x.into_primitive(),
@@ -111,8 +109,9 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
             stride,
             padding,
             input_grad,
-        );
-        (
+        )
+        .into_parts();
+        Conv2dGradients::from_parts(
             dx.map(Self::from_inner),
             Self::from_inner(dw),
             Self::from_inner(db),

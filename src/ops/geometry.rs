@@ -1,4 +1,5 @@
-//! The sizes of one 2-D convolution, and the index arithmetic of its windows.
+//! The sizes of one 2-D convolution, and the index arithmetic of its windows: shared by the
+//! flex and cube kernels.
 
 /// Shapes of a convolution of `[N, C, H, W]` images with `[C_out, C, kh, kw]` weights, symmetric
 /// zero padding, no dilation and no groups.
@@ -67,7 +68,7 @@ impl ConvGeometry {
     /// Values in one patch, and rows of the patch matrix: `C·kh·kw`.
     ///
     /// ```
-    /// use nin::ops::flex_conv::ConvGeometry;
+    /// use nin::ops::ConvGeometry;
     ///
     /// // d2l's second layer at batch 32.
     /// let g = ConvGeometry::new([32, 96, 26, 26], [256, 96, 5, 5], [1, 1], [2, 2]);
@@ -130,7 +131,7 @@ impl ConvGeometry {
     /// the padding is as wide as the window (the mirror would crop rather than pad).
     ///
     /// ```
-    /// use nin::ops::flex_conv::ConvGeometry;
+    /// use nin::ops::ConvGeometry;
     ///
     /// // The last block of d2l's network: 384 channels in, 10 out.
     /// let g = ConvGeometry::new([32, 384, 5, 5], [10, 384, 3, 3], [1, 1], [1, 1]);
@@ -190,6 +191,7 @@ const MIN_PRODUCT_COLUMNS: usize = 512;
 
 /// The output positions `o` in `0..outputs` whose window tap `offset` lands inside the input,
 /// `0 ≤ o·stride + offset − padding < size`, as a range (empty when there are none).
+#[cfg(feature = "flex")]
 pub(crate) fn valid_outputs(
     outputs: usize,
     stride: usize,
@@ -209,6 +211,7 @@ pub(crate) fn valid_outputs(
 mod tests {
     use super::*;
 
+    #[cfg(feature = "flex")]
     #[test]
     fn valid_outputs_are_exactly_the_taps_inside_the_input() {
         for size in 1..9 {

@@ -1,0 +1,155 @@
+//! The k×k convolution on cube backends (wgpu, Vulkan, CUDA), in any float type the device
+//! computes in.
+//!
+//! burn 0.22's wgpu backend compiles WGSL, which has no tensor-core tiles, and there its
+//! forward autotune has only a direct kernel for a k×k window: one thread per output value,
+//! no shared-memory tiling. This lowers each pass to burn's register-tiled matrix products
+//! instead (`lowered`: patch matrices of several images side by side, so the products stay
+//! wide where maps are small; `kernels`: the data movement around them) and, pass by pass and
+//! shape by shape, runs whichever of that and burn's own convolution the first call timed
+//! faster (`choice`).
+//!
+//! This is the cube backends' implementation of the convolution's backend extension
+//! (`conv_extension`), whose autodiff node it shares with the flex kernel: a training step
+//! saves the input and the weights, and the backward pass runs the weight gradient and, only
+//! when the input takes one, the input gradient. 1×1 layers stay matrix products of their own
+//! (`composed`). Tested against burn's `Conv2d` on lavapipe (tests/cube_conv.rs).
+
+mod choice;
+mod kernels;
+mod lowered;
+
+pub use choice::{
+    ConvChoice, ConvKernel, ConvPass, TunedChoice, conv_choice, kernel_runs, set_conv_choice,
+    tuned_choices,
+};
+pub use lowered::{column_budget_bytes, set_column_budget_bytes};
+
+use burn::backend::TensorMetadata;
+use burn::backend::ops::FloatTensorOps;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::tensor::CubeTensor;
+
+use choice::{PassInputs, run_pass};
+
+use super::conv_extension::{Conv2dGradients, Conv2dOps, geometry};
+
+impl Conv2dOps for CubeBackend {
+    fn conv2d_relu(
+        x: CubeTensor,
+        weight: CubeTensor,
+        bias: CubeTensor,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        relu: bool,
+    ) -> CubeTensor {
+        let geometry = geometry(&x.shape(), &weight.shape(), stride, padding);
+        run_pass(
+            ConvPass::Forward,
+            PassInputs {
+                x,
+                weight,
+                other: bias,
+                geometry,
+                relu,
+            },
+        )
+    }
+
+    fn conv2d_relu_backward(
+        x: CubeTensor,
+        weight: CubeTensor,
+        output_grad: CubeTensor,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        input_grad: bool,
+    ) -> Conv2dGradients<Self> {
+        let geometry = geometry(&x.shape(), &weight.shape(), stride, padding);
+        // The bias gradient is the same sum whichever kernel takes the weights'.
+        let bias_grad = Self::float_sum_dim(
+            Self::float_sum_dim(Self::float_sum_dim(output_grad.clone(), 3), 2),
+            0,
+        );
+        let bias_grad = Self::float_reshape(bias_grad, [geometry.out_channels].into());
+        let inputs = PassInputs {
+            x,
+            weight,
+            other: output_grad,
+            geometry,
+            relu: false,
+        };
+        let input = input_grad.then(|| run_pass(ConvPass::InputGrad, inputs.clone()));
+        let weight = run_pass(ConvPass::WeightGrad, inputs);
+        Conv2dGradients::from_parts(input, weight, bias_grad)
+    }
+}
+
+/// Whether the cube kernel runs on tensors of `device` in `dtype`: a cube backend (with or
+/// without autodiff) and a float type.
+pub(crate) fn runs_on_cube(device: &burn::tensor::Device, dtype: burn::tensor::DType) -> bool {
+    use burn::backend::DispatchDevice;
+    use burn::tensor::DType;
+
+    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+        && matches!(
+            device.clone().inner().as_dispatch(),
+            DispatchDevice::Cube(_)
+        )
+}
+
+/// What a cube device is and what it offers the convolution kernels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CubeDeviceReport {
+    /// The device as its driver names it.
+    pub name: String,
+    /// The runtime and the compiler its kernels go through (`wgpu<wgsl>`, `wgpu<spirv>`,
+    /// `cuda`, ...).
+    pub compiler: String,
+    /// The float types the device computes in, of f32, f16 and bf16.
+    pub float_types: Vec<burn::tensor::DType>,
+    /// The cooperative-matrix (tensor-core) tiles the runtime offers burn's matrix products:
+    /// `a×b→accumulator m×n×k`. Empty where there are none, as with WGSL.
+    pub tensor_core_tiles: Vec<String>,
+}
+
+/// What `device` offers the convolution kernels, or `None` for a device of another backend.
+///
+/// ```no_run
+/// let device = nin::backend::device("wgpu").unwrap();
+/// let report = nin::ops::cube_conv::device_report(&device).unwrap();
+/// println!("{} through {}: {} tensor-core tiles", report.name, report.compiler,
+///     report.tensor_core_tiles.len());
+/// ```
+pub fn device_report(device: &burn::tensor::Device) -> Option<CubeDeviceReport> {
+    use burn::backend::DispatchDevice;
+    use burn::tensor::DType;
+
+    let inner = device.clone().inner();
+    let DispatchDevice::Cube(cube) = inner.as_dispatch() else {
+        return None;
+    };
+    let client = cube.client();
+    let properties = client.properties();
+    let float_types = [DType::F32, DType::F16, DType::BF16]
+        .into_iter()
+        .filter(|&dtype| device.supports_dtype(dtype))
+        .collect();
+    let tensor_core_tiles = properties
+        .features
+        .matmul
+        .cmma
+        .iter()
+        .map(|tile| {
+            format!(
+                "{}×{}→{} {}×{}×{}",
+                tile.a_type, tile.b_type, tile.cd_type, tile.m, tile.n, tile.k
+            )
+        })
+        .collect();
+    Some(CubeDeviceReport {
+        name: properties.identity.name.clone(),
+        compiler: client.name().to_string(),
+        float_types,
+        tensor_core_tiles,
+    })
+}
