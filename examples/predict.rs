@@ -17,11 +17,11 @@ mod support;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use clap::Parser;
-use nin::Nin;
 use nin::data::{FASHION_MNIST_CLASSES, FashionMnist, ImageItem, Split};
 #[cfg(feature = "pretrained")]
 use nin::pretrained::Weights;
 use nin::train::{ArtifactDir, Preset, TrainingConfig, classify};
+use nin::{Nin, Precision};
 use serde::Serialize;
 
 /// Classify PNG/JPEG files, or Fashion-MNIST test images by index, with a trained model and
@@ -49,9 +49,12 @@ struct Args {
     /// [default: d2l].
     #[arg(long)]
     preset: Option<Preset>,
-    /// auto | flex | ndarray | wgpu | cuda
+    /// auto | flex | ndarray | wgpu | vulkan | cuda
     #[arg(long, default_value = "auto")]
     backend: String,
+    /// Float type of the layers: f32, f16 (a GPU with shader-f16) or bf16 (CUDA).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
     /// Directory with the Fashion-MNIST files, for --index.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -198,7 +201,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err("nothing to classify: pass image files and/or --index N".into());
     }
     let device = nin::backend::device(&args.backend)?;
+    args.precision.check(&device)?;
     let (model, config, class_names) = load(&args, &device)?;
+    let model = model.with_precision(args.precision);
 
     let file_input = FileInput::for_model(&config)?;
     let mut inputs: Vec<(String, Option<usize>, ImageItem)> = Vec::new();

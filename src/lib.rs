@@ -14,4 +14,7 @@ pub mod train;
 pub mod weights;
 
 pub use backend::{BackendError, BackendName};
-pub use model::{ConfigError, Nin, NinBlock, NinBlockConfig, NinConfig, ShapeError, Stage};
+pub use model::{
+    ConfigError, Nin, NinBlock, NinBlockConfig, NinConfig, Precision, PrecisionError, ShapeError,
+    Stage,
+};

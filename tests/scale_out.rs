@@ -9,35 +9,11 @@ mod common;
 use burn::data::dataset::InMemDataset;
 use burn::tensor::Device;
 use nin::NinConfig;
-use nin::data::ImageItem;
 use nin::train::{
     ArtifactDir, Preset, Progress, Strategy, TrainError, TrainOptions, Trained, TrainingConfig,
 };
 
-const SIDE: usize = 28;
 const CLASSES: usize = 4;
-
-/// `count` grayscale images whose class is the orientation and spacing of their stripes, with
-/// noise: learnable in a few epochs, not by brightness alone.
-fn striped(count: usize, seed: u64) -> Vec<ImageItem> {
-    let mut next = common::xorshift(seed);
-    (0..count)
-        .map(|index| {
-            let label = index % CLASSES;
-            let phase = (next() % 8) as usize;
-            let pixels = (0..SIDE * SIDE)
-                .map(|i| {
-                    let (y, x) = (i / SIDE, i % SIDE);
-                    let along = if label.is_multiple_of(2) { x } else { y };
-                    let period = if label < 2 { 4 } else { 8 };
-                    let on = (along + phase) % period < period / 2;
-                    (if on { 170 } else { 40 }) + (next() % 40) as u8
-                })
-                .collect();
-            ImageItem::grayscale(pixels, SIDE, SIDE, label)
-        })
-        .collect()
-}
 
 /// The same global batch of 32 on any number of devices: each takes `32 / devices` images per
 /// step, so one device and two take the same steps of the same size.
@@ -71,8 +47,8 @@ fn run(
 ) -> Result<Trained, TrainError> {
     nin::train::train(
         config,
-        InMemDataset::new(striped(256, 1)),
-        InMemDataset::new(striped(128, 2)),
+        InMemDataset::new(common::striped(256, CLASSES, 1)),
+        InMemDataset::new(common::striped(128, CLASSES, 2)),
         &devices[0],
         &options(dir, devices.to_vec(), resume),
     )
@@ -161,8 +137,8 @@ fn device_lists_that_cannot_work_are_refused_before_anything_is_written() {
     for (config, devices, strategy, expected) in cases {
         let err = nin::train::train(
             &config,
-            InMemDataset::new(striped(8, 1)),
-            InMemDataset::new(striped(8, 2)),
+            InMemDataset::new(common::striped(8, CLASSES, 1)),
+            InMemDataset::new(common::striped(8, CLASSES, 2)),
             &flex,
             &TrainOptions {
                 strategy,

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use burn::data::dataset::Dataset;
+use nin::Precision;
 use nin::data::{Augment, ImageItem};
 use nin::train::{Optimizer, Progress, Strategy, TrainOptions, TrainingConfig};
 
 /// The flags every training example takes.
 #[derive(Debug, clap::Args)]
 pub struct TrainFlags {
-    /// auto | flex | ndarray | wgpu | cuda
+    /// auto | flex | ndarray | wgpu | vulkan | cuda
     #[arg(long, default_value = "auto")]
     pub backend: String,
     /// Train on several devices at once, data-parallel: a comma-separated list of backends or
@@ -71,6 +72,10 @@ pub struct TrainFlags {
     /// `net.load_state_dict(safetensors.torch.load_file(FILE))`.
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// Float type of the layers: f32, f16 (dynamic loss scaling) or bf16. Parameters,
+    /// optimiser state and loss stay f32. f16 needs a GPU with shader-f16, bf16 CUDA.
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
 }
 
 impl TrainFlags {
@@ -109,6 +114,7 @@ impl TrainFlags {
         }
         config.train_limit = self.train_limit;
         config.test_limit = self.test_limit;
+        config.precision = self.precision;
         if self.augment {
             config.augment = Some(Augment {
                 crop_padding,

@@ -6,6 +6,7 @@ mod error;
 mod finite;
 mod init;
 mod nin;
+mod precision;
 
 pub use block::{ConvLayer, NinBlock, NinBlockConfig};
 pub use error::{ConfigError, ShapeError, Stage};
@@ -13,3 +14,4 @@ pub use error::{ConfigError, ShapeError, Stage};
 pub(crate) use finite::first_non_finite;
 pub use init::D2L_WEIGHT_INIT;
 pub use nin::{Nin, NinConfig};
+pub use precision::{Precision, PrecisionError};

@@ -4,11 +4,14 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use super::block::{NinBlock, NinBlockConfig, input_side_for, window_output_side};
 use super::error::{ConfigError, ShapeError, Stage};
+use super::precision::Precision;
 use crate::ops;
+#[cfg(feature = "train")]
+use crate::train::LossScale;
 
 /// Which implementation of the layers a pass runs.
 #[derive(Clone, Copy)]
@@ -211,6 +214,9 @@ impl NinConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             input_size: self.input_size,
+            precision: Precision::F32,
+            #[cfg(feature = "train")]
+            loss_scale: LossScale::new(),
         }
     }
 }
@@ -233,9 +239,39 @@ pub struct Nin {
     /// Height and width the network was designed for, if known.
     #[module(skip)]
     pub input_size: Option<[usize; 2]>,
+    /// The float type the layers compute in ([`with_precision`](Self::with_precision)).
+    #[module(skip)]
+    pub precision: Precision,
+    /// The loss scale of `f16` training steps, kept from step to step.
+    #[cfg(feature = "train")]
+    #[module(skip)]
+    pub(crate) loss_scale: LossScale,
 }
 
 impl Nin {
+    /// The same network computing in `precision`: its parameters stay `f32`, images are cast
+    /// to `precision` on the way in and the logits come out in `f32` (see [`Precision`]).
+    /// Check the device with [`Precision::check`] first: a device without arithmetic in that
+    /// float type fails in its first kernel.
+    ///
+    /// ```
+    /// use burn::tensor::Tensor;
+    /// use nin::{NinConfig, Precision};
+    ///
+    /// let device = nin::backend::device("auto").unwrap();
+    /// let model = NinConfig::compact(10).init(&device).with_precision(Precision::F32);
+    /// let logits = model.forward(Tensor::<4>::zeros([2, 1, 28, 28], &device));
+    /// assert_eq!(logits.dtype(), burn::tensor::DType::F32);
+    /// ```
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        #[cfg(feature = "train")]
+        {
+            self.loss_scale = LossScale::new();
+        }
+        self
+    }
+
     /// Class logits `[N, num_classes]` for images `[N, C, H, W]`.
     ///
     /// Dropout is active when the model is on an autodiff device in training mode; call
@@ -313,7 +349,12 @@ impl Nin {
         path: Path,
         mut observe: impl FnMut(Stage, &Tensor<4>),
     ) -> Tensor<2> {
-        let mut x = images;
+        // burn's modules, the reference, compute in their parameters' f32.
+        let dtype = match path {
+            Path::Fast => self.precision.dtype(),
+            Path::Reference => DType::F32,
+        };
+        let mut x = ops::cast_to(images, dtype);
         for stage in self.stages() {
             x = match stage {
                 Stage::Block(index) => match path {
@@ -325,7 +366,8 @@ impl Nin {
                     Path::Reference => self.pool.forward(x),
                 },
                 Stage::Dropout => self.dropout.forward(x),
-                Stage::GlobalAvgPool => self.global_pool.forward(x),
+                // The class maps are averaged, and the loss taken, in f32.
+                Stage::GlobalAvgPool => self.global_pool.forward(ops::cast_to(x, DType::F32)),
             };
             observe(stage, &x);
         }

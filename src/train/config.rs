@@ -12,7 +12,7 @@ use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig, decay::WeightDecayCon
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Augment, ImageBatcher};
-use crate::model::NinConfig;
+use crate::model::{NinConfig, Precision};
 
 use super::TrainError;
 
@@ -248,6 +248,10 @@ pub struct TrainingConfig {
     /// [`TrainOptions::devices`]: super::TrainOptions::devices
     #[serde(default = "one_device")]
     pub devices: usize,
+    /// The float type the network computes in ([`Precision`]); parameters, optimiser state
+    /// and loss stay `f32`. `f16` trains with a dynamic loss scale.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 fn one_device() -> usize {
@@ -280,6 +284,7 @@ impl TrainingConfig {
                 train_limit: None,
                 test_limit: None,
                 devices: 1,
+                precision: Precision::F32,
             },
             // Lin, Chen & Yan (2014), section 4.1: mini-batches of 128, dropout on the outputs of
             // the mlpconv layers, weight decay, and a learning rate lowered tenfold when
@@ -307,6 +312,7 @@ impl TrainingConfig {
                 train_limit: None,
                 test_limit: None,
                 devices: 1,
+                precision: Precision::F32,
             },
             Preset::Compact => Self {
                 preset,
@@ -337,6 +343,7 @@ impl TrainingConfig {
                 train_limit: None,
                 test_limit: None,
                 devices: 1,
+                precision: Precision::F32,
             },
         }
     }

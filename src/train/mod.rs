@@ -9,6 +9,7 @@ mod artifacts;
 mod claim;
 mod config;
 mod evaluate;
+mod loss_scale;
 mod plot;
 mod recorder;
 mod renderer;
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use burn::data::dataset::DatasetError;
 
-use crate::model::{ConfigError, ShapeError};
+use crate::model::{ConfigError, PrecisionError, ShapeError};
 
 pub use artifacts::{ArtifactDir, ClassAccuracy, Report, write_atomic, write_json};
 pub use claim::RunLock;
@@ -28,6 +29,8 @@ pub use evaluate::{Evaluation, Prediction, classify, evaluate};
 pub use plot::{training_svg, write_training_svg};
 pub use recorder::{Divergence, EpochMetrics, METRICS_CSV_HEADER, write_csv};
 pub use run::{Progress, Strategy, TrainOptions, Trained, train};
+
+pub(crate) use loss_scale::LossScale;
 
 /// Why a run could not train, evaluate or save.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,9 @@ pub enum TrainError {
     /// The images do not fit the network (after the batcher's resizing).
     #[error(transparent)]
     Shape(#[from] ShapeError),
+    /// A training device cannot compute in the configuration's precision.
+    #[error("invalid training configuration: precision: {0}")]
+    Precision(#[from] PrecisionError),
     /// A dataset item could not be read.
     #[error("{set} item {index}: {source}")]
     Item {

@@ -220,6 +220,9 @@ fn check_devices(
             config.devices
         ));
     }
+    for device in devices {
+        config.precision.check(device)?;
+    }
     if options.strategy == Strategy::Ddp {
         #[cfg(feature = "cuda")]
         let cuda = Device::enumerate(burn::tensor::DeviceType::Cuda);
@@ -395,6 +398,7 @@ fn learner<Te: Dataset<ImageItem>>(
             })?,
         None => model,
     };
+    let model = model.with_precision(config.precision);
     Ok(Learner::new(model, optimizer.init(), scheduler))
 }
 

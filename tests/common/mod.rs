@@ -4,6 +4,7 @@
 
 #[cfg(feature = "dataset")]
 pub mod cifar;
+pub mod conv;
 #[cfg(feature = "download")]
 pub mod http;
 #[cfg(feature = "dataset")]
@@ -125,6 +126,31 @@ pub fn example(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     profile_dir.join("examples").join(name)
+}
+
+/// `count` 28×28 grayscale images in `classes` classes (up to four), whose class is the
+/// orientation and spacing of their stripes, with noise: learnable in a few epochs, not by
+/// brightness alone.
+#[cfg(feature = "dataset")]
+pub fn striped(count: usize, classes: usize, seed: u64) -> Vec<nin::data::ImageItem> {
+    const SIDE: usize = 28;
+    let mut next = xorshift(seed);
+    (0..count)
+        .map(|index| {
+            let label = index % classes;
+            let phase = (next() % 8) as usize;
+            let pixels = (0..SIDE * SIDE)
+                .map(|i| {
+                    let (y, x) = (i / SIDE, i % SIDE);
+                    let along = if label.is_multiple_of(2) { x } else { y };
+                    let period = if label < 2 { 4 } else { 8 };
+                    let on = (along + phase) % period < period / 2;
+                    (if on { 170 } else { 40 }) + (next() % 40) as u8
+                })
+                .collect();
+            nin::data::ImageItem::grayscale(pixels, SIDE, SIDE, label)
+        })
+        .collect()
 }
 
 /// A seeded xorshift generator of `u64`s: generated test data that is the same on every run
