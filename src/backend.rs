@@ -1,5 +1,5 @@
-//! Picking a backend by name: the one place that maps `auto | flex | ndarray | wgpu | cuda` to a
-//! Burn [`Device`].
+//! Picking a backend by name: the one place that maps `auto | flex | ndarray | wgpu | vulkan |
+//! cuda` to a Burn [`Device`].
 //!
 //! Since Burn 0.22 the backend is chosen at run time by the `Device` a model and its tensors
 //! live on, so one [`Nin`](crate::Nin) type serves every backend compiled into the program.
@@ -20,17 +20,21 @@ pub enum BackendName {
     NdArray,
     /// GPUs through wgpu: Vulkan, Metal or DirectX 12 (feature `wgpu`).
     Wgpu,
+    /// GPUs through wgpu pinned to Vulkan, with Vulkan's SPIR-V compiler and its cooperative
+    /// matrices (tensor cores for `f16`) where the driver offers them (feature `vulkan`).
+    Vulkan,
     /// NVIDIA GPUs through CUDA (feature `cuda`).
     Cuda,
 }
 
 impl BackendName {
     /// Every name, in the order they are listed to users.
-    pub const ALL: [BackendName; 5] = [
+    pub const ALL: [BackendName; 6] = [
         BackendName::Auto,
         BackendName::Flex,
         BackendName::NdArray,
         BackendName::Wgpu,
+        BackendName::Vulkan,
         BackendName::Cuda,
     ];
 
@@ -41,6 +45,7 @@ impl BackendName {
             BackendName::Flex => "flex",
             BackendName::NdArray => "ndarray",
             BackendName::Wgpu => "wgpu",
+            BackendName::Vulkan => "vulkan",
             BackendName::Cuda => "cuda",
         }
     }
@@ -60,6 +65,7 @@ impl BackendName {
             BackendName::Flex => cfg!(feature = "flex"),
             BackendName::NdArray => cfg!(feature = "ndarray"),
             BackendName::Wgpu => cfg!(feature = "wgpu"),
+            BackendName::Vulkan => cfg!(feature = "vulkan"),
             BackendName::Cuda => cfg!(feature = "cuda"),
         }
     }
@@ -86,6 +92,7 @@ impl BackendName {
             BackendName::Flex => flex_device(),
             BackendName::NdArray => ndarray_device(),
             BackendName::Wgpu => wgpu_device(),
+            BackendName::Vulkan => vulkan_device(),
             BackendName::Cuda => cuda_device(),
         }
     }
@@ -110,7 +117,7 @@ impl FromStr for BackendName {
     }
 }
 
-/// Opens the device for a backend name: `auto`, `flex`, `ndarray`, `wgpu` or `cuda`.
+/// Opens the device for a backend name: `auto`, `flex`, `ndarray`, `wgpu`, `vulkan` or `cuda`.
 ///
 /// ```
 /// // `flex` is a default feature, so this works in every default build.
@@ -118,7 +125,7 @@ impl FromStr for BackendName {
 /// assert!(!device.is_autodiff());
 ///
 /// let err = nin::backend::device("tpu").unwrap_err();
-/// assert!(err.to_string().contains("auto, flex, ndarray, wgpu, cuda"));
+/// assert!(err.to_string().contains("auto, flex, ndarray, wgpu, vulkan, cuda"));
 /// ```
 pub fn device(name: &str) -> Result<Device, BackendError> {
     name.parse::<BackendName>()?.device()
@@ -127,8 +134,8 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
 /// Opens the devices of a comma-separated list, for data-parallel training. Each entry is a
 /// backend name as [`device`] takes it, or one of:
 ///
-/// - `wgpu:N` / `cuda:N`: the N-th device the backend enumerates (from 0);
-/// - `wgpu:all` / `cuda:all`: every device it enumerates;
+/// - `wgpu:N` / `vulkan:N` / `cuda:N`: the N-th device the backend enumerates (from 0);
+/// - `wgpu:all` / `vulkan:all` / `cuda:all`: every device it enumerates;
 /// - `wgpu:default`, `wgpu:cpu`: wgpu's preferred adapter and its first CPU adapter. On a
 ///   machine whose only adapter is a software one (lavapipe), these two are distinct devices
 ///   of the same adapter.
@@ -151,7 +158,7 @@ pub fn devices(spec: &str) -> Result<Vec<Device>, BackendError> {
         if entry.is_empty() {
             return Err(bad(format!(
                 "an empty entry; list devices separated by commas, each a backend ({}) or \
-                 wgpu:N, wgpu:all, wgpu:default, wgpu:cpu, cuda:N, cuda:all",
+                 wgpu:N, wgpu:all, wgpu:default, wgpu:cpu, vulkan:N, vulkan:all, cuda:N, cuda:all",
                 names_list()
             )));
         }
@@ -192,6 +199,8 @@ fn enumerated_devices(backend: BackendName, which: &str) -> Result<Vec<Device>, 
     let device_type = match backend {
         #[cfg(feature = "wgpu")]
         BackendName::Wgpu => DeviceType::Wgpu,
+        #[cfg(feature = "vulkan")]
+        BackendName::Vulkan => DeviceType::Vulkan,
         #[cfg(feature = "cuda")]
         BackendName::Cuda => DeviceType::Cuda,
         other => return Err(format!("`{other}` has one device; name it without `:`")),
@@ -365,6 +374,29 @@ fn hardware_wgpu_device() -> Option<Device> {
 #[cfg(not(feature = "wgpu"))]
 fn wgpu_device() -> Result<Device, BackendError> {
     Err(BackendError::NotCompiled(BackendName::Wgpu))
+}
+
+/// The first Vulkan adapter in wgpu's order of preference (a hardware GPU before a software
+/// one such as lavapipe).
+#[cfg(feature = "vulkan")]
+fn vulkan_device() -> Result<Device, BackendError> {
+    use burn::tensor::DeviceType;
+
+    Device::enumerate(DeviceType::Vulkan)
+        .into_iter()
+        .next()
+        .ok_or_else(|| BackendError::NoDevice {
+            backend: BackendName::Vulkan,
+            reason: "no Vulkan adapter was found; install the GPU's Vulkan driver (on a \
+                     CPU-only Debian or Ubuntu machine, `apt-get install mesa-vulkan-drivers` \
+                     provides the lavapipe software adapter)"
+                .to_string(),
+        })
+}
+
+#[cfg(not(feature = "vulkan"))]
+fn vulkan_device() -> Result<Device, BackendError> {
+    Err(BackendError::NotCompiled(BackendName::Vulkan))
 }
 
 #[cfg(feature = "cuda")]

@@ -139,7 +139,7 @@ fn backend_names_parse_and_unknown_ones_are_listed() {
     assert_eq!(err, BackendError::Unknown("metal-ish".into()));
     assert_eq!(
         err.to_string(),
-        "unknown backend \"metal-ish\"; valid names are: auto, flex, ndarray, wgpu, cuda"
+        "unknown backend \"metal-ish\"; valid names are: auto, flex, ndarray, wgpu, vulkan, cuda"
     );
     assert!(nin::backend::device("auto").is_ok());
     assert!(nin::backend::device("flex").is_ok());
