@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use nin::Precision;
 use nin::train::Preset;
 use workload::Workload;
 
@@ -53,7 +54,7 @@ fn bench_train_step(c: &mut Criterion) {
         let device = nin::backend::device(backend).expect("a compiled-in backend");
         let mut group = group(c, format!("train_step/{backend}"), backend);
         for (preset, batch) in CASES {
-            let mut work = Workload::new(preset, batch, &device);
+            let mut work = Workload::new(preset, batch, &device, Precision::F32);
             group.throughput(Throughput::Elements(batch as u64));
             group.bench_function(format!("{}/batch{batch}", preset.name()), |b| {
                 b.iter(|| black_box(work.train_step()))
@@ -68,7 +69,7 @@ fn bench_inference(c: &mut Criterion) {
         let device = nin::backend::device(backend).expect("a compiled-in backend");
         let mut group = group(c, format!("inference/{backend}"), backend);
         for (preset, batch) in CASES {
-            let work = Workload::new(preset, batch, &device);
+            let work = Workload::new(preset, batch, &device, Precision::F32);
             group.throughput(Throughput::Elements(batch as u64));
             group.bench_function(format!("{}/batch{batch}", preset.name()), |b| {
                 b.iter(|| black_box(work.infer()))
@@ -91,7 +92,7 @@ fn cpu_seconds() -> Option<f64> {
 /// with rayon, 1.0 without it.
 fn report_cores_busy(_: &mut Criterion) {
     let device = nin::backend::device("flex").expect("flex is a default feature");
-    let work = Workload::new(Preset::D2l, 16, &device);
+    let work = Workload::new(Preset::D2l, 16, &device, Precision::F32);
     black_box(work.infer());
     let (Some(cpu_start), wall_start) = (cpu_seconds(), Instant::now()) else {
         eprintln!("cores busy: not measured (no /proc/self/stat)");

@@ -9,7 +9,16 @@ data and prints one JSON line: images/s, seconds per step, and the process's pea
         --optimizer adamw --lr 5e-3 --weight-decay 1e-4 --threads 2 --steps 5 --warmup 2
 
 Each call runs in a fresh process so that its peak memory is its own. `--device cuda` runs it
-on a GPU (`perf --torch-device cuda`), with cuDNN's per-shape algorithm search on.
+on a GPU (`perf --torch-device cuda`), with cuDNN's per-shape algorithm search on, and waits
+for the device before reading the clock.
+
+`--precision` is how PyTorch computes:
+- `default`: f32 as PyTorch does by default, where cuDNN's convolutions may use TF32 tensor
+  cores (`torch.backends.cudnn.allow_tf32`, on by default);
+- `strict-f32`: f32 with TF32 off in cuDNN and in matrix products;
+- `amp-f16`, `amp-bf16`: automatic mixed precision, `torch.autocast` to that type with f32
+  parameters, and for f16 training a `torch.amp.GradScaler`.
+On the CPU, `default` and `strict-f32` are the same.
 
 With `--layers FILE` it times single convolutions instead (`perf --layers`): FILE lists each
 layer's input and weight shapes, stride and padding, and the script prints one JSON line with
@@ -60,27 +69,47 @@ def nin(config):
     return nn.Sequential(*layers)
 
 
-def median_seconds(fn, steps, warmup):
+PRECISIONS = ["default", "strict-f32", "amp-f16", "amp-bf16"]
+
+
+def set_precision(precision):
+    """TF32 on or off for `default` and `strict-f32`; the autocast type, or None."""
+    strict = precision == "strict-f32"
+    torch.backends.cudnn.allow_tf32 = not strict
+    if strict:
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return {"amp-f16": torch.float16, "amp-bf16": torch.bfloat16}.get(precision)
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn, steps, warmup, device):
     for _ in range(warmup):
         fn()
+    synchronize(device)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     times.sort()
     return times[len(times) // 2]
 
 
-def time_layers(path, steps, warmup):
-    """Median seconds of each pass of each convolution listed in the JSON file `path`."""
+def time_layers(path, steps, warmup, device, dtype):
+    """Median seconds of each pass of each convolution listed in the JSON file `path`, with
+    tensors of `dtype` on `device`."""
     with open(path) as f:
         layers = json.load(f)
     results = []
     for layer in layers:
-        x = torch.randn(layer["input"])
-        w = torch.randn(layer["weight"])
-        b = torch.randn(layer["weight"][0])
+        x = torch.randn(layer["input"], device=device, dtype=dtype)
+        w = torch.randn(layer["weight"], device=device, dtype=dtype)
+        b = torch.randn(layer["weight"][0], device=device, dtype=dtype)
         stride, padding = layer["stride"], layer["padding"]
         with torch.no_grad():
             dy = torch.randn_like(torch.nn.functional.conv2d(x, w, b, stride, padding))
@@ -98,9 +127,14 @@ def time_layers(path, steps, warmup):
                         lambda: torch.relu_(torch.nn.functional.conv2d(x, w, b, stride, padding)),
                         steps,
                         warmup,
+                        device,
                     ),
-                    "weight_grad": median_seconds(backward([False, True, True]), steps, warmup),
-                    "input_grad": median_seconds(backward([True, False, False]), steps, warmup),
+                    "weight_grad": median_seconds(
+                        backward([False, True, True]), steps, warmup, device
+                    ),
+                    "input_grad": median_seconds(
+                        backward([True, False, False]), steps, warmup, device
+                    ),
                 }
             )
     return results
@@ -126,6 +160,7 @@ def main():
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
+    parser.add_argument("--precision", choices=PRECISIONS, default="default")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -133,8 +168,10 @@ def main():
     device = torch.device(args.device)
     # cuDNN then benchmarks its convolution algorithms for each shape, as burn's autotune does.
     torch.backends.cudnn.benchmark = device.type == "cuda"
+    amp = set_precision(args.precision)
     if args.layers:
-        json.dump({"layers": time_layers(args.layers, args.steps, args.warmup)}, sys.stdout)
+        layers = time_layers(args.layers, args.steps, args.warmup, device, amp or torch.float32)
+        json.dump({"layers": layers}, sys.stdout)
         print()
         return
     if not (args.config and args.mode and args.batch):
@@ -148,6 +185,9 @@ def main():
     images = torch.rand(args.batch, channels, height, width, device=device)
     labels = torch.randint(0, classes[1], (args.batch,), device=device)
 
+    def autocast():
+        return torch.autocast(device.type, dtype=amp, enabled=amp is not None)
+
     if args.mode == "train":
         net.train()
         if args.optimizer == "adamw":
@@ -157,18 +197,21 @@ def main():
                 net.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
             )
         loss_fn = nn.CrossEntropyLoss()
+        scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
         def step():
             optimizer.zero_grad()
-            loss = loss_fn(net(images), labels)
-            loss.backward()
-            optimizer.step()
+            with autocast():
+                loss = loss_fn(net(images), labels)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             return loss.item()
     else:
         net.eval()
 
         def step():
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast():
                 return net(images)[0, 0].item()
 
     for _ in range(args.warmup):
@@ -185,6 +228,7 @@ def main():
             "framework": f"pytorch {torch.__version__}",
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "threads": torch.get_num_threads(),
+            "precision": args.precision,
             "seconds_per_step": median,
             "images_per_s": args.batch / median,
             "peak_rss_bytes": peak_rss_bytes(),

@@ -14,6 +14,9 @@
 //! same network from the preset's `NinConfig`, use the preset's optimiser, random data and as
 //! many threads as the machine has cores.
 
+#[cfg(feature = "cube")]
+#[path = "support/cube_layers.rs"]
+mod cube_layers;
 #[path = "support/kernels.rs"]
 mod kernels;
 mod support;
@@ -24,7 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, ValueEnum};
-use nin::ops::flex_conv::ConvGeometry;
+use nin::Precision;
+use nin::ops::ConvGeometry;
 use nin::train::{Optimizer, Preset, TrainingConfig};
 use serde_json::{Value, json};
 use workload::Workload;
@@ -41,6 +45,11 @@ struct Args {
     /// Device for PyTorch's side: `cpu`, or `cuda` to compare GPUs on the same card.
     #[arg(long, default_value = "cpu")]
     torch_device: String,
+    /// Precisions to measure, comma-separated: f32, f16, bf16. Each is compared with its like
+    /// in PyTorch (strict f32, autocast f16, autocast bf16) and, on CUDA, with PyTorch's
+    /// default f32 too (TF32 tensor cores allowed in convolutions).
+    #[arg(long, default_value = "f32", value_delimiter = ',')]
+    precision: Vec<Precision>,
     /// Timed steps per measurement (the median is reported).
     #[arg(long, default_value_t = 5)]
     steps: usize,
@@ -68,6 +77,10 @@ struct Args {
     /// machine's peak, instead of whole steps.
     #[arg(long)]
     gemm: bool,
+    /// Print what the --backend device is and offers (its compiler, float types and
+    /// tensor-core tiles), instead of timing anything.
+    #[arg(long)]
+    probe: bool,
     /// Internal: run one measurement and print it as JSON.
     #[arg(long, hide = true)]
     worker: Option<Mode>,
@@ -99,9 +112,6 @@ impl Mode {
     }
 }
 
-/// One round of a row: this crate's measurement and PyTorch's, if it ran.
-type Round = (Measured, Option<Measured>);
-
 /// One side's result for one measurement.
 struct Measured {
     images_per_s: f64,
@@ -116,7 +126,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let preset: Preset = args.preset.parse()?;
     if let Some(mode) = args.worker {
         let batch = batch_for(&args, preset);
-        return worker(&args.backend, preset, mode, batch, args.warmup, args.steps);
+        let precision = args.precision.first().copied().unwrap_or_default();
+        return worker(&args, preset, mode, batch, precision);
+    }
+    let device = nin::backend::device(&args.backend)?;
+    if args.probe {
+        return probe(&device);
+    }
+    for precision in &args.precision {
+        precision.check(&device)?;
     }
 
     if args.gemm {
@@ -133,63 +151,138 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return layer_table(&args, &python, &script, threads);
     }
     let config_dir = tempfile::tempdir()?;
+    // PyTorch's default (TF32 in cuDNN's convolutions) differs from strict f32 on CUDA only.
+    let on_cuda = args.torch_device.starts_with("cuda");
     println!(
         "nin on {} vs PyTorch on {}, {threads} CPU threads each; median of {} steps after {} \
-         warm-up steps; {} round(s) per row, alternating the sides",
+         warm-up steps; {} round(s) per row, alternating the sides; each precision against \
+         PyTorch's like (f32: strict f32, TF32 off; f16/bf16: torch.autocast){}",
         args.backend,
         args.torch_device,
         args.steps,
         args.warmup,
-        args.rounds.max(1)
+        args.rounds.max(1),
+        if on_cuda {
+            ", and against PyTorch's default (TF32)"
+        } else {
+            ""
+        }
     );
     println!();
-    println!(
-        "| preset | batch | mode | nin img/s | PyTorch img/s | nin / PyTorch | nin GFLOP/s | \
-         PyTorch GFLOP/s | nin peak RSS | PyTorch peak RSS |"
+    let mut header = String::from(
+        "| preset | batch | mode | precision | nin img/s | PyTorch img/s | nin / PyTorch |",
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rule = String::from("|---|---:|---|---|---:|---:|---:|");
+    if on_cuda {
+        header.push_str(" PyTorch TF32 img/s | nin / TF32 |");
+        rule.push_str("---:|---:|");
+    }
+    println!("{header} nin GFLOP/s | PyTorch GFLOP/s | nin peak RSS | PyTorch peak RSS |");
+    println!("{rule}---:|---:|---:|---:|");
     for preset in [Preset::Compact, Preset::D2l] {
         let batch = batch_for(&args, preset);
         let config = TrainingConfig::preset(preset);
         let flops = config
             .model
-            .init(&nin::backend::device(&args.backend)?)
+            .init(&device)
             .forward_flops(workload::image_shape(&config))?;
         let model_json = config_dir.path().join(format!("{}.json", preset.name()));
         std::fs::write(&model_json, serde_json::to_vec(&config.model)?)?;
         for mode in [Mode::Train, Mode::Infer] {
-            // Rounds alternate the two sides, so that a slow spell of the machine falls on both
-            // sides of a round rather than on one side of the whole comparison.
-            let mut rounds = Vec::with_capacity(args.rounds);
-            for _ in 0..args.rounds.max(1) {
-                let ours = measure_nin(&args, preset, mode, batch)?;
-                let theirs = if args.no_pytorch {
-                    None
-                } else {
-                    Some(measure_pytorch(
-                        &python,
-                        &script,
-                        &model_json,
-                        &config.optimizer,
-                        mode,
-                        batch,
+            for &precision in &args.precision {
+                let pytorch = |torch_precision: TorchPrecision| -> Result<Option<Measured>, Box<dyn std::error::Error>> {
+                    if args.no_pytorch {
+                        return Ok(None);
+                    }
+                    let run = PyTorchRun {
+                        python: &python,
+                        script: &script,
+                        model_json: &model_json,
+                        optimizer: &config.optimizer,
                         threads,
-                        &args,
-                    )?)
+                        precision: torch_precision,
+                    };
+                    Ok(Some(measure_pytorch(&run, mode, batch, &args)?))
                 };
-                rounds.push((ours, theirs));
+                // Rounds alternate the sides, so that a slow spell of the machine falls on all
+                // sides of a round rather than on one side of the whole comparison.
+                let mut rounds = Vec::with_capacity(args.rounds);
+                for _ in 0..args.rounds.max(1) {
+                    let ours = measure_nin(&args, preset, mode, batch, precision)?;
+                    let like = pytorch(TorchPrecision::like(precision))?;
+                    let default = if on_cuda && precision == Precision::F32 {
+                        pytorch(TorchPrecision::Default)?
+                    } else {
+                        None
+                    };
+                    rounds.push(Round {
+                        ours,
+                        like,
+                        default,
+                    });
+                }
+                let row = RowSummary::of(&rounds);
+                let gflops = |images_per_s: f64| images_per_s * mode.flops(flops) as f64 / 1e9;
+                let mib = |bytes: f64| format!("{:.0} MiB", bytes / (1024.0 * 1024.0));
+                let dash = || "–".to_string();
+                let mut line = format!(
+                    "| {} | {batch} | {} | {precision} | {:.1} | {} | {} |",
+                    preset.name(),
+                    mode.name(),
+                    row.ours,
+                    row.like.map_or_else(dash, |t| format!("{t:.1}")),
+                    row.like_ratio.clone().unwrap_or_else(dash),
+                );
+                if on_cuda {
+                    line.push_str(&format!(
+                        " {} | {} |",
+                        row.default.map_or_else(dash, |t| format!("{t:.1}")),
+                        row.default_ratio.clone().unwrap_or_else(dash),
+                    ));
+                }
+                println!(
+                    "{line} {:.1} | {} | {} | {} |",
+                    gflops(row.ours),
+                    row.like.map_or_else(dash, |t| format!("{:.1}", gflops(t))),
+                    row.our_rss.map_or_else(dash, mib),
+                    row.their_rss.map_or_else(dash, mib),
+                );
             }
-            let median_of = |value: &dyn Fn(&Round) -> Option<f64>| {
-                let values: Vec<f64> = rounds.iter().filter_map(value).collect();
-                median(values)
-            };
-            let ours = median_of(&|(o, _)| Some(o.images_per_s)).unwrap_or_default();
-            let theirs = median_of(&|(_, t)| t.as_ref().map(|t| t.images_per_s));
+        }
+    }
+    Ok(())
+}
+
+/// One round of a row: this crate's measurement, PyTorch's in the same precision, and
+/// PyTorch's default f32 (TF32) where that differs.
+struct Round {
+    ours: Measured,
+    like: Option<Measured>,
+    default: Option<Measured>,
+}
+
+/// The medians of a row's rounds, and the ratios with the range of the rounds' ratios.
+struct RowSummary {
+    ours: f64,
+    like: Option<f64>,
+    like_ratio: Option<String>,
+    default: Option<f64>,
+    default_ratio: Option<String>,
+    our_rss: Option<f64>,
+    their_rss: Option<f64>,
+}
+
+impl RowSummary {
+    fn of(rounds: &[Round]) -> Self {
+        let median_of = |value: &dyn Fn(&Round) -> Option<f64>| {
+            median(rounds.iter().filter_map(value).collect())
+        };
+        let ratio = |theirs: &dyn Fn(&Round) -> Option<f64>| {
             let ratios: Vec<f64> = rounds
                 .iter()
-                .filter_map(|(o, t)| t.as_ref().map(|t| o.images_per_s / t.images_per_s))
+                .filter_map(|round| theirs(round).map(|t| round.ours.images_per_s / t))
                 .collect();
-            let ratio = median(ratios.clone()).map(|ratio| {
+            median(ratios.clone()).map(|ratio| {
                 let (low, high) = ratios
                     .iter()
                     .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
@@ -198,24 +291,73 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 } else {
                     format!("**{ratio:.2}×**")
                 }
-            });
-            let our_rss = median_of(&|(o, _)| Some(o.peak_rss_bytes));
-            let their_rss = median_of(&|(_, t)| t.as_ref().map(|t| t.peak_rss_bytes));
-            let gflops = |images_per_s: f64| images_per_s * mode.flops(flops) as f64 / 1e9;
-            let mib = |bytes: f64| format!("{:.0} MiB", bytes / (1024.0 * 1024.0));
-            let dash = || "–".to_string();
-            println!(
-                "| {} | {batch} | {} | {:.1} | {} | {} | {:.1} | {} | {} | {} |",
-                preset.name(),
-                mode.name(),
-                ours,
-                theirs.map_or_else(dash, |t| format!("{t:.1}")),
-                ratio.unwrap_or_else(dash),
-                gflops(ours),
-                theirs.map_or_else(dash, |t| format!("{:.1}", gflops(t))),
-                our_rss.map_or_else(dash, mib),
-                their_rss.map_or_else(dash, mib),
-            );
+            })
+        };
+        let like = |round: &Round| round.like.as_ref().map(|t| t.images_per_s);
+        let default = |round: &Round| round.default.as_ref().map(|t| t.images_per_s);
+        Self {
+            ours: median_of(&|round| Some(round.ours.images_per_s)).unwrap_or_default(),
+            like: median_of(&like),
+            like_ratio: ratio(&like),
+            default: median_of(&default),
+            default_ratio: ratio(&default),
+            our_rss: median_of(&|round| Some(round.ours.peak_rss_bytes)),
+            their_rss: median_of(&|round| round.like.as_ref().map(|t| t.peak_rss_bytes)),
+        }
+    }
+}
+
+/// How PyTorch's side computes (`benches/pytorch_reference.py --precision`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum TorchPrecision {
+    /// PyTorch's default f32: cuDNN may use TF32 tensor cores.
+    Default,
+    /// f32 with TF32 off in cuDNN and in matrix products.
+    StrictF32,
+    /// `torch.autocast` to f16, with a `GradScaler` in training.
+    AmpF16,
+    /// `torch.autocast` to bf16.
+    AmpBf16,
+}
+
+impl TorchPrecision {
+    /// PyTorch's counterpart of this crate's `precision`.
+    fn like(precision: Precision) -> Self {
+        match precision {
+            Precision::F32 => TorchPrecision::StrictF32,
+            Precision::F16 => TorchPrecision::AmpF16,
+            Precision::Bf16 => TorchPrecision::AmpBf16,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TorchPrecision::Default => "default",
+            TorchPrecision::StrictF32 => "strict-f32",
+            TorchPrecision::AmpF16 => "amp-f16",
+            TorchPrecision::AmpBf16 => "amp-bf16",
+        }
+    }
+}
+
+/// `perf --probe`: the device, and for a cube device its compiler, float types and tensor-core
+/// tiles.
+fn probe(device: &burn::tensor::Device) -> Result<(), Box<dyn std::error::Error>> {
+    println!("device: {device:?}");
+    #[cfg(feature = "cube")]
+    if let Some(report) = nin::ops::cube_conv::device_report(device) {
+        println!("name: {}", report.name);
+        println!("compiler: {}", report.compiler);
+        let floats: Vec<String> = report
+            .float_types
+            .iter()
+            .map(|t| format!("{t:?}"))
+            .collect();
+        println!("float types: {}", floats.join(", "));
+        if report.tensor_core_tiles.is_empty() {
+            println!("tensor-core tiles: none");
+        } else {
+            println!("tensor-core tiles: {}", report.tensor_core_tiles.join(", "));
         }
     }
     Ok(())
@@ -259,40 +401,18 @@ fn layer_table(
 ) -> Result<(), Box<dyn std::error::Error>> {
     nin::ops::retain_freed_memory();
     let layers = preset_layers(args)?;
-    let theirs: Option<Vec<Value>> = if args.no_pytorch {
-        None
-    } else {
-        let dir = tempfile::tempdir()?;
-        let file = dir.path().join("layers.json");
-        let listing: Vec<Value> = layers
-            .iter()
-            .map(|(preset, name, g)| {
-                json!({
-                    "name": format!("{} {name}", preset.name()),
-                    "input": [g.batch, g.in_channels, g.input[0], g.input[1]],
-                    "weight": [g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]],
-                    "stride": g.stride,
-                    "padding": g.padding,
-                })
-            })
-            .collect();
-        std::fs::write(&file, serde_json::to_vec(&listing)?)?;
-        let mut command = Command::new(python);
-        command.arg(script).arg("--layers").arg(&file);
-        command.args(["--threads", &threads.to_string()]);
-        command.args(["--steps", &args.steps.to_string()]);
-        command.args(["--warmup", &args.warmup.max(1).to_string()]);
-        let value = run_json_value(
-            command,
-            &format!("{} {}", python.display(), script.display()),
-        )?;
-        Some(
-            value["layers"]
-                .as_array()
-                .cloned()
-                .ok_or("no layer list from PyTorch")?,
-        )
-    };
+    #[cfg(feature = "cube")]
+    if matches!(args.backend.as_str(), "wgpu" | "vulkan" | "cuda") {
+        return cube_layer_table(args, python, script, threads, &layers);
+    }
+    let theirs = pytorch_layers(
+        args,
+        python,
+        script,
+        threads,
+        &layers,
+        TorchPrecision::StrictF32,
+    )?;
     let peak = peak_line();
     println!(
         "GFLOP/s of each pass; nin's kernel / PyTorch, median of {} runs; weight gradient \
@@ -323,16 +443,8 @@ fn layer_table(
         // The first layer's images take no gradient in training.
         let needs_input_grad = name != "0.conv";
         println!(
-            "| {} | {name} | {} | {}×{}×{} | {}×{}/{} p{} | {:.1} | {} | {:.1} | {} | {} | {} |",
-            preset.name(),
-            g.batch,
-            g.in_channels,
-            g.input[0],
-            g.input[1],
-            g.kernel[0],
-            g.kernel[1],
-            g.stride[0],
-            g.padding[0],
+            "{} {:.1} | {} | {:.1} | {} | {} | {} |",
+            layer_cells(*preset, name, g),
             rate(ours.forward),
             cell(their.map(|t| t[0])),
             rate(ours.weight_grad),
@@ -372,6 +484,150 @@ fn layer_table(
         100.0 * totals[4] / totals[0] / 1e9 / peak,
         100.0 * totals[5] / totals[1] / 1e9 / peak
     );
+    Ok(())
+}
+
+/// The first cells of a layer's row: `| preset | layer | batch | input | kernel |`.
+fn layer_cells(preset: Preset, name: &str, g: &ConvGeometry) -> String {
+    format!(
+        "| {} | {name} | {} | {}×{}×{} | {}×{}/{} p{} |",
+        preset.name(),
+        g.batch,
+        g.in_channels,
+        g.input[0],
+        g.input[1],
+        g.kernel[0],
+        g.kernel[1],
+        g.stride[0],
+        g.padding[0],
+    )
+}
+
+/// PyTorch's seconds of each pass of each layer (`forward`, `weight_grad`, `input_grad`), or
+/// `None` with `--no-pytorch`.
+fn pytorch_layers(
+    args: &Args,
+    python: &Path,
+    script: &Path,
+    threads: usize,
+    layers: &[PresetLayer],
+    precision: TorchPrecision,
+) -> Result<Option<Vec<Value>>, Box<dyn std::error::Error>> {
+    if args.no_pytorch {
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("layers.json");
+    let listing: Vec<Value> = layers
+        .iter()
+        .map(|(preset, name, g)| {
+            json!({
+                "name": format!("{} {name}", preset.name()),
+                "input": [g.batch, g.in_channels, g.input[0], g.input[1]],
+                "weight": [g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]],
+                "stride": g.stride,
+                "padding": g.padding,
+            })
+        })
+        .collect();
+    std::fs::write(&file, serde_json::to_vec(&listing)?)?;
+    let mut command = Command::new(python);
+    command.arg(script).arg("--layers").arg(&file);
+    command.args(["--threads", &threads.to_string()]);
+    command.args(["--steps", &args.steps.to_string()]);
+    command.args(["--warmup", &args.warmup.max(1).to_string()]);
+    command.args(["--device", &args.torch_device]);
+    command.args(["--precision", precision.name()]);
+    let value = run_json_value(
+        command,
+        &format!("{} {}", python.display(), script.display()),
+    )?;
+    Ok(Some(
+        value["layers"]
+            .as_array()
+            .cloned()
+            .ok_or("no layer list from PyTorch")?,
+    ))
+}
+
+/// `perf --layers` on a cube backend: each pass of each k×k convolution with burn's kernel and
+/// this crate's, the one the autotuner keeps, and PyTorch's, as GFLOP/s.
+#[cfg(feature = "cube")]
+fn cube_layer_table(
+    args: &Args,
+    python: &Path,
+    script: &Path,
+    threads: usize,
+    layers: &[PresetLayer],
+) -> Result<(), Box<dyn std::error::Error>> {
+    use nin::ops::cube_conv::ConvKernel;
+
+    let device = nin::backend::device(&args.backend)?;
+    let precision = args.precision.first().copied().unwrap_or_default();
+    precision.check(&device)?;
+    // The 1×1 layers are matrix products on every path; the k×k ones have two kernels.
+    let windows: Vec<PresetLayer> = layers
+        .iter()
+        .filter(|(_, _, g)| !g.is_pointwise())
+        .cloned()
+        .collect();
+    let theirs = pytorch_layers(
+        args,
+        python,
+        script,
+        threads,
+        &windows,
+        TorchPrecision::like(precision),
+    )?;
+    println!(
+        "{precision} GFLOP/s of each pass of the k×k convolutions on {device:?}: burn's kernel, \
+         this crate's (im2col + burn's matrix products), the one autotune keeps, and PyTorch \
+         ({}) on {}; median of {} timings; weight gradients include the bias's; input gradients \
+         are the backward pass with them less the one without",
+        TorchPrecision::like(precision).name(),
+        args.torch_device,
+        args.steps
+    );
+    println!();
+    println!(
+        "| preset | layer | batch | input | kernel | burn fwd | nin fwd | kept | PyTorch fwd | burn \
+         dW | nin dW | kept | PyTorch dW | burn dX | nin dX | kept | PyTorch dX |"
+    );
+    println!("|---|---|---:|---|---|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|---:|");
+    for (index, (preset, name, g)) in windows.iter().enumerate() {
+        // The first layer's images take no gradient in training.
+        let input_grad = name != "0.conv";
+        let times = cube_layers::time_layer(g, &device, precision.dtype(), args.steps, input_grad);
+        let rate = |seconds: Option<f64>| {
+            seconds.map_or("–".to_string(), |s| {
+                format!("{:.1}", g.flops_forward() as f64 / s / 1e9)
+            })
+        };
+        let kept =
+            |pass: &cube_layers::PassTimes| pass.tuned.map_or("–", ConvKernel::name).to_string();
+        let pytorch = |key: &str| theirs.as_ref().and_then(|list| list[index][key].as_f64());
+        let mut row = layer_cells(*preset, name, g);
+        for (pass, key) in [
+            (&times.forward, "forward"),
+            (&times.weight_grad, "weight_grad"),
+            (&times.input_grad, "input_grad"),
+        ] {
+            let none = key == "input_grad" && !input_grad;
+            let [burn, ours] = pass.seconds;
+            if none {
+                row.push_str(" (none) | (none) | – | (none) |");
+            } else {
+                row.push_str(&format!(
+                    " {} | {} | {} | {} |",
+                    rate(burn),
+                    rate(ours),
+                    kept(pass),
+                    rate(pytorch(key))
+                ));
+            }
+        }
+        println!("{row}");
+    }
     Ok(())
 }
 
@@ -465,29 +721,45 @@ fn measure_nin(
     preset: Preset,
     mode: Mode,
     batch: usize,
+    precision: Precision,
 ) -> Result<Measured, Box<dyn std::error::Error>> {
     let mut command = Command::new(std::env::current_exe()?);
     command.args(["--worker", mode.name(), "--preset", preset.name()]);
     command.args(["--backend", &args.backend]);
+    command.args(["--precision", precision.name()]);
     command.args(["--steps", &args.steps.to_string()]);
     command.args(["--warmup", &args.warmup.to_string()]);
     command.args([&format!("--{}-batch", preset.name()), &batch.to_string()]);
     run_json(command, "the nin worker")
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a PyTorch measurement of one preset runs with.
+struct PyTorchRun<'a> {
+    python: &'a Path,
+    script: &'a Path,
+    model_json: &'a Path,
+    optimizer: &'a Optimizer,
+    threads: usize,
+    precision: TorchPrecision,
+}
+
 fn measure_pytorch(
-    python: &Path,
-    script: &Path,
-    model_json: &Path,
-    optimizer: &Optimizer,
+    run: &PyTorchRun<'_>,
     mode: Mode,
     batch: usize,
-    threads: usize,
     args: &Args,
 ) -> Result<Measured, Box<dyn std::error::Error>> {
+    let PyTorchRun {
+        python,
+        script,
+        model_json,
+        optimizer,
+        threads,
+        precision,
+    } = *run;
     let mut command = Command::new(python);
     command.arg(script).arg("--config").arg(model_json);
+    command.args(["--precision", precision.name()]);
     command.args(["--mode", mode.name()]);
     command.args(["--batch", &batch.to_string()]);
     command.args(["--threads", &threads.to_string()]);
@@ -559,16 +831,17 @@ fn run_json_value(mut command: Command, what: &str) -> Result<Value, Box<dyn std
 
 /// One measurement in this process: warm-up steps, then the median of the timed ones.
 fn worker(
-    backend: &str,
+    args: &Args,
     preset: Preset,
     mode: Mode,
     batch: usize,
-    warmup: usize,
-    steps: usize,
+    precision: Precision,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let (warmup, steps) = (args.warmup, args.steps);
     nin::ops::retain_freed_memory();
-    let device = nin::backend::device(backend)?;
-    let mut work = Workload::new(preset, batch, &device);
+    let device = nin::backend::device(&args.backend)?;
+    precision.check(&device)?;
+    let mut work = Workload::new(preset, batch, &device, precision);
     let step = || match mode {
         Mode::Train => {
             work.train_step();

@@ -3,11 +3,13 @@
 //! exactly the same work.
 
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::tensor::{Device, Distribution, Int, Tensor};
-use nin::Nin;
+use burn::train::TrainStep;
 use nin::data::ImageBatch;
 use nin::train::{Preset, TrainingConfig};
+use nin::{Nin, Precision};
 
 /// A preset's model and recipe, on random images of its input size.
 pub struct Workload {
@@ -28,9 +30,10 @@ pub fn image_shape(config: &TrainingConfig) -> [usize; 3] {
 }
 
 impl Workload {
-    /// The preset's model (built as its training recipe builds it), optimiser and learning
-    /// rate, and `batch_size` random images and labels on `device`'s autodiff device.
-    pub fn new(preset: Preset, batch_size: usize, device: &Device) -> Self {
+    /// The preset's model (built as its training recipe builds it) computing in `precision`,
+    /// its optimiser and learning rate, and `batch_size` random images and labels on
+    /// `device`'s autodiff device.
+    pub fn new(preset: Preset, batch_size: usize, device: &Device, precision: Precision) -> Self {
         let config = TrainingConfig::preset(preset);
         let [channels, height, width] = image_shape(&config);
         let classes = config.model.num_classes() as i64;
@@ -47,7 +50,7 @@ impl Workload {
                 &device,
             ),
         };
-        let model = config.model.init(&device);
+        let model = config.model.init(&device).with_precision(precision);
         Self {
             eval_model: model.valid(),
             model: Some(model),
@@ -57,14 +60,14 @@ impl Workload {
         }
     }
 
-    /// Forward, backward and optimiser update on the batch; returns the loss, which waits for
-    /// the backend to finish.
+    /// Forward, backward and optimiser update on the batch, as the trainer runs them (the loss
+    /// scaling of `f16` included); returns the loss, which waits for the backend to finish.
     pub fn train_step(&mut self) -> f32 {
         let model = self.model.take().expect("a model between steps");
-        let output = model.classification(self.batch.clone());
-        let loss = output.loss.clone();
-        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-        self.model = Some(self.optimizer.step(self.lr, model, grads));
+        let output = TrainStep::step(&model, self.batch.clone());
+        let loss = output.item.loss.clone();
+        let lr = ModuleLearningRate::from(self.lr);
+        self.model = Some(model.optimize(&mut self.optimizer, lr, output.grads));
         loss.into_scalar::<f32>()
     }
 
