@@ -210,7 +210,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 for _ in 0..args.rounds.max(1) {
                     let ours = measure_nin(&args, preset, mode, batch, precision)?;
                     let like = pytorch(TorchPrecision::like(precision))?;
-                    let default = if on_cuda && precision == Precision::F32 {
+                    let default = if on_cuda {
                         pytorch(TorchPrecision::Default)?
                     } else {
                         None
