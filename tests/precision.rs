@@ -38,6 +38,14 @@ fn tolerances(precision: Precision) -> [f32; 3] {
 /// accumulated in f32 move them by a few rounding steps of f16 (2⁻¹¹ ≈ 4.9·10⁻⁴ of a value).
 const F16_CONVOLUTION_TOLERANCE: f32 = 3e-3;
 
+/// `f16_convolutions_on_wgpu_accumulate_in_f32` forces burn's kernel for a moment, and the
+/// kernel choice is the process's: the f16 tests on wgpu take turns.
+static WGPU_F16: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn wgpu_turn() -> std::sync::MutexGuard<'static, ()> {
+    WGPU_F16.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn relative_difference(ours: &[f32], reference: &[f32]) -> f32 {
     let scale = reference
         .iter()
@@ -120,6 +128,7 @@ fn f16_on_wgpu_gives_logits_and_gradients_close_to_f32() {
     let Some(device) = common::wgpu("f16_on_wgpu") else {
         return;
     };
+    let _turn = wgpu_turn();
     Precision::F16
         .check(&device)
         .expect("lavapipe and every wgpu GPU this crate targets have shader-f16");
@@ -172,6 +181,7 @@ fn f16_convolutions_on_wgpu_accumulate_in_f32() {
     let Some(device) = common::wgpu("f16_convolutions") else {
         return;
     };
+    let _turn = wgpu_turn();
     let device = device.autodiff();
     assert_eq!(conv_choice(), ConvChoice::Autotune);
     for (input, out, kernel, stride, padding) in [
@@ -228,6 +238,7 @@ fn f16_training_with_loss_scaling_learns() {
     let Some(device) = common::wgpu("f16_training") else {
         return;
     };
+    let _turn = wgpu_turn();
     let config = TrainingConfig {
         model: NinConfig::compact(4)
             .with_batch_norm(true)
