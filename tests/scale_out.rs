@@ -79,30 +79,31 @@ fn two_wgpu_devices_learn_as_one_does_and_resume() {
     };
     let root = tempfile::tempdir().unwrap();
     let one = run(
-        &config(1, 4),
+        &config(1, 2),
         &devices[..1],
         &root.path().join("one"),
         false,
     )
     .unwrap();
 
-    // Two devices: stopped after two epochs, then resumed from the checkpoint to four.
+    // Two devices: stopped after one epoch, then resumed from the checkpoint to two (each
+    // epoch on lavapipe costs about half a minute).
     let two_dir = root.path().join("two");
-    let first = run(&config(2, 2), &devices, &two_dir, false).unwrap();
-    assert_eq!(first.metrics.len(), 2);
-    let two = run(&config(2, 4), &devices, &two_dir, true).unwrap();
+    let first = run(&config(2, 1), &devices, &two_dir, false).unwrap();
+    assert_eq!(first.metrics.len(), 1);
+    let two = run(&config(2, 2), &devices, &two_dir, true).unwrap();
     let epochs: Vec<usize> = two.metrics.iter().map(|m| m.epoch).collect();
-    assert_eq!(epochs, [1, 2, 3, 4]);
+    assert_eq!(epochs, [1, 2]);
 
-    // The last epoch's training accuracy is compared. After 32 steps the test accuracy hangs
-    // on batch norm's running statistics, which lag the weights: one-device runs of this test
-    // have scored 0.25 (chance) on the test images at epoch 3 with a training accuracy of 1.0,
-    // and two-device runs ended at 1.0000 and at 0.7578.
+    // The last epoch's training accuracy is compared: 0.96-1.0 after two epochs in runs of
+    // this test (0.72-0.78 after one). The test accuracy is not: after so few steps it hangs on
+    // batch norm's running statistics, which lag the weights (runs of this test have scored
+    // 0.25, chance, on the test images with a training accuracy of 1.0).
     let last = |trained: &Trained| trained.metrics.last().unwrap().train_accuracy;
     let (a, b) = (last(&one), last(&two));
     println!(
         "{test}: training accuracy of the last epoch: one device {a:.4}, two devices (resumed \
-         after epoch 2) {b:.4} (chance 0.25); test accuracy {:.4} and {:.4}",
+         after epoch 1) {b:.4} (chance 0.25); test accuracy {:.4} and {:.4}",
         one.report.test_accuracy, two.report.test_accuracy
     );
     assert!(a > 0.9 && b > 0.9, "one device {a}, two devices {b}");
@@ -115,7 +116,7 @@ fn two_wgpu_devices_learn_as_one_does_and_resume() {
         two.report.backend
     );
     // Resuming it on one device would split the data differently: refused.
-    let err = run(&config(1, 5), &devices[..1], &two_dir, true).unwrap_err();
+    let err = run(&config(1, 3), &devices[..1], &two_dir, true).unwrap_err();
     assert!(err.to_string().contains("devices: 2 -> 1"), "{err}");
 }
 

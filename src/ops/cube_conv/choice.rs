@@ -83,22 +83,78 @@ impl ConvPass {
     }
 }
 
-static CHOICE: AtomicU8 = AtomicU8::new(0);
+/// The environment variable that sets the process's initial [`ConvChoice`]: `autotune` (the
+/// default), `burn` or `im2col`.
+pub const CONV_KERNEL_VAR: &str = "NIN_CONV_KERNEL";
 
-/// How cube backends choose the kernel of each convolution pass from now on, for the whole
-/// process. Choices already timed are kept for when [`ConvChoice::Autotune`] is set again.
-pub fn set_conv_choice(choice: ConvChoice) {
-    let code = match choice {
+/// [`ConvChoice`] as a code; [`UNSET`] until the environment variable has been read or
+/// [`set_conv_choice`] has been called.
+static CHOICE: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = u8::MAX;
+
+fn code(choice: ConvChoice) -> u8 {
+    match choice {
         ConvChoice::Autotune => 0,
         ConvChoice::Always(ConvKernel::Burn) => 1,
         ConvChoice::Always(ConvKernel::Im2col) => 2,
-    };
-    CHOICE.store(code, Ordering::Relaxed);
+    }
 }
 
-/// How cube backends choose the kernel of each convolution pass ([`set_conv_choice`]).
+impl std::str::FromStr for ConvChoice {
+    type Err = String;
+
+    /// `autotune`, `burn` or `im2col`, in any case.
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "autotune" => Ok(ConvChoice::Autotune),
+            "burn" => Ok(ConvChoice::Always(ConvKernel::Burn)),
+            "im2col" => Ok(ConvChoice::Always(ConvKernel::Im2col)),
+            other => Err(format!(
+                "unknown convolution kernel choice \"{other}\"; valid names are: autotune, burn, \
+                 im2col"
+            )),
+        }
+    }
+}
+
+/// The choice [`CONV_KERNEL_VAR`] names, or the default. A value that names no choice is
+/// reported on stderr, naming the variable and the valid values, and the default is kept:
+/// this is read inside a convolution, which has no error to return.
+fn choice_from_environment() -> ConvChoice {
+    choice_from(std::env::var(CONV_KERNEL_VAR).ok().as_deref())
+}
+
+fn choice_from(value: Option<&str>) -> ConvChoice {
+    match value {
+        Some(value) => value.parse().unwrap_or_else(|err| {
+            eprintln!("nin: ignoring {CONV_KERNEL_VAR}: {err}; autotuning instead");
+            ConvChoice::Autotune
+        }),
+        None => ConvChoice::Autotune,
+    }
+}
+
+/// How cube backends choose the kernel of each convolution pass from now on, for the whole
+/// process; it replaces what [`CONV_KERNEL_VAR`] set. Choices already timed are kept for when
+/// [`ConvChoice::Autotune`] is set again.
+pub fn set_conv_choice(choice: ConvChoice) {
+    CHOICE.store(code(choice), Ordering::Relaxed);
+}
+
+/// How cube backends choose the kernel of each convolution pass: what [`set_conv_choice`] set
+/// last, else what [`CONV_KERNEL_VAR`] names, else [`ConvChoice::Autotune`].
 pub fn conv_choice() -> ConvChoice {
-    match CHOICE.load(Ordering::Relaxed) {
+    let mut stored = CHOICE.load(Ordering::Relaxed);
+    if stored == UNSET {
+        let initial = code(choice_from_environment());
+        // A concurrent `set_conv_choice` wins over the environment.
+        stored = match CHOICE.compare_exchange(UNSET, initial, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => initial,
+            Err(current) => current,
+        };
+    }
+    match stored {
         1 => ConvChoice::Always(ConvKernel::Burn),
         2 => ConvChoice::Always(ConvKernel::Im2col),
         _ => ConvChoice::Autotune,
@@ -267,4 +323,26 @@ pub(super) fn run_pass(pass: ConvPass, inputs: PassInputs) -> CubeTensor {
         record(key, choice);
     }
     output
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_names_a_choice_and_anything_else_autotunes() {
+        assert_eq!(choice_from(None), ConvChoice::Autotune);
+        assert_eq!(choice_from(Some("autotune")), ConvChoice::Autotune);
+        assert_eq!(
+            choice_from(Some("burn")),
+            ConvChoice::Always(ConvKernel::Burn)
+        );
+        assert_eq!(
+            choice_from(Some(" IM2COL ")),
+            ConvChoice::Always(ConvKernel::Im2col)
+        );
+        assert_eq!(choice_from(Some("fastest")), ConvChoice::Autotune);
+        let err = "fastest".parse::<ConvChoice>().unwrap_err();
+        assert!(err.contains("autotune, burn, im2col"), "{err}");
+    }
 }

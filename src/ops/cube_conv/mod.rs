@@ -20,8 +20,8 @@ mod kernels;
 mod lowered;
 
 pub use choice::{
-    ConvChoice, ConvKernel, ConvPass, TunedChoice, conv_choice, kernel_runs, set_conv_choice,
-    tuned_choices,
+    CONV_KERNEL_VAR, ConvChoice, ConvKernel, ConvPass, TunedChoice, conv_choice, kernel_runs,
+    set_conv_choice, tuned_choices,
 };
 pub use lowered::{column_budget_bytes, set_column_budget_bytes};
 
