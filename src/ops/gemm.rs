@@ -275,13 +275,13 @@ fn product_shape(
 }
 
 /// This machine's single-precision peak in GFLOP/s, measured: every thread of the rayon pool
-/// runs a loop of independent 8-lane fused multiply-adds at once (AVX2 and FMA where the CPU
-/// has them). It is the ceiling against which `perf --gemm` and `perf --layers` report; it takes
-/// about a tenth of a second.
+/// runs a loop of independent fused multiply-adds of the widest vectors the CPU has (see
+/// [`simd_level`]) at once. It is the ceiling against which `perf --gemm` and `perf --layers`
+/// report; it takes about a tenth of a second.
 ///
-/// It measures 256-bit FMAs: on CPUs whose 512-bit FMAs retire twice the work per cycle (some
-/// Intel server parts) the true peak is higher; on Zen 4, whose 512-bit FMAs take two passes,
-/// it is the peak.
+/// On CPUs whose 512-bit FMAs retire twice the work of 256-bit ones per cycle (Intel server
+/// parts with two FMA ports) this is what 512-bit vectors reach; on Zen 4, which runs a 512-bit
+/// FMA in two halves, it equals the 256-bit peak.
 pub fn measured_peak_gflops() -> f64 {
     use std::time::Instant;
     let rounds = 4_000_000;

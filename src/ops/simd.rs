@@ -1,40 +1,118 @@
-//! The loops of the batch-norm kernel, each in a portable form and, on x86-64, an AVX2 + FMA
-//! form chosen at run time; and the FMA loop that measures the machine's peak.
-//!
-//! The crate is built for baseline x86-64 (SSE2), where these loops run four lanes wide at
-//! most; and the compiler does not vectorise a float sum by itself, since it may not reorder
-//! one. So the element-wise loops get a copy compiled with AVX2 enabled, and the two
-//! reductions are written with intrinsics. The portable forms are what other CPUs run, and the
-//! tests below hold every AVX2 form to its portable one.
-
-#![allow(unsafe_code)]
+//! Vector loops written once over `pulp`'s [`Simd`] trait and run at the widest level the CPU
+//! offers, chosen at run time: AVX-512 or AVX2 + FMA on x86-64, NEON on AArch64, simd128 in
+//! WebAssembly built with it, and a portable scalar form everywhere. The tests hold every level
+//! the machine has to the portable one.
 
 use std::mem::MaybeUninit;
+use std::sync::OnceLock;
 
-/// Defines `$name`, which runs `$portable` compiled with AVX2 and FMA enabled when the CPU has
-/// them, and `$portable` itself, the body as written.
-macro_rules! simd_kernel {
-    ($(#[$doc:meta])* fn $name:ident / $portable:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
-        /// The portable form of the kernel of the same name without `_portable`.
-        #[inline(always)]
-        pub(crate) fn $portable($($arg: $ty),*) $(-> $ret)? $body
+use pulp::{Simd, WithSimd};
 
-        $(#[$doc])*
-        pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    $portable($($arg),*)
-                }
-                if avx2::available() {
-                    // SAFETY: `avx2` needs AVX2 and FMA, and this CPU has both.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $portable($($arg),*)
+/// An instruction-set level the vector loops can run at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// Plain scalar code: one lane, on every CPU.
+    Portable,
+    /// x86-64 with AVX2 and FMA: 8 lanes.
+    Avx2,
+    /// x86-64 with AVX-512 (F, BW, CD, DQ, VL): 16 lanes.
+    Avx512,
+    /// AArch64's NEON: 4 lanes.
+    Neon,
+    /// WebAssembly's simd128, where the module was built with it: 4 lanes.
+    Simd128,
+}
+
+impl Level {
+    /// Every level, widest first.
+    const ALL: [Level; 5] = [
+        Level::Avx512,
+        Level::Avx2,
+        Level::Neon,
+        Level::Simd128,
+        Level::Portable,
+    ];
+
+    /// The widest level this CPU runs, detected once.
+    pub(crate) fn best() -> Level {
+        static BEST: OnceLock<Level> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            Self::ALL
+                .into_iter()
+                .find(|level| level.is_available())
+                .unwrap_or(Level::Portable)
+        })
+    }
+
+    /// The levels this CPU runs, widest first; [`Level::Portable`] is always among them.
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Level> {
+        Self::ALL
+            .into_iter()
+            .filter(|level| level.is_available())
+            .collect()
+    }
+
+    /// Whether this CPU (or this WebAssembly build) runs the level.
+    pub(crate) fn is_available(self) -> bool {
+        self.run(Lanes).is_some()
+    }
+
+    /// The level's name, as `perf` prints it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Level::Portable => "portable",
+            Level::Avx2 => "AVX2",
+            Level::Avx512 => "AVX-512",
+            Level::Neon => "NEON",
+            Level::Simd128 => "simd128",
         }
-    };
+    }
+
+    /// `f32` lanes of one vector at this level.
+    pub(crate) fn lanes(self) -> usize {
+        self.run(Lanes).unwrap_or(1)
+    }
+
+    /// Runs `op` at this level, or returns `None` where the CPU lacks it.
+    #[inline]
+    pub(crate) fn run<Op: WithSimd>(self, op: Op) -> Option<Op::Output> {
+        match self {
+            Level::Portable => Some(Simd::vectorize(pulp::Scalar::new(), op)),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => pulp::x86::V3::try_new().map(|simd| Simd::vectorize(simd, op)),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => pulp::x86::V4::try_new().map(|simd| Simd::vectorize(simd, op)),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon => pulp::aarch64::Neon::try_new().map(|simd| Simd::vectorize(simd, op)),
+            #[cfg(target_arch = "wasm32")]
+            Level::Simd128 => pulp::wasm::Simd128::try_new().map(|simd| Simd::vectorize(simd, op)),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+}
+
+/// Runs `op` at the widest level this CPU has.
+#[inline]
+pub(crate) fn dispatch<Op: WithSimd>(op: Op) -> Op::Output {
+    match Level::best().run(op) {
+        Some(output) => output,
+        // `best` only names a level that `run` found available.
+        None => unreachable!("the best SIMD level is available"),
+    }
+}
+
+/// The `f32` lanes of a level's vectors.
+struct Lanes;
+
+impl WithSimd for Lanes {
+    type Output = usize;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) -> usize {
+        S::F32_LANES
+    }
 }
 
 /// `grad` where the ReLU's `output` is positive, else 0; a bit mask rather than a branch, so
@@ -45,35 +123,94 @@ pub(crate) fn relu_grad(grad: f32, output: f32) -> f32 {
     f32::from_bits(grad.to_bits() & keep)
 }
 
-simd_kernel! {
-    /// `out = max(0, a·x + b)`.
-    fn scale_shift_relu / scale_shift_relu_portable(
-        out: &mut [MaybeUninit<f32>],
-        input: &[f32],
-        a: f32,
-        b: f32,
-    ) {
-        assert_eq!(out.len(), input.len(), "scale_shift_relu writes every output");
-        for (o, &v) in out.iter_mut().zip(input) {
+/// `out = max(0, a·x + b)`.
+pub(crate) fn scale_shift_relu(out: &mut [MaybeUninit<f32>], input: &[f32], a: f32, b: f32) {
+    dispatch(ScaleShiftRelu { out, input, a, b });
+}
+
+struct ScaleShiftRelu<'a> {
+    out: &'a mut [MaybeUninit<f32>],
+    input: &'a [f32],
+    a: f32,
+    b: f32,
+}
+
+impl WithSimd for ScaleShiftRelu<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self { out, input, a, b } = self;
+        assert_eq!(
+            out.len(),
+            input.len(),
+            "scale_shift_relu writes every output"
+        );
+        let (out_vectors, out_rest) = S::as_uninit_mut_simd_f32s(out);
+        let (vectors, rest) = S::as_simd_f32s(input);
+        let (va, vb, zero) = (simd.splat_f32s(a), simd.splat_f32s(b), simd.splat_f32s(0.0));
+        for (o, &v) in out_vectors.iter_mut().zip(vectors) {
+            // A multiply, then an add, as the backward pass recomputes the mask.
+            o.write(simd.max_f32s(simd.add_f32s(simd.mul_f32s(va, v), vb), zero));
+        }
+        for (o, &v) in out_rest.iter_mut().zip(rest) {
             o.write((a * v + b).max(0.0));
         }
     }
 }
 
-simd_kernel! {
-    /// In place, `grad = k·g − shift − slope·(x − mean)`, with `g` the gradient where the
-    /// forward's `affine = [a, b]` made `a·x + b` positive (where the ReLU let it through) and
-    /// 0 elsewhere.
-    fn batch_norm_input_grad / batch_norm_input_grad_portable(
-        grad: &mut [f32],
-        x: &[f32],
-        coefficients: [f32; 3],
-        mean: f32,
-        affine: [f32; 2],
-    ) {
-        let [k, shift, slope] = coefficients;
-        let [a, b] = affine;
-        for (g, &v) in grad.iter_mut().zip(x) {
+/// In place, `grad = k·g − shift − slope·(x − mean)`, with `g` the gradient where the forward's
+/// `affine = [a, b]` made `a·x + b` positive (where the ReLU let it through) and 0 elsewhere.
+pub(crate) fn batch_norm_input_grad(
+    grad: &mut [f32],
+    x: &[f32],
+    coefficients: [f32; 3],
+    mean: f32,
+    affine: [f32; 2],
+) {
+    assert_eq!(grad.len(), x.len(), "one input value per gradient");
+    dispatch(BatchNormInputGrad {
+        grad,
+        x,
+        coefficients,
+        mean,
+        affine,
+    });
+}
+
+struct BatchNormInputGrad<'a> {
+    grad: &'a mut [f32],
+    x: &'a [f32],
+    coefficients: [f32; 3],
+    mean: f32,
+    affine: [f32; 2],
+}
+
+impl WithSimd for BatchNormInputGrad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            grad,
+            x,
+            coefficients: [k, shift, slope],
+            mean,
+            affine: [a, b],
+        } = self;
+        let (grad_vectors, grad_rest) = S::as_mut_simd_f32s(grad);
+        let (x_vectors, x_rest) = S::as_simd_f32s(x);
+        let splat = |v| simd.splat_f32s(v);
+        let (vk, vshift, vslope, vmean) = (splat(k), splat(shift), splat(slope), splat(mean));
+        let (va, vb, zero) = (splat(a), splat(b), splat(0.0));
+        for (g, &v) in grad_vectors.iter_mut().zip(x_vectors) {
+            let through = simd.greater_than_f32s(simd.add_f32s(simd.mul_f32s(va, v), vb), zero);
+            let masked = simd.select_f32s(through, *g, zero);
+            let centred = simd.sub_f32s(v, vmean);
+            let scaled = simd.sub_f32s(simd.mul_f32s(vk, masked), vshift);
+            *g = simd.sub_f32s(scaled, simd.mul_f32s(vslope, centred));
+        }
+        for (g, &v) in grad_rest.iter_mut().zip(x_rest) {
             *g = k * relu_grad(*g, a * v + b) - shift - slope * (v - mean);
         }
     }
@@ -81,152 +218,120 @@ simd_kernel! {
 
 /// `(Σ (x − centre), Σ (x − centre)²)`.
 pub(crate) fn plane_sums(values: &[f32], centre: f32) -> (f32, f32) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { avx2::plane_sums(values, centre) };
-    }
-    plane_sums_portable(values, centre)
+    dispatch(PlaneSums { values, centre })
 }
 
-/// The portable form of [`plane_sums`].
-pub(crate) fn plane_sums_portable(values: &[f32], centre: f32) -> (f32, f32) {
-    let squares = values.iter().map(|v| (v - centre) * (v - centre)).sum();
-    (values.iter().map(|v| v - centre).sum(), squares)
+struct PlaneSums<'a> {
+    values: &'a [f32],
+    centre: f32,
+}
+
+impl WithSimd for PlaneSums<'_> {
+    type Output = (f32, f32);
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> (f32, f32) {
+        let (vectors, rest) = S::as_simd_f32s(self.values);
+        let c = simd.splat_f32s(self.centre);
+        let (mut sum, mut squares) = (simd.splat_f32s(0.0), simd.splat_f32s(0.0));
+        for &v in vectors {
+            let centred = simd.sub_f32s(v, c);
+            sum = simd.add_f32s(sum, centred);
+            squares = simd.mul_add_e_f32s(centred, centred, squares);
+        }
+        let (mut sum, mut squares) = (simd.reduce_sum_f32s(sum), simd.reduce_sum_f32s(squares));
+        for &v in rest {
+            let centred = v - self.centre;
+            sum += centred;
+            squares += centred * centred;
+        }
+        (sum, squares)
+    }
 }
 
 /// `(Σ g, Σ g·(x − mean))` over the positions where `a·x + b` is positive (`affine = [a, b]`,
 /// the forward's scale and shift: where the ReLU let the value through).
 pub(crate) fn masked_sums(grad: &[f32], x: &[f32], mean: f32, affine: [f32; 2]) -> (f32, f32) {
-    assert!(x.len() == grad.len());
-    #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
-        // SAFETY: the CPU has AVX2 and FMA, and the two slices have one length.
-        return unsafe { avx2::masked_sums(grad, x, mean, affine) };
-    }
-    masked_sums_portable(grad, x, mean, affine)
+    assert_eq!(grad.len(), x.len(), "one input value per gradient");
+    dispatch(MaskedSums {
+        grad,
+        x,
+        mean,
+        affine,
+    })
 }
 
-/// The portable form of [`masked_sums`].
-pub(crate) fn masked_sums_portable(
-    grad: &[f32],
-    x: &[f32],
+struct MaskedSums<'a> {
+    grad: &'a [f32],
+    x: &'a [f32],
     mean: f32,
     affine: [f32; 2],
-) -> (f32, f32) {
-    let [a, b] = affine;
-    let mut sums = (0.0, 0.0);
-    for (&g, &v) in grad.iter().zip(x) {
-        let g = relu_grad(g, a * v + b);
-        sums = (sums.0 + g, sums.1 + g * (v - mean));
-    }
-    sums
 }
 
-/// Runs `rounds` rounds of 96 independent multiply-adds (12 vectors of 8 lanes) on this
-/// thread and returns the floating-point operations done: a loop with no memory traffic and no
-/// dependency between neighbouring multiply-adds, so it runs at the FMA units' peak.
-pub(crate) fn fma_flops(rounds: u64) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        std::hint::black_box(unsafe { avx2::fma_loop(rounds) });
-        return rounds * 96 * 2;
-    }
-    let mut acc = [[1.0f32; 8]; 12];
-    for _ in 0..rounds {
-        for vector in &mut acc {
-            for lane in vector.iter_mut() {
-                *lane = lane.mul_add(0.999_999, 1e-7);
-            }
-        }
-    }
-    std::hint::black_box(acc);
-    rounds * 96 * 2
-}
+impl WithSimd for MaskedSums<'_> {
+    type Output = (f32, f32);
 
-/// The two reductions with AVX2 intrinsics, and the FMA peak loop.
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    fn horizontal_sum(v: __m256) -> f32 {
-        let pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let pair = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
-        _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<1>(pair, pair)))
-    }
-
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn fma_loop(rounds: u64) -> f32 {
-        let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-        let mut acc = [_mm256_set1_ps(1.0); 12];
-        for _ in 0..rounds {
-            for v in &mut acc {
-                *v = _mm256_fmadd_ps(*v, a, b);
-            }
-        }
-        acc.iter().map(|&v| horizontal_sum(v)).sum()
-    }
-
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn plane_sums(values: &[f32], centre: f32) -> (f32, f32) {
-        let (mut sum, mut squares) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let c = _mm256_set1_ps(centre);
-        let mut blocks = values.chunks_exact(8);
-        for block in &mut blocks {
-            // SAFETY: `block` holds 8 floats.
-            let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
-            let centred = _mm256_sub_ps(v, c);
-            sum = _mm256_add_ps(sum, centred);
-            squares = _mm256_fmadd_ps(centred, centred, squares);
-        }
-        let (rest_sum, rest_squares) = super::plane_sums_portable(blocks.remainder(), centre);
-        (
-            horizontal_sum(sum) + rest_sum,
-            horizontal_sum(squares) + rest_squares,
-        )
-    }
-
-    /// # Safety
-    /// The CPU must have AVX2 and FMA; `x` must be as long as `grad`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn masked_sums(
-        grad: &[f32],
-        x: &[f32],
-        mean: f32,
-        affine: [f32; 2],
-    ) -> (f32, f32) {
-        let (mut sg, mut sgx) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let (m, zero) = (_mm256_set1_ps(mean), _mm256_setzero_ps());
-        let (a, b) = (_mm256_set1_ps(affine[0]), _mm256_set1_ps(affine[1]));
-        let whole = grad.len() / 8 * 8;
-        for i in (0..whole).step_by(8) {
-            // SAFETY: i + 8 ≤ the length of both slices.
-            let (g, v) = unsafe {
-                (
-                    _mm256_loadu_ps(grad.as_ptr().add(i)),
-                    _mm256_loadu_ps(x.as_ptr().add(i)),
-                )
-            };
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> (f32, f32) {
+        let Self {
+            grad,
+            x,
+            mean,
+            affine: [a, b],
+        } = self;
+        let (grad_vectors, grad_rest) = S::as_simd_f32s(grad);
+        let (x_vectors, x_rest) = S::as_simd_f32s(x);
+        let (va, vb, vmean) = (
+            simd.splat_f32s(a),
+            simd.splat_f32s(b),
+            simd.splat_f32s(mean),
+        );
+        let zero = simd.splat_f32s(0.0);
+        let (mut sg, mut sgx) = (zero, zero);
+        for (&g, &v) in grad_vectors.iter().zip(x_vectors) {
             // A multiply, then an add, not a fused multiply-add: the same rounding as the
             // forward's `a·x + b`, so the same mask.
-            let pre = _mm256_add_ps(_mm256_mul_ps(a, v), b);
-            let g = _mm256_and_ps(g, _mm256_cmp_ps::<_CMP_GT_OQ>(pre, zero));
-            sg = _mm256_add_ps(sg, g);
-            sgx = _mm256_fmadd_ps(g, _mm256_sub_ps(v, m), sgx);
+            let through = simd.greater_than_f32s(simd.add_f32s(simd.mul_f32s(va, v), vb), zero);
+            let g = simd.select_f32s(through, g, zero);
+            sg = simd.add_f32s(sg, g);
+            sgx = simd.mul_add_e_f32s(g, simd.sub_f32s(v, vmean), sgx);
         }
-        let (rest_g, rest_gx) =
-            super::masked_sums_portable(&grad[whole..], &x[whole..], mean, affine);
-        (horizontal_sum(sg) + rest_g, horizontal_sum(sgx) + rest_gx)
+        let (mut sg, mut sgx) = (simd.reduce_sum_f32s(sg), simd.reduce_sum_f32s(sgx));
+        for (&g, &v) in grad_rest.iter().zip(x_rest) {
+            let g = relu_grad(g, a * v + b);
+            sg += g;
+            sgx += g * (v - mean);
+        }
+        (sg, sgx)
+    }
+}
+
+/// Runs `rounds` rounds of 12 independent multiply-adds of the widest vectors this CPU has on
+/// this thread, and returns the floating-point operations done: a loop with no memory traffic
+/// and no dependency between neighbouring multiply-adds, so it runs at the FMA units' peak.
+pub(crate) fn fma_flops(rounds: u64) -> u64 {
+    dispatch(FmaLoop { rounds })
+}
+
+struct FmaLoop {
+    rounds: u64,
+}
+
+impl WithSimd for FmaLoop {
+    type Output = u64;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> u64 {
+        const CHAINS: usize = 12;
+        let (a, b) = (simd.splat_f32s(0.999_999), simd.splat_f32s(1e-7));
+        let mut acc = [simd.splat_f32s(1.0); CHAINS];
+        for _ in 0..self.rounds {
+            for v in &mut acc {
+                *v = simd.mul_add_e_f32s(*v, a, b);
+            }
+        }
+        std::hint::black_box(acc);
+        self.rounds * (CHAINS * S::F32_LANES * 2) as u64
     }
 }
 
@@ -248,79 +353,146 @@ mod tests {
             .collect()
     }
 
+    /// `op` run at `level`, which the CPU has.
+    fn at<Op: WithSimd>(level: Level, op: Op) -> Op::Output {
+        level.run(op).expect("an available level")
+    }
+
     fn close(a: f32, b: f32, scale: f32) -> bool {
         (a - b).abs() <= 1e-5 * scale.max(1.0)
     }
 
-    /// `max(0, a·x + b)` of each value through `kernel`, one of the two forms.
-    fn shifted(
-        kernel: fn(&mut [MaybeUninit<f32>], &[f32], f32, f32),
-        x: &[f32],
-        a: f32,
-        b: f32,
-    ) -> Vec<f32> {
+    /// `max(0, a·x + b)` of each value at `level`.
+    fn shifted(level: Level, x: &[f32], a: f32, b: f32) -> Vec<f32> {
+        let fill = |out: &mut [MaybeUninit<f32>]| {
+            at(
+                level,
+                ScaleShiftRelu {
+                    out,
+                    input: x,
+                    a,
+                    b,
+                },
+            )
+        };
         // SAFETY: the kernel writes every output (it asserts the lengths match).
-        unsafe { crate::ops::flex::written_vec(x.len(), |out| kernel(out, x, a, b)) }
+        #[allow(unsafe_code)]
+        unsafe {
+            crate::ops::flex::written_vec(x.len(), fill)
+        }
     }
 
-    /// Every length from empty to past two AVX2 blocks, so that the vector body, the remainder
-    /// loop and both together are covered; on a CPU without AVX2 both sides are portable.
     #[test]
-    fn each_kernel_agrees_with_its_portable_form() {
-        for len in 0..40 {
-            let (x, g, y) = (values(len, 1), values(len, 2), values(len, 3));
-            let scale = len as f32 * 4.0;
+    fn the_portable_level_is_always_there_and_best_is_the_widest() {
+        let available = Level::available();
+        assert!(available.contains(&Level::Portable));
+        assert_eq!(Level::best(), available[0]);
+        assert_eq!(Level::Portable.lanes(), 1);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            assert_eq!(Level::best(), Level::Avx512);
+            assert_eq!(Level::best().lanes(), 16);
+        }
+    }
 
-            let (s, q) = plane_sums(&x, 0.3);
-            let (sp, qp) = plane_sums_portable(&x, 0.3);
-            assert!(
-                close(s, sp, scale) && close(q, qp, scale * 4.0),
-                "plane_sums, {len}"
-            );
+    /// Every level the CPU has against the portable one, at every length from empty to past two
+    /// 16-lane vectors, so that the vector body, the remainder loop and both together are
+    /// covered.
+    #[test]
+    fn each_level_agrees_with_the_portable_one() {
+        for level in Level::available() {
+            for len in 0..40 {
+                let (x, g, y) = (values(len, 1), values(len, 2), values(len, 3));
+                let scale = len as f32 * 4.0;
+                let both = |op: &dyn Fn(Level) -> (f32, f32)| (op(level), op(Level::Portable));
 
-            let affine = [1.5, -0.25];
-            let (a, b) = masked_sums(&g, &x, -0.2, affine);
-            let (ap, bp) = masked_sums_portable(&g, &x, -0.2, affine);
-            assert!(
-                close(a, ap, scale) && close(b, bp, scale * 4.0),
-                "masked_sums, {len}"
-            );
+                let ((s, q), (sp, qp)) = both(&|level| {
+                    at(
+                        level,
+                        PlaneSums {
+                            values: &x,
+                            centre: 0.3,
+                        },
+                    )
+                });
+                assert!(
+                    close(s, sp, scale) && close(q, qp, scale * 4.0),
+                    "plane_sums at {level:?}, {len}: {s} {q} against {sp} {qp}"
+                );
 
-            let out = shifted(scale_shift_relu, &x, 1.5, -0.25);
-            let out_p = shifted(scale_shift_relu_portable, &x, 1.5, -0.25);
-            assert_eq!(out, out_p, "scale_shift_relu, {len}");
+                let affine = [1.5, -0.25];
+                let ((a, b), (ap, bp)) = both(&|level| {
+                    at(
+                        level,
+                        MaskedSums {
+                            grad: &g,
+                            x: &x,
+                            mean: -0.2,
+                            affine,
+                        },
+                    )
+                });
+                assert!(
+                    close(a, ap, scale) && close(b, bp, scale * 4.0),
+                    "masked_sums at {level:?}, {len}"
+                );
 
-            let coefficients = [0.7, 0.1, -0.3];
-            let (mut grad, mut grad_p) = (y.clone(), y.clone());
-            batch_norm_input_grad(&mut grad, &x, coefficients, 0.5, affine);
-            batch_norm_input_grad_portable(&mut grad_p, &x, coefficients, 0.5, affine);
-            assert!(
-                grad.iter().zip(&grad_p).all(|(a, b)| close(*a, *b, 1.0)),
-                "batch_norm_input_grad, {len}"
-            );
+                assert_eq!(
+                    shifted(level, &x, 1.5, -0.25),
+                    shifted(Level::Portable, &x, 1.5, -0.25),
+                    "scale_shift_relu at {level:?}, {len}"
+                );
+
+                let coefficients = [0.7, 0.1, -0.3];
+                let (mut grad, mut grad_p) = (y.clone(), y.clone());
+                for (level, grad) in [(level, &mut grad), (Level::Portable, &mut grad_p)] {
+                    at(
+                        level,
+                        BatchNormInputGrad {
+                            grad,
+                            x: &x,
+                            coefficients,
+                            mean: 0.5,
+                            affine,
+                        },
+                    );
+                }
+                assert!(
+                    grad.iter().zip(&grad_p).all(|(a, b)| close(*a, *b, 1.0)),
+                    "batch_norm_input_grad at {level:?}, {len}"
+                );
+            }
         }
     }
 
     /// The backward pass recomputes the ReLU's mask as `a·x + b > 0`: it must be exactly where
-    /// the forward kernel's output is positive, including values that round to 0.
+    /// the forward kernel's output is positive, including values that round to 0, at every
+    /// level.
     #[test]
     fn the_backward_mask_is_where_the_forward_output_is_positive() {
         let x: Vec<f32> = (0..4000).map(|i| (i as f32 - 2000.0) * 1e-3).collect();
-        for (a, b) in [
-            (1.0, 0.0),
-            (0.3, 0.1),
-            (7.1, -1.9),
-            (-2.5, 0.6),
-            (1.0e-3, -1.0e-6),
-        ] {
-            let out = shifted(scale_shift_relu, &x, a, b);
-            let positive = out.iter().filter(|&&o| o > 0.0).count() as f32;
-            let ones = vec![1.0; x.len()];
-            assert_eq!(
-                masked_sums(&ones, &x, 0.0, [a, b]).0,
-                positive,
-                "a = {a}, b = {b}"
-            );
+        let ones = vec![1.0; x.len()];
+        for level in Level::available() {
+            for (a, b) in [
+                (1.0, 0.0),
+                (0.3, 0.1),
+                (7.1, -1.9),
+                (-2.5, 0.6),
+                (1.0e-3, -1.0e-6),
+            ] {
+                let out = shifted(level, &x, a, b);
+                let positive = out.iter().filter(|&&o| o > 0.0).count() as f32;
+                let (count, _) = at(
+                    level,
+                    MaskedSums {
+                        grad: &ones,
+                        x: &x,
+                        mean: 0.0,
+                        affine: [a, b],
+                    },
+                );
+                assert_eq!(count, positive, "{level:?}: a = {a}, b = {b}");
+            }
         }
     }
 
@@ -328,16 +500,45 @@ mod tests {
     fn the_portable_forms_compute_what_they_say() {
         let x = [1.0, -2.0, 3.0, 0.0];
         assert_eq!(
-            plane_sums_portable(&x, 0.5),
+            at(
+                Level::Portable,
+                PlaneSums {
+                    values: &x,
+                    centre: 0.5
+                }
+            ),
             (0.5 - 2.5 + 2.5 - 0.5, 0.25 + 6.25 + 6.25 + 0.25)
         );
         // Only positions where 2·x − 1 is positive count: the first and the third.
         let g = [1.0, 2.0, 4.0, 8.0];
-        assert_eq!(masked_sums_portable(&g, &x, 1.0, [2.0, -1.0]), (5.0, 8.0));
+        let sums = at(
+            Level::Portable,
+            MaskedSums {
+                grad: &g,
+                x: &x,
+                mean: 1.0,
+                affine: [2.0, -1.0],
+            },
+        );
+        assert_eq!(sums, (5.0, 8.0));
         let mut grad = g;
-        batch_norm_input_grad_portable(&mut grad, &x, [1.0, 0.0, 0.0], 1.0, [2.0, -1.0]);
+        at(
+            Level::Portable,
+            BatchNormInputGrad {
+                grad: &mut grad,
+                x: &x,
+                coefficients: [1.0, 0.0, 0.0],
+                mean: 1.0,
+                affine: [2.0, -1.0],
+            },
+        );
         assert_eq!(grad, [1.0, 0.0, 4.0, 0.0]);
-        let out = shifted(scale_shift_relu_portable, &x, 2.0, 1.0);
-        assert_eq!(out, [3.0, 0.0, 7.0, 1.0]);
+        assert_eq!(shifted(Level::Portable, &x, 2.0, 1.0), [3.0, 0.0, 7.0, 1.0]);
+    }
+
+    #[test]
+    fn the_peak_loop_counts_its_flops_at_the_widest_level() {
+        let lanes = Level::best().lanes() as u64;
+        assert_eq!(fma_flops(10), 10 * 12 * lanes * 2);
     }
 }
