@@ -217,6 +217,8 @@ impl NinConfig {
             precision: Precision::F32,
             #[cfg(feature = "train")]
             loss_scale: LossScale::new(),
+            #[cfg(feature = "flex")]
+            inference: ops::InferenceCache::default(),
         }
     }
 }
@@ -246,6 +248,11 @@ pub struct Nin {
     #[cfg(feature = "train")]
     #[module(skip)]
     pub(crate) loss_scale: LossScale,
+    /// The packed weights of inference on flex, kept between calls (see
+    /// [`try_forward`](Self::try_forward)).
+    #[cfg(feature = "flex")]
+    #[module(skip)]
+    pub(crate) inference: ops::InferenceCache,
 }
 
 impl Nin {
@@ -291,9 +298,47 @@ impl Nin {
 
     /// Like [`forward`](Self::forward), but returns a [`ShapeError`] for an input that does not
     /// fit rather than panicking.
+    ///
+    /// In inference on flex (a device without autodiff, `f32`), the whole network runs in one
+    /// call of the crate's blocked-layout kernels, with each batch norm folded into its
+    /// convolution; the packed weights are kept in the model and packed again only after a
+    /// parameter changes. Everywhere else the layers run one by one.
     pub fn try_forward(&self, images: Tensor<4>) -> Result<Tensor<2>, ShapeError> {
         self.check_input(images.dims())?;
+        #[cfg(feature = "flex")]
+        if let Some(logits) = self.forward_blocked(&images) {
+            return Ok(logits);
+        }
         Ok(self.run(images, Path::Fast, |_, _| {}))
+    }
+
+    /// The whole network through `ops`' blocked inference path, or `None` where it does not
+    /// run: autodiff, another backend or precision, a head other than the global average.
+    #[cfg(feature = "flex")]
+    fn forward_blocked(&self, images: &Tensor<4>) -> Option<Tensor<2>> {
+        if self.precision != Precision::F32 || self.global_pool.output_size != [1, 1] {
+            return None;
+        }
+        let mut stages = Vec::with_capacity(4 * self.blocks.len());
+        for stage in self.stages() {
+            match stage {
+                Stage::Block(index) => {
+                    let block = &self.blocks[index];
+                    for layer in [&block.conv, &block.mlp1, &block.mlp2] {
+                        stages.push(ops::NetworkStage::Conv {
+                            conv: &layer.conv,
+                            norm: layer.norm.as_ref(),
+                            relu: true,
+                        });
+                    }
+                }
+                Stage::MaxPool(_) => stages.push(ops::NetworkStage::MaxPool(&self.pool)),
+                // Dropout is the identity without autodiff, where this path runs.
+                Stage::Dropout => {}
+                Stage::GlobalAvgPool => stages.push(ops::NetworkStage::GlobalAvgPool),
+            }
+        }
+        self.inference.forward(&stages, images)
     }
 
     /// Like [`try_forward`](Self::try_forward), through burn's own modules only (blocks by

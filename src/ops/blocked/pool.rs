@@ -1,0 +1,175 @@
+//! Max pooling and global average pooling on the blocked layout, a vector of channels at a
+//! time.
+
+#![allow(unsafe_code)]
+
+use std::ops::Range;
+
+use pulp::{Simd, WithSimd};
+
+use super::layout::{BLOCK, Map, Packing};
+use crate::ops::simd::Level;
+
+/// A max pool without padding: `kernel` windows every `stride` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MaxPool {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+}
+
+impl MaxPool {
+    /// `[H', W']` for an input of `[height, width]`, or `None` when a window does not fit.
+    pub(crate) fn output_size(&self, [height, width]: [usize; 2]) -> Option<[usize; 2]> {
+        let side = |size: usize, axis: usize| {
+            (size >= self.kernel[axis]).then(|| (size - self.kernel[axis]) / self.stride[axis] + 1)
+        };
+        Some([side(height, 0)?, side(width, 1)?])
+    }
+
+    /// Units of work of one image: one output row of one block each.
+    pub(crate) fn units(&self, output: &Map) -> usize {
+        output.channels.div_ceil(BLOCK) * output.height
+    }
+
+    /// Computes units `units` (of [`units`](Self::units)) of `output` from `input`.
+    ///
+    /// # Safety
+    ///
+    /// As `PackedConv::run`: `input` holds `input_map.len()` values, `output` is valid for
+    /// writes of `output_map.len()` values of which no one else touches these units' rows
+    /// meanwhile; both maps blocked, with the same channels, the input without a border and the
+    /// output of `output_size` of the input's size.
+    pub(crate) unsafe fn run(
+        &self,
+        level: Level,
+        input: &[f32],
+        input_map: &Map,
+        output: *mut f32,
+        output_map: &Map,
+        units: Range<usize>,
+    ) {
+        debug_assert_eq!(input.len(), input_map.len());
+        debug_assert!(input_map.packing == Packing::Blocked && input_map.border == [0, 0]);
+        debug_assert_eq!(output_map.packing, Packing::Blocked);
+        debug_assert_eq!(
+            self.output_size([input_map.height, input_map.width]),
+            Some([output_map.height, output_map.width])
+        );
+        let op = PoolUnits {
+            pool: *self,
+            input,
+            input_map,
+            output,
+            output_map,
+            units,
+        };
+        if level.run(op).is_none() {
+            unreachable!("the blocked path runs at an available level")
+        }
+    }
+}
+
+struct PoolUnits<'a> {
+    pool: MaxPool,
+    input: &'a [f32],
+    input_map: &'a Map,
+    output: *mut f32,
+    output_map: &'a Map,
+    units: Range<usize>,
+}
+
+impl WithSimd for PoolUnits<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let (input, output) = (self.input_map.strides(), self.output_map.strides());
+        let [kh, kw] = self.pool.kernel;
+        let [sh, sw] = self.pool.stride;
+        let rows = self.output_map.height;
+        let lanes = S::F32_LANES.min(BLOCK);
+        for unit in self.units {
+            let (block, row) = (unit / rows, unit % rows);
+            let window_row = block * input.block + row * sh * input.row;
+            let out_row = block * output.block + self.output_map.interior() + row * output.row;
+            for column in 0..self.output_map.width {
+                let window = window_row + column * sw * input.pixel;
+                for lane in (0..BLOCK).step_by(lanes) {
+                    let load = |at: usize| {
+                        let values = &self.input[at + lane..at + lane + lanes];
+                        // SAFETY: `values` holds one vector's worth of values.
+                        unsafe { (values.as_ptr() as *const S::f32s).read_unaligned() }
+                    };
+                    let mut max = load(window);
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let value = load(window + ky * input.row + kx * input.pixel);
+                            max = nan_max(simd, value, max);
+                        }
+                    }
+                    // SAFETY: the output pixel's channels are inside the output map, in a row
+                    // of this unit.
+                    unsafe {
+                        let at = self.output.add(out_row + column * output.pixel + lane);
+                        (at as *mut S::f32s).write_unaligned(max);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The larger of two vectors lane by lane, NaN where either is: NaN must win, so that a
+/// diverging network shows, as the crate's and burn's pools do.
+#[inline(always)]
+fn nan_max<S: Simd>(simd: S, value: S::f32s, max: S::f32s) -> S::f32s {
+    let greater = simd.greater_than_f32s(value, max);
+    let nan = simd.not_m32s(simd.equal_f32s(value, value));
+    simd.select_f32s(simd.or_m32s(greater, nan), value, max)
+}
+
+/// The mean of each of the first `channels` maps of `input` (blocked, no border), into
+/// `means`.
+pub(crate) fn global_average(level: Level, input: &[f32], map: &Map, means: &mut [f32]) {
+    debug_assert!(map.packing == Packing::Blocked && map.border == [0, 0]);
+    let op = GlobalAverage { input, map, means };
+    if level.run(op).is_none() {
+        unreachable!("the blocked path runs at an available level")
+    }
+}
+
+struct GlobalAverage<'a> {
+    input: &'a [f32],
+    map: &'a Map,
+    means: &'a mut [f32],
+}
+
+impl WithSimd for GlobalAverage<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let s = self.map.strides();
+        let pixels = self.map.height * self.map.width;
+        let lanes = S::F32_LANES.min(BLOCK);
+        let mut sums = [0f32; BLOCK];
+        for (block, means) in self.means.chunks_mut(BLOCK).enumerate() {
+            let values = &self.input[block * s.block..][..pixels * BLOCK];
+            for lane in (0..BLOCK).step_by(lanes) {
+                let mut sum = simd.splat_f32s(0.0);
+                for pixel in values.chunks_exact(BLOCK) {
+                    let part = &pixel[lane..lane + lanes];
+                    // SAFETY: `part` holds one vector's worth of values.
+                    let v = unsafe { (part.as_ptr() as *const S::f32s).read_unaligned() };
+                    sum = simd.add_f32s(sum, v);
+                }
+                let part = &mut sums[lane..lane + lanes];
+                // SAFETY: `part` has room for one vector.
+                unsafe { (part.as_mut_ptr() as *mut S::f32s).write_unaligned(sum) };
+            }
+            for (mean, sum) in means.iter_mut().zip(sums) {
+                *mean = sum / pixels as f32;
+            }
+        }
+    }
+}
