@@ -24,6 +24,16 @@ With `--layers FILE` it times single convolutions instead (`perf --layers`): FIL
 layer's input and weight shapes, stride and padding, and the script prints one JSON line with
 the median seconds of each layer's forward pass (with bias and ReLU), weight and bias gradient,
 and input gradient, each through `aten.convolution_backward` with only that output asked for.
+
+ONNX Runtime, the peer for CPU inference, runs the same network in two steps:
+
+    python3 benches/pytorch_reference.py --config model.json --export-onnx model.onnx
+    python3 benches/pytorch_reference.py --onnx-model model.onnx --batch 128 --threads 2
+
+The first exports the network (in evaluation mode, any batch size) from PyTorch; the second
+times `InferenceSession.run` on random images with ONNX Runtime's CPU provider, with
+`--threads` intra-op threads, and prints the same JSON line. It does not import PyTorch, so its
+peak memory is ONNX Runtime's own.
 """
 
 import argparse
@@ -32,8 +42,17 @@ import resource
 import sys
 import time
 
-import torch
-from torch import nn
+# PyTorch is imported where it is used: the ONNX Runtime timing must not load it.
+torch = None
+nn = None
+
+
+def import_torch():
+    global torch, nn
+    import torch as torch_module
+    from torch import nn as nn_module
+
+    torch, nn = torch_module, nn_module
 
 
 def nin_block(block):
@@ -145,13 +164,72 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def export_onnx(config, path):
+    """Writes the network of `config`, in evaluation mode, to `path` as ONNX, batch size free."""
+    net = nin(config).eval()
+    channels = config["blocks"][0]["in_channels"]
+    height, width = config["input_size"]
+    example = torch.rand(1, channels, height, width)
+    torch.onnx.export(
+        net,
+        example,
+        path,
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )
+
+
+def time_onnx(args):
+    """Median seconds of `InferenceSession.run` on `args.batch` random images."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(args.onnx_model, options, providers=["CPUExecutionProvider"])
+    shape = session.get_inputs()[0].shape
+    channels, height, width = shape[1:]
+    rng = np.random.default_rng(args.seed)
+    images = rng.random((args.batch, channels, height, width), dtype=np.float32)
+
+    def step():
+        return session.run(None, {"images": images})[0][0, 0]
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    median = times[len(times) // 2]
+    json.dump(
+        {
+            "framework": f"onnxruntime {ort.__version__}",
+            "device": "cpu",
+            "threads": args.threads,
+            "precision": "strict-f32",
+            "seconds_per_step": median,
+            "images_per_s": args.batch / median,
+            "peak_rss_bytes": peak_rss_bytes(),
+        },
+        sys.stdout,
+    )
+    print()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="NinConfig as JSON (a file path)")
     parser.add_argument("--mode", choices=["train", "infer"])
     parser.add_argument("--batch", type=int)
     parser.add_argument("--layers", help="time these convolutions instead (a JSON file)")
-    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
@@ -161,8 +239,22 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     parser.add_argument("--precision", choices=PRECISIONS, default="default")
+    parser.add_argument("--export-onnx", metavar="PATH", help="write the network as ONNX and exit")
+    parser.add_argument("--onnx-model", metavar="PATH", help="time this ONNX model in ONNX Runtime")
     args = parser.parse_args()
 
+    if args.onnx_model:
+        if not args.batch:
+            parser.error("--onnx-model needs --batch")
+        time_onnx(args)
+        return
+    import_torch()
+    if args.export_onnx:
+        if not args.config:
+            parser.error("--export-onnx needs --config")
+        with open(args.config) as f:
+            export_onnx(json.load(f), args.export_onnx)
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)

@@ -66,9 +66,20 @@ struct Args {
     /// Batch for the d2l preset.
     #[arg(long, default_value_t = 32)]
     d2l_batch: usize,
-    /// Only this side, without PyTorch.
+    /// Further inference batches for both presets, comma-separated (none: `--infer-batches ''`).
+    #[arg(long, default_value = "8,1", value_delimiter = ',')]
+    infer_batches: Vec<String>,
+    /// Only this side, without PyTorch or ONNX Runtime.
     #[arg(long)]
     no_pytorch: bool,
+    /// Without ONNX Runtime (the peer for CPU inference; it needs `onnxruntime` and `onnx` in
+    /// the Python of --python).
+    #[arg(long)]
+    no_onnxruntime: bool,
+    /// Without the rows of a compact training step in a loop of one's own (nothing of the
+    /// crate's called first) and with the C allocator's defaults.
+    #[arg(long)]
+    no_loop_rows: bool,
     /// Time every convolution of both presets pass by pass (forward, weight gradient, input
     /// gradient) on the crate's kernel and in PyTorch, instead of whole steps.
     #[arg(long)]
@@ -87,6 +98,10 @@ struct Args {
     /// Internal: the worker's preset.
     #[arg(long, hide = true, default_value = "compact")]
     preset: String,
+    /// Internal: the worker runs its steps as a user's own loop would, without calling
+    /// `nin::ops::retain_freed_memory` first.
+    #[arg(long, hide = true)]
+    own_loop: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
@@ -150,15 +165,113 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.layers {
         return layer_table(&args, &python, &script, threads);
     }
+    step_table(&args, &device, &python, &script, threads)
+}
+
+/// A row of the main table: what is measured.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    preset: Preset,
+    mode: Mode,
+    batch: usize,
+    variant: Variant,
+}
+
+/// How this crate's side of a row runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Variant {
+    /// As the trainer and the examples run it.
+    Plain,
+    /// A training loop of the user's own: nothing of the crate called before the steps.
+    OwnLoop,
+    /// That loop with the C allocator's defaults (`NIN_RETAIN_FREED_MEMORY=0`).
+    AllocatorDefaults,
+}
+
+impl Variant {
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Plain => "",
+            Variant::OwnLoop => ", own loop",
+            Variant::AllocatorDefaults => ", allocator defaults",
+        }
+    }
+}
+
+/// Timed steps of a measurement of `row`: `--steps`, times as many as the preset's batch
+/// holds `row.batch` (so that a batch of one is timed over as many images as a full batch).
+fn steps_for(args: &Args, row: &Row) -> usize {
+    args.steps * (batch_for(args, row.preset) / row.batch.max(1)).max(1)
+}
+
+/// The rows: each preset's training step and inference at its batch, the own-loop rows for
+/// compact training, and inference at the further batches.
+fn rows(args: &Args) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
+    let extra: Vec<usize> = args
+        .infer_batches
+        .iter()
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| {
+            b.trim()
+                .parse::<usize>()
+                .map_err(|err| format!("--infer-batches {b:?}: {err}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
+    for preset in [Preset::Compact, Preset::D2l] {
+        let batch = batch_for(args, preset);
+        let row = |mode, batch, variant| Row {
+            preset,
+            mode,
+            batch,
+            variant,
+        };
+        rows.push(row(Mode::Train, batch, Variant::Plain));
+        if preset == Preset::Compact && !args.no_loop_rows {
+            rows.push(row(Mode::Train, batch, Variant::OwnLoop));
+            rows.push(row(Mode::Train, batch, Variant::AllocatorDefaults));
+        }
+        rows.push(row(Mode::Infer, batch, Variant::Plain));
+        for &small in extra.iter().filter(|&&b| b != batch && b > 0) {
+            rows.push(row(Mode::Infer, small, Variant::Plain));
+        }
+    }
+    Ok(rows)
+}
+
+/// The main table: whole training steps and inference passes here, in PyTorch and (inference
+/// on the CPU) in ONNX Runtime.
+fn step_table(
+    args: &Args,
+    device: &burn::tensor::Device,
+    python: &Path,
+    script: &Path,
+    threads: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let config_dir = tempfile::tempdir()?;
     // PyTorch's default (TF32 in cuDNN's convolutions) differs from strict f32 on CUDA only.
     let on_cuda = args.torch_device.starts_with("cuda");
+    let with_ort = !args.no_pytorch && !args.no_onnxruntime && args.torch_device == "cpu";
+    let level = nin::ops::simd_level();
     println!(
-        "nin on {} vs PyTorch on {}, {threads} CPU threads each; median of {} steps after {} \
+        "CPU: {}, {threads} threads; SIMD: {} ({} f32 lanes); peak {:.0} GFLOP/s (measured, \
+         nin::ops::gemm::measured_peak_gflops)",
+        cpu_model(),
+        level.name,
+        level.f32_lanes,
+        nin::ops::gemm::measured_peak_gflops(),
+    );
+    println!(
+        "nin on {} vs PyTorch on {}{}, {threads} CPU threads each; median of {} steps after {} \
          warm-up steps; {} round(s) per row, alternating the sides; each precision against \
          PyTorch's like (f32: strict f32, TF32 off; f16/bf16: torch.autocast){}",
         args.backend,
         args.torch_device,
+        if with_ort {
+            " and ONNX Runtime (CPU, inference)"
+        } else {
+            ""
+        },
         args.steps,
         args.warmup,
         args.rounds.max(1),
@@ -173,116 +286,186 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "| preset | batch | mode | precision | nin img/s | PyTorch img/s | nin / PyTorch |",
     );
     let mut rule = String::from("|---|---:|---|---|---:|---:|---:|");
+    if with_ort {
+        header.push_str(" ONNX Runtime img/s | nin / ONNX Runtime |");
+        rule.push_str("---:|---:|");
+    }
     if on_cuda {
         header.push_str(" PyTorch TF32 img/s | nin / TF32 |");
         rule.push_str("---:|---:|");
     }
-    println!("{header} nin GFLOP/s | PyTorch GFLOP/s | nin peak RSS | PyTorch peak RSS |");
-    println!("{rule}---:|---:|---:|---:|");
-    for preset in [Preset::Compact, Preset::D2l] {
-        let batch = batch_for(&args, preset);
+    let peak_rss = if with_ort {
+        " nin peak RSS | PyTorch peak RSS | ONNX Runtime peak RSS |"
+    } else {
+        " nin peak RSS | PyTorch peak RSS |"
+    };
+    println!("{header} nin GFLOP/s |{peak_rss}");
+    println!(
+        "{rule}---:|---:|---:|{}",
+        if with_ort { "---:|" } else { "" }
+    );
+    let mut exported = std::collections::HashMap::new();
+    for row in rows(args)? {
+        let Row {
+            preset,
+            mode,
+            batch,
+            variant,
+        } = row;
         let config = TrainingConfig::preset(preset);
         let flops = config
             .model
-            .init(&device)
+            .init(device)
             .forward_flops(workload::image_shape(&config))?;
         let model_json = config_dir.path().join(format!("{}.json", preset.name()));
         std::fs::write(&model_json, serde_json::to_vec(&config.model)?)?;
-        for mode in [Mode::Train, Mode::Infer] {
-            for &precision in &args.precision {
-                let pytorch = |torch_precision: TorchPrecision| -> Result<Option<Measured>, Box<dyn std::error::Error>> {
-                    if args.no_pytorch {
-                        return Ok(None);
-                    }
-                    let run = PyTorchRun {
-                        python: &python,
-                        script: &script,
-                        model_json: &model_json,
-                        optimizer: &config.optimizer,
-                        threads,
-                        precision: torch_precision,
-                    };
-                    Ok(Some(measure_pytorch(&run, mode, batch, &args)?))
-                };
-                // Rounds alternate the sides, so that a slow spell of the machine falls on all
-                // sides of a round rather than on one side of the whole comparison.
-                let mut rounds = Vec::with_capacity(args.rounds);
-                for _ in 0..args.rounds.max(1) {
-                    let ours = measure_nin(&args, preset, mode, batch, precision)?;
-                    let like = pytorch(TorchPrecision::like(precision))?;
-                    let default = if on_cuda {
-                        pytorch(TorchPrecision::Default)?
-                    } else {
-                        None
-                    };
-                    rounds.push(Round {
-                        ours,
-                        like,
-                        default,
-                    });
-                }
-                let row = RowSummary::of(&rounds);
-                let gflops = |images_per_s: f64| images_per_s * mode.flops(flops) as f64 / 1e9;
-                let mib = |bytes: f64| format!("{:.0} MiB", bytes / (1024.0 * 1024.0));
-                let dash = || "–".to_string();
-                let mut line = format!(
-                    "| {} | {batch} | {} | {precision} | {:.1} | {} | {} |",
-                    preset.name(),
-                    mode.name(),
-                    row.ours,
-                    row.like.map_or_else(dash, |t| format!("{t:.1}")),
-                    row.like_ratio.clone().unwrap_or_else(dash),
-                );
-                if on_cuda {
-                    line.push_str(&format!(
-                        " {} | {} |",
-                        row.default.map_or_else(dash, |t| format!("{t:.1}")),
-                        row.default_ratio.clone().unwrap_or_else(dash),
-                    ));
-                }
-                println!(
-                    "{line} {:.1} | {} | {} | {} |",
-                    gflops(row.ours),
-                    row.like.map_or_else(dash, |t| format!("{:.1}", gflops(t))),
-                    row.our_rss.map_or_else(dash, mib),
-                    row.their_rss.map_or_else(dash, mib),
-                );
+        let onnx_model = if with_ort && mode == Mode::Infer {
+            if let std::collections::hash_map::Entry::Vacant(entry) = exported.entry(preset.name())
+            {
+                let path = config_dir.path().join(format!("{}.onnx", preset.name()));
+                export_onnx(python, script, &model_json, &path)?;
+                entry.insert(path);
             }
+            exported.get(preset.name()).cloned()
+        } else {
+            None
+        };
+        for &precision in &args.precision {
+            let pytorch = |torch_precision: TorchPrecision| -> Result<Option<Measured>, Box<dyn std::error::Error>> {
+                if args.no_pytorch {
+                    return Ok(None);
+                }
+                let run = PyTorchRun {
+                    python,
+                    script,
+                    model_json: &model_json,
+                    optimizer: &config.optimizer,
+                    threads,
+                    precision: torch_precision,
+                };
+                Ok(Some(measure_pytorch(&run, mode, batch, steps_for(args, &row), args)?))
+            };
+            // ONNX Runtime computes in f32 only.
+            let onnxruntime = || -> Result<Option<Measured>, Box<dyn std::error::Error>> {
+                match &onnx_model {
+                    Some(model) if precision == Precision::F32 => {
+                        let steps = steps_for(args, &row);
+                        Ok(Some(measure_onnxruntime(
+                            python, script, model, batch, threads, steps, args,
+                        )?))
+                    }
+                    _ => Ok(None),
+                }
+            };
+            // Rounds alternate the sides, so that a slow spell of the machine falls on all
+            // sides of a round rather than on one side of the whole comparison.
+            let mut rounds = Vec::with_capacity(args.rounds);
+            for _ in 0..args.rounds.max(1) {
+                let ours = measure_nin(args, row, precision)?;
+                let like = pytorch(TorchPrecision::like(precision))?;
+                let ort = onnxruntime()?;
+                let default = if on_cuda {
+                    pytorch(TorchPrecision::Default)?
+                } else {
+                    None
+                };
+                rounds.push(Round {
+                    ours,
+                    like,
+                    ort,
+                    default,
+                });
+            }
+            let summary = RowSummary::of(&rounds);
+            let gflops = |images_per_s: f64| images_per_s * mode.flops(flops) as f64 / 1e9;
+            let mib = |bytes: f64| format!("{:.0} MiB", bytes / (1024.0 * 1024.0));
+            let dash = || "–".to_string();
+            let images = |value: Option<f64>| value.map_or_else(dash, |t| format!("{t:.1}"));
+            let mut line = format!(
+                "| {} | {batch} | {}{} | {precision} | {:.1} | {} | {} |",
+                preset.name(),
+                mode.name(),
+                variant.label(),
+                summary.ours,
+                images(summary.like.value),
+                summary.like.ratio.clone().unwrap_or_else(dash),
+            );
+            if with_ort {
+                line.push_str(&format!(
+                    " {} | {} |",
+                    images(summary.ort.value),
+                    summary.ort.ratio.clone().unwrap_or_else(dash),
+                ));
+            }
+            if on_cuda {
+                line.push_str(&format!(
+                    " {} | {} |",
+                    images(summary.default.value),
+                    summary.default.ratio.clone().unwrap_or_else(dash),
+                ));
+            }
+            line.push_str(&format!(
+                " {:.1} | {} | {} |",
+                gflops(summary.ours),
+                summary.our_rss.map_or_else(dash, mib),
+                summary.like.rss.map_or_else(dash, mib),
+            ));
+            if with_ort {
+                line.push_str(&format!(" {} |", summary.ort.rss.map_or_else(dash, mib)));
+            }
+            println!("{line}");
         }
     }
     Ok(())
 }
 
-/// One round of a row: this crate's measurement, PyTorch's in the same precision, and
-/// PyTorch's default f32 (TF32) where that differs.
+/// The CPU's model name, from /proc/cpuinfo where there is one.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| format!("unknown {} CPU", std::env::consts::ARCH))
+}
+
+/// One round of a row: this crate's measurement, PyTorch's in the same precision, ONNX
+/// Runtime's (CPU inference), and PyTorch's default f32 (TF32) where that differs.
 struct Round {
     ours: Measured,
     like: Option<Measured>,
+    ort: Option<Measured>,
     default: Option<Measured>,
+}
+
+/// A peer's side of a row over its rounds: the median images/s, the ratio of ours to it with
+/// the range of the rounds' ratios, and the median peak memory.
+struct PeerSummary {
+    value: Option<f64>,
+    ratio: Option<String>,
+    rss: Option<f64>,
 }
 
 /// The medians of a row's rounds, and the ratios with the range of the rounds' ratios.
 struct RowSummary {
     ours: f64,
-    like: Option<f64>,
-    like_ratio: Option<String>,
-    default: Option<f64>,
-    default_ratio: Option<String>,
     our_rss: Option<f64>,
-    their_rss: Option<f64>,
+    like: PeerSummary,
+    ort: PeerSummary,
+    default: PeerSummary,
 }
 
 impl RowSummary {
     fn of(rounds: &[Round]) -> Self {
-        let median_of = |value: &dyn Fn(&Round) -> Option<f64>| {
-            median(rounds.iter().filter_map(value).collect())
-        };
-        let ratio = |theirs: &dyn Fn(&Round) -> Option<f64>| {
+        let peer = |theirs: &dyn Fn(&Round) -> Option<&Measured>| {
             let ratios: Vec<f64> = rounds
                 .iter()
-                .filter_map(|round| theirs(round).map(|t| round.ours.images_per_s / t))
+                .filter_map(|round| theirs(round).map(|t| round.ours.images_per_s / t.images_per_s))
                 .collect();
-            median(ratios.clone()).map(|ratio| {
+            let ratio = median(ratios.clone()).map(|ratio| {
                 let (low, high) = ratios
                     .iter()
                     .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
@@ -291,18 +474,29 @@ impl RowSummary {
                 } else {
                     format!("**{ratio:.2}×**")
                 }
-            })
+            });
+            PeerSummary {
+                value: median(
+                    rounds
+                        .iter()
+                        .filter_map(|r| theirs(r).map(|t| t.images_per_s))
+                        .collect(),
+                ),
+                ratio,
+                rss: median(
+                    rounds
+                        .iter()
+                        .filter_map(|r| theirs(r).map(|t| t.peak_rss_bytes))
+                        .collect(),
+                ),
+            }
         };
-        let like = |round: &Round| round.like.as_ref().map(|t| t.images_per_s);
-        let default = |round: &Round| round.default.as_ref().map(|t| t.images_per_s);
         Self {
-            ours: median_of(&|round| Some(round.ours.images_per_s)).unwrap_or_default(),
-            like: median_of(&like),
-            like_ratio: ratio(&like),
-            default: median_of(&default),
-            default_ratio: ratio(&default),
-            our_rss: median_of(&|round| Some(round.ours.peak_rss_bytes)),
-            their_rss: median_of(&|round| round.like.as_ref().map(|t| t.peak_rss_bytes)),
+            ours: median(rounds.iter().map(|r| r.ours.images_per_s).collect()).unwrap_or_default(),
+            our_rss: median(rounds.iter().map(|r| r.ours.peak_rss_bytes).collect()),
+            like: peer(&|r| r.like.as_ref()),
+            ort: peer(&|r| r.ort.as_ref()),
+            default: peer(&|r| r.default.as_ref()),
         }
     }
 }
@@ -715,22 +909,78 @@ fn pytorch_script() -> PathBuf {
     }
 }
 
-/// Runs this program again as a worker for one measurement.
+/// Runs this program again as a worker for one measurement of `row`.
 fn measure_nin(
     args: &Args,
-    preset: Preset,
-    mode: Mode,
-    batch: usize,
+    row: Row,
     precision: Precision,
 ) -> Result<Measured, Box<dyn std::error::Error>> {
     let mut command = Command::new(std::env::current_exe()?);
-    command.args(["--worker", mode.name(), "--preset", preset.name()]);
+    command.args(["--worker", row.mode.name(), "--preset", row.preset.name()]);
     command.args(["--backend", &args.backend]);
     command.args(["--precision", precision.name()]);
-    command.args(["--steps", &args.steps.to_string()]);
+    command.args(["--steps", &steps_for(args, &row).to_string()]);
     command.args(["--warmup", &args.warmup.to_string()]);
-    command.args([&format!("--{}-batch", preset.name()), &batch.to_string()]);
+    command.args([
+        &format!("--{}-batch", row.preset.name()),
+        &row.batch.to_string(),
+    ]);
+    match row.variant {
+        Variant::Plain => {}
+        Variant::OwnLoop => {
+            command.arg("--own-loop");
+        }
+        Variant::AllocatorDefaults => {
+            command.arg("--own-loop");
+            command.env("NIN_RETAIN_FREED_MEMORY", "0");
+        }
+    }
     run_json(command, "the nin worker")
+}
+
+/// Exports `model_json`'s network to `onnx` with PyTorch (`pytorch_reference.py --export-onnx`).
+fn export_onnx(
+    python: &Path,
+    script: &Path,
+    model_json: &Path,
+    onnx: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut command = Command::new(python);
+    command.arg(script).arg("--config").arg(model_json);
+    command.arg("--export-onnx").arg(onnx);
+    let output = command
+        .output()
+        .map_err(|err| format!("could not start {}: {err}", python.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "exporting the network to ONNX failed ({}):\n{}\nONNX Runtime is the peer for CPU \
+             inference: `~/.venvs/torch/bin/pip install onnxruntime onnx`, or run with \
+             --no-onnxruntime",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// ONNX Runtime's inference of `onnx` at `batch` (`pytorch_reference.py --onnx-model`).
+fn measure_onnxruntime(
+    python: &Path,
+    script: &Path,
+    onnx: &Path,
+    batch: usize,
+    threads: usize,
+    steps: usize,
+    args: &Args,
+) -> Result<Measured, Box<dyn std::error::Error>> {
+    let mut command = Command::new(python);
+    command.arg(script).arg("--onnx-model").arg(onnx);
+    command.args(["--batch", &batch.to_string()]);
+    command.args(["--threads", &threads.to_string()]);
+    command.args(["--steps", &steps.to_string()]);
+    command.args(["--warmup", &args.warmup.to_string()]);
+    run_json(command, "ONNX Runtime")
 }
 
 /// What a PyTorch measurement of one preset runs with.
@@ -747,6 +997,7 @@ fn measure_pytorch(
     run: &PyTorchRun<'_>,
     mode: Mode,
     batch: usize,
+    steps: usize,
     args: &Args,
 ) -> Result<Measured, Box<dyn std::error::Error>> {
     let PyTorchRun {
@@ -763,7 +1014,7 @@ fn measure_pytorch(
     command.args(["--mode", mode.name()]);
     command.args(["--batch", &batch.to_string()]);
     command.args(["--threads", &threads.to_string()]);
-    command.args(["--steps", &args.steps.to_string()]);
+    command.args(["--steps", &steps.to_string()]);
     command.args(["--warmup", &args.warmup.to_string()]);
     command.args(["--device", &args.torch_device]);
     command.args(["--lr", &optimizer.lr().to_string()]);
@@ -838,7 +1089,9 @@ fn worker(
     precision: Precision,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let (warmup, steps) = (args.warmup, args.steps);
-    nin::ops::retain_freed_memory();
+    if !args.own_loop {
+        nin::ops::retain_freed_memory();
+    }
     let device = nin::backend::device(&args.backend)?;
     precision.check(&device)?;
     let mut work = Workload::new(preset, batch, &device, precision);

@@ -15,9 +15,10 @@
 /// for the rest of the process's life. The peak memory is unchanged: what is kept is what the
 /// next step allocates again.
 ///
-/// The examples, the benches and [`train`](crate::train::train) call it; call it at the start of
-/// your own training binary for the same effect. It is process-wide and idempotent, and does
-/// nothing where the C library is not glibc.
+/// The crate's flex kernels call it on their first use, so a training loop of your own gets it
+/// without calling anything; set `NIN_RETAIN_FREED_MEMORY=0` in the environment to keep the
+/// allocator's defaults. It is process-wide and idempotent, and does nothing where the C
+/// library is not glibc.
 ///
 /// ```
 /// nin::ops::retain_freed_memory();
@@ -35,4 +36,16 @@ pub fn retain_freed_memory() {
             libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
+}
+
+/// [`retain_freed_memory`], once per process, unless `NIN_RETAIN_FREED_MEMORY=0` says not to:
+/// what the flex kernels call on their first use.
+pub(crate) fn retain_freed_memory_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let declined = std::env::var("NIN_RETAIN_FREED_MEMORY").is_ok_and(|v| v.trim() == "0");
+        if !declined {
+            retain_freed_memory();
+        }
+    });
 }

@@ -44,7 +44,7 @@ pub mod gemm;
 mod geometry;
 #[cfg(feature = "flex")]
 mod max_pool;
-mod memory;
+pub(crate) mod memory;
 #[cfg(feature = "flex")]
 mod moments;
 #[cfg(feature = "flex")]

@@ -156,8 +156,9 @@ pub struct Trained {
 /// continues from the last checkpoint, provided `config.json` there describes the same run
 /// (only `epochs` may grow).
 ///
-/// It calls [`retain_freed_memory`](crate::ops::retain_freed_memory) first, so that steps reuse
-/// the memory earlier steps freed.
+/// Steps reuse the memory earlier steps freed
+/// ([`retain_freed_memory`](crate::ops::retain_freed_memory), unless
+/// `NIN_RETAIN_FREED_MEMORY=0`).
 pub fn train<Tr, Te>(
     config: &TrainingConfig,
     train_set: Tr,
@@ -170,7 +171,7 @@ where
     Te: Dataset<ImageItem> + 'static,
 {
     let started = Instant::now();
-    crate::ops::retain_freed_memory();
+    crate::ops::memory::retain_freed_memory_once();
     let devices = options.training_devices(device);
     check_devices(config, options, &devices, device)?;
     let run = open_run(config, options, &train_set)?;

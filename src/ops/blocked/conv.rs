@@ -281,9 +281,12 @@ impl ConvUnits<'_> {
                     self.output_map.interior() + row * output.row,
                 )
             };
+            // Tiles of nearly equal sizes (13 pixels as 7 and 6, not 12 and 1): a tile of a few
+            // pixels loads as many weights as a full one.
+            let tiles = pixels.div_ceil(R);
             let mut done = 0;
-            while done < pixels {
-                let r = R.min(pixels - done);
+            for tile in 0..tiles {
+                let r = (tile + 1) * pixels / tiles - tile * pixels / tiles;
                 // SAFETY: every offset below stays inside the maps: the tile's last pixel is
                 // inside the segment, its window inside the padded input, and the channels
                 // inside the packed weights and the output's blocks (`run`'s contract).

@@ -88,6 +88,18 @@ impl WithSimd for PoolUnits<'_> {
         let [sh, sw] = self.pool.stride;
         let rows = self.output_map.height;
         let lanes = S::F32_LANES.min(BLOCK);
+        // The last window's last value, from which the bounds of every load below follow.
+        let [last_row, last_column] = [rows - 1, self.output_map.width - 1];
+        let blocks = self.output_map.channels.div_ceil(BLOCK);
+        let reach = (blocks - 1) * input.block
+            + (last_row * sh + kh - 1) * input.row
+            + (last_column * sw + kw - 1) * input.pixel
+            + BLOCK;
+        assert!(
+            reach <= self.input.len(),
+            "the pool's windows lie inside its input"
+        );
+        let x = self.input.as_ptr();
         for unit in self.units {
             let (block, row) = (unit / rows, unit % rows);
             let window_row = block * input.block + row * sh * input.row;
@@ -95,16 +107,15 @@ impl WithSimd for PoolUnits<'_> {
             for column in 0..self.output_map.width {
                 let window = window_row + column * sw * input.pixel;
                 for lane in (0..BLOCK).step_by(lanes) {
-                    let load = |at: usize| {
-                        let values = &self.input[at + lane..at + lane + lanes];
-                        // SAFETY: `values` holds one vector's worth of values.
-                        unsafe { (values.as_ptr() as *const S::f32s).read_unaligned() }
+                    // SAFETY: every window value of this unit is at most `reach` (checked
+                    // above), with a whole vector of its block behind it.
+                    let load = |at: usize| unsafe {
+                        (x.add(window + at + lane) as *const S::f32s).read_unaligned()
                     };
-                    let mut max = load(window);
+                    let mut max = load(0);
                     for ky in 0..kh {
                         for kx in 0..kw {
-                            let value = load(window + ky * input.row + kx * input.pixel);
-                            max = nan_max(simd, value, max);
+                            max = nan_max(simd, load(ky * input.row + kx * input.pixel), max);
                         }
                     }
                     // SAFETY: the output pixel's channels are inside the output map, in a row
