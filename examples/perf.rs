@@ -579,7 +579,7 @@ fn preset_layers(args: &Args) -> Result<Vec<PresetLayer>, Box<dyn std::error::Er
 fn peak_line() -> f64 {
     let peak = nin::ops::gemm::measured_peak_gflops();
     println!(
-        "peak: {peak:.0} GFLOP/s, measured with independent 256-bit FMAs on all {} threads \
+        "peak: {peak:.0} GFLOP/s, measured with independent FMAs of the widest vectors on all {} threads \
          (nin::ops::gemm::measured_peak_gflops)",
         rayon::current_num_threads()
     );
@@ -609,20 +609,25 @@ fn layer_table(
     )?;
     let peak = peak_line();
     println!(
-        "GFLOP/s of each pass; nin's kernel / PyTorch, median of {} runs; weight gradient \
-         includes the bias's; nin's input gradient is its backward pass with it less the one \
-         without",
+        "GFLOP/s of each pass; nin's kernels / PyTorch, median of {} runs; \"im2col\": the \
+         kernel of training steps (NCHW), \"direct\": the kernel of inference (blocked layout, \
+         an image per thread); weight gradient includes the bias's; nin's input gradient is its \
+         backward pass with it less the one without",
         args.steps
     );
     println!();
     println!(
-        "| preset | layer | batch | input | kernel | nin fwd | PyTorch fwd | nin dW | PyTorch dW \
-         | nin dX | PyTorch dX |"
+        "| preset | layer | batch | input | kernel | nin im2col fwd | nin direct fwd | PyTorch \
+         fwd | nin dW | PyTorch dW | nin dX | PyTorch dX |"
     );
-    println!("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut totals = [0.0f64; 6];
     for (index, (preset, name, g)) in layers.iter().enumerate() {
         let ours = kernels::time_layer(g, args.steps);
+        let direct_layer = nin::ops::DirectConvLayer::new(g);
+        let direct = kernels::median_seconds(1, args.steps, || {
+            std::hint::black_box(direct_layer.run());
+        });
         let flops = g.flops_forward() as f64;
         let rate = |seconds: f64| flops / seconds / 1e9;
         let their = theirs.as_ref().map(|list| {
@@ -637,9 +642,10 @@ fn layer_table(
         // The first layer's images take no gradient in training.
         let needs_input_grad = name != "0.conv";
         println!(
-            "{} {:.1} | {} | {:.1} | {} | {} | {} |",
+            "{} {:.1} | {:.1} | {} | {:.1} | {} | {} | {} |",
             layer_cells(*preset, name, g),
             rate(ours.forward),
+            rate(direct),
             cell(their.map(|t| t[0])),
             rate(ours.weight_grad),
             cell(their.map(|t| t[1])),

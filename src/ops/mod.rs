@@ -55,6 +55,9 @@ mod simd;
 mod team;
 
 #[cfg(feature = "flex")]
+#[doc(hidden)]
+pub use blocked::DirectConvLayer;
+#[cfg(feature = "flex")]
 pub(crate) use blocked::{InferenceCache, NetworkStage};
 pub use geometry::ConvGeometry;
 pub use memory::retain_freed_memory;

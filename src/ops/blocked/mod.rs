@@ -293,3 +293,98 @@ fn pack_conv(
         input,
     ))
 }
+
+/// One convolution of the blocked inference path on its own, with random parameters and
+/// inputs, for timing it beside the im2col kernel (`perf --layers`). Not a stable API.
+#[doc(hidden)]
+pub struct DirectConvLayer {
+    conv: PackedConv,
+    from: layout::Map,
+    to: layout::Map,
+    batch: usize,
+    input: Vec<f32>,
+}
+
+impl DirectConvLayer {
+    /// The layer of `g` with a ReLU; it reads planes where `g` has fewer than 16 input
+    /// channels (a network's first layer), else blocked maps.
+    pub fn new(g: &crate::ops::ConvGeometry) -> Self {
+        let input = if g.in_channels < layout::BLOCK {
+            Packing::Planes
+        } else {
+            Packing::Blocked
+        };
+        let [kh, kw] = g.kernel;
+        let weight: Vec<f32> = (0..g.out_channels * g.in_channels * kh * kw)
+            .map(|i| ((i * 7919) % 2000) as f32 / 1000.0 - 1.0)
+            .collect();
+        let parameters = ConvParameters {
+            weight: &weight,
+            weight_shape: [g.out_channels, g.in_channels, kh, kw],
+            bias: None,
+            norm: None,
+        };
+        let conv = PackedConv::new(parameters, g.stride, g.padding, true, input);
+        let from = layout::Map {
+            packing: input,
+            channels: g.in_channels,
+            height: g.input[0],
+            width: g.input[1],
+            border: g.padding,
+        };
+        let to = layout::Map {
+            packing: Packing::Blocked,
+            channels: g.out_channels,
+            height: g.output[0],
+            width: g.output[1],
+            border: [0, 0],
+        };
+        let input: Vec<f32> = (0..g.batch * from.len())
+            .map(|i| ((i * 104_729) % 1000) as f32 / 1000.0)
+            .collect();
+        Self {
+            conv,
+            from,
+            to,
+            batch: g.batch,
+            input,
+        }
+    }
+
+    /// Convolves every image of the batch, an image per thread as inference does, and returns
+    /// a sum of the outputs (so that nothing is optimised away).
+    pub fn run(&self) -> f32 {
+        let level = Level::best();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let total = Mutex::new(0f32);
+        let threads = rayon::current_num_threads().max(1);
+        super::team::run(threads, &|| {
+            let mut output = super::scratch::Scratch::new(self.to.len());
+            let mut sum = 0f32;
+            loop {
+                let image = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if image >= self.batch {
+                    break;
+                }
+                let input = &self.input[image * self.from.len()..(image + 1) * self.from.len()];
+                let units = 0..self.conv.units(level, &self.to);
+                // SAFETY: `input` and `output` hold the maps, and this thread alone writes
+                // `output`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    self.conv.run(
+                        level,
+                        input,
+                        &self.from,
+                        output.as_mut_ptr(),
+                        &self.to,
+                        units,
+                    )
+                };
+                sum += output[0];
+            }
+            *total.lock().unwrap_or_else(PoisonError::into_inner) += sum;
+        });
+        total.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+}
