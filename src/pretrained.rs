@@ -2,31 +2,25 @@
 //! network that classifies Fashion-MNIST with no training.
 //!
 //! ```
-//! use std::path::Path;
-//!
-//! use burn::tensor::{Tensor, TensorData};
-//! use nin::data::folder::read_image;
-//! use nin::pretrained::{self, Weights};
+//! use nin::pretrained::{Classifier, Weights};
 //!
 //! let device = nin::backend::device("auto").unwrap();
-//! let model = pretrained::fashion_mnist(&device);
+//! let classifier = Classifier::new(Weights::FashionMnistCompact, &device).unwrap();
 //!
 //! // The first image of the Fashion-MNIST test set, kept next to the weights in the source tree.
-//! let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-//!     .join("weights/fashion_mnist_compact/test-0-ankle-boot.png");
-//! let item = read_image(&path, 1, 28).unwrap();
-//! // Pixels to [0, 1], then normalised as in training.
-//! let (mean, std) = Weights::FashionMnistCompact.normalize();
-//! let pixels: Vec<f32> = item
-//!     .pixels
-//!     .iter()
-//!     .map(|&p| (f32::from(p) / 255.0 - mean) / std)
-//!     .collect();
-//! let image = Tensor::<4>::from_data(TensorData::new(pixels, [1, 1, 28, 28]), &device);
-//!
-//! let class = model.forward(image).argmax(1).into_scalar::<i64>() as usize;
+//! let png = std::fs::read(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/weights/fashion_mnist_compact/test-0-ankle-boot.png"
+//! ))
+//! .unwrap();
+//! let seen = classifier.classify(&png, false).unwrap();
+//! let (class, probability) = seen.ranked()[0];
 //! assert_eq!(Weights::FashionMnistCompact.class_names()[class], "Ankle boot");
+//! assert!(probability > 0.9);
 //! ```
+//!
+//! [`fashion_mnist`] gives the network itself, for images you prepare yourself: 28×28
+//! grayscale, scaled to `[0, 1]` and normalised with [`Weights::normalize`].
 //!
 //! The weights are loaded from bytes compiled into the crate, with no file I/O, after their
 //! SHA-256 is checked. `weights/fashion_mnist_compact/` in the source tree holds the command
@@ -34,8 +28,10 @@
 
 use burn::module::Module;
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bytes, Device, Tensor, TensorData};
 
+use crate::data::folder::decode_image;
 use crate::data::source::sha256_hex;
 use crate::data::{FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN_STD};
 use crate::{Nin, NinConfig};
@@ -150,7 +146,85 @@ pub fn fashion_mnist(device: &Device) -> Nin {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Why shipped weights could not be loaded.
+/// A network with shipped weights and everything around it that turns an image file into
+/// class probabilities: decoding, the input size, the normalisation, the softmax. The browser
+/// page (`web/`) runs this same code.
+#[derive(Debug)]
+pub struct Classifier {
+    weights: Weights,
+    model: Nin,
+    device: Device,
+}
+
+/// What a [`Classifier`] made of one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classification {
+    /// The probability of each class, by class index; they sum to 1.
+    pub probabilities: Vec<f32>,
+    /// The pixels the network saw, channels first (for the Fashion-MNIST weights, 28×28
+    /// grayscale), after decoding, resizing and, if asked, inverting.
+    pub pixels: Vec<u8>,
+}
+
+impl Classification {
+    /// `(class index, probability)` pairs, most probable first.
+    pub fn ranked(&self) -> Vec<(usize, f32)> {
+        let mut ranked: Vec<(usize, f32)> =
+            self.probabilities.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked
+    }
+}
+
+impl Classifier {
+    /// The network with `weights` (their SHA-256 checked), in evaluation mode, on `device`.
+    pub fn new(weights: Weights, device: &Device) -> Result<Self, PretrainedError> {
+        Ok(Self {
+            weights,
+            model: weights.load(device)?,
+            device: device.clone(),
+        })
+    }
+
+    /// The weights this classifier runs.
+    pub fn weights(&self) -> Weights {
+        self.weights
+    }
+
+    /// Classifies the PNG or JPEG image in `bytes`: decoded and resized to the network's input
+    /// ([`decode_image`]), inverted when `invert` is set (for a dark object on a light
+    /// background, since the network learnt light clothes on black), scaled to `[0, 1]` and
+    /// normalised as in training. Bytes that are no image, or one too large to decode, are
+    /// [`PretrainedError::Image`].
+    pub fn classify(&self, bytes: &[u8], invert: bool) -> Result<Classification, PretrainedError> {
+        let config = self.weights.config();
+        let channels = config.blocks[0].in_channels;
+        let [side, _] = config.input_size.unwrap_or([28, 28]);
+        let mut item = decode_image(bytes, channels, side).map_err(PretrainedError::Image)?;
+        if invert {
+            item.pixels.iter_mut().for_each(|p| *p = 255 - *p);
+        }
+        let (mean, std) = self.weights.normalize();
+        let values: Vec<f32> = item
+            .pixels
+            .iter()
+            .map(|&p| (f32::from(p) / 255.0 - mean) / std)
+            .collect();
+        let shape = [1, channels, side, side];
+        let image = Tensor::<4>::from_data(TensorData::new(values, shape), &self.device);
+        let probabilities = softmax(self.model.forward(image), 1)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| PretrainedError::Image(format!("{e:?}")))?;
+        Ok(Classification {
+            probabilities,
+            pixels: item.pixels,
+        })
+    }
+}
+
+/// Why shipped weights could not be loaded, or an image not classified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PretrainedError {
@@ -177,6 +251,9 @@ pub enum PretrainedError {
         /// What went wrong.
         reason: String,
     },
+    /// [`Classifier::classify`] was given bytes that are not a PNG or JPEG image it can read.
+    #[error("not an image the classifier can read (PNG or JPEG): {0}")]
+    Image(String),
 }
 
 // The run's `model.bpk`, its `sha256sum`, and the test accuracy its `report.json` records and

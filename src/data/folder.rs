@@ -32,18 +32,55 @@ pub const MAX_SIDE: u32 = 16_384;
 pub const MAX_DECODE_BYTES: u64 = 256 << 20;
 
 /// Reads an image file as an item of `channels` (1: grayscale, 3: RGB) planes of
-/// `side × side` pixels, channels first, with label 0.
+/// `side × side` pixels, channels first, with label 0: the file's bytes through
+/// [`decode_image`].
 ///
-/// Decoding is bounded by [`MAX_SIDE`] and [`MAX_DECODE_BYTES`]. The error says why the file
-/// could not be read, without its path.
+/// A file larger than [`MAX_DECODE_BYTES`] is refused before it is read. The error says why
+/// the file could not be read, without its path.
 pub fn read_image(path: &Path, channels: usize, side: usize) -> Result<ImageItem, String> {
+    let length = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if length > MAX_DECODE_BYTES {
+        return Err(format!(
+            "the file holds {length} bytes, more than the {MAX_DECODE_BYTES} an image may take"
+        ));
+    }
+    decode_image(
+        &std::fs::read(path).map_err(|e| e.to_string())?,
+        channels,
+        side,
+    )
+}
+
+/// Decodes PNG or JPEG bytes (the format is told from the bytes) into an item of `channels`
+/// (1: grayscale, 3: RGB) planes of `side × side` pixels, channels first, with label 0: the
+/// one way an image becomes a network's input here, for image folders, `predict` and the
+/// browser page.
+///
+/// Decoding is bounded by [`MAX_SIDE`] and [`MAX_DECODE_BYTES`]: a header that claims more is
+/// refused before anything is allocated. The image is converted to the channel count and
+/// resized to the side with a triangle filter.
+///
+/// ```
+/// let png = std::fs::read(concat!(
+///     env!("CARGO_MANIFEST_DIR"),
+///     "/weights/fashion_mnist_compact/test-0-ankle-boot.png"
+/// ))
+/// .unwrap();
+/// let item = nin::data::folder::decode_image(&png, 1, 28).unwrap();
+/// assert_eq!((item.channels, item.height, item.width), (1, 28, 28));
+/// assert!(nin::data::folder::decode_image(b"not an image", 1, 28).is_err());
+/// ```
+pub fn decode_image(bytes: &[u8], channels: usize, side: usize) -> Result<ImageItem, String> {
     if !matches!(channels, 1 | 3) {
         return Err(format!(
             "images are read as grayscale (1 channel) or RGB (3), not {channels} channels"
         ));
     }
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| e.to_string())?
+    let edge = u32::try_from(side)
+        .ok()
+        .filter(|&edge| (1..=MAX_SIDE).contains(&edge))
+        .ok_or_else(|| format!("a side of {side} pixels is outside 1..={MAX_SIDE}"))?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
     let mut limits = image::Limits::default();
@@ -55,10 +92,6 @@ pub fn read_image(path: &Path, channels: usize, side: usize) -> Result<ImageItem
     if image.width() == 0 || image.height() == 0 {
         return Err("the image has no pixels".into());
     }
-    let edge = u32::try_from(side)
-        .ok()
-        .filter(|&edge| (1..=MAX_SIDE).contains(&edge))
-        .ok_or_else(|| format!("a side of {side} pixels is outside 1..={MAX_SIDE}"))?;
     let pixels = if channels == 3 {
         let image = image::imageops::resize(&image.to_rgb8(), edge, edge, FilterType::Triangle);
         // Interleaved RGB to channels first.
