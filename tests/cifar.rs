@@ -7,7 +7,7 @@ mod common;
 
 use burn::data::dataset::Dataset;
 use common::cifar::{
-    all_files, archive, published_as, record, unverified, write_archive, write_folder,
+    all_files, archive, holding, published_as, record, unverified, write_archive, write_folder,
 };
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -37,12 +37,13 @@ fn an_archive_and_its_extracted_folder_give_the_same_images() {
     assert_eq!(item.pixels, expected[1..]);
     assert!(train.coarse_label(0).is_none());
 
-    // The same files unpacked, read with the real format (a folder is checked for structure
-    // only): from the folder's parent and from the folder itself.
+    // The same files unpacked, read as files of 30 records (a folder is checked for its
+    // structure and its record counts, not for digests): from the folder's parent and from the
+    // folder itself.
     let unpacked = tempfile::tempdir().unwrap();
     let folder = write_folder(unpacked.path(), format, &files);
     for dir in [unpacked.path(), folder.as_path()] {
-        let again = Cifar10::from_dir(dir, Split::Train).unwrap();
+        let again = cifar::read(&holding(format, 30), dir, Split::Train).unwrap();
         assert_eq!(again.len(), train.len());
         for index in [0, 31, 149] {
             assert_eq!(again.get(index).unwrap(), train.get(index).unwrap());
@@ -141,7 +142,7 @@ fn each_corruption_is_an_error_naming_the_file_and_where() {
         .unwrap()
         .set_len(1 << 36)
         .unwrap();
-    let err = Cifar10::from_dir(unpacked.path(), Split::Train).unwrap_err();
+    let err = cifar::read(&holding(format, 2), unpacked.path(), Split::Train).unwrap_err();
     let message = err.to_string();
     assert!(
         message.contains("data_batch_5.bin") && message.contains("68719476736 bytes"),
@@ -211,4 +212,38 @@ proptest! {
         write_archive(dir.path(), format, &bytes);
         let _ = cifar::read(format, dir.path(), Split::Train);
     }
+}
+
+/// An extracted file of another record count than the official one is a damaged extraction:
+/// an empty file, a short one, and the real description's 10,000 against generated files.
+#[test]
+fn an_empty_or_short_official_batch_file_is_an_error_naming_it() {
+    let format = &holding(&CIFAR10, 30);
+    let record_len = CIFAR10.record_len();
+    for (name, records) in [("data_batch_2.bin", 0), ("data_batch_3.bin", 29)] {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = write_folder(dir.path(), format, &all_files(format, 30));
+        let path = folder.join(name);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..records * record_len]).unwrap();
+        let err = cifar::read(format, dir.path(), Split::Train).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, DataError::Malformed { .. }), "{message}");
+        assert!(
+            message.contains(name)
+                && message.contains(&format!("{records} whole records"))
+                && message.contains("holds 30"),
+            "{message}"
+        );
+        println!("{name} with {records} records: {message}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), format, &all_files(format, 30));
+    let message = Cifar10::from_dir(dir.path(), Split::Test)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("test_batch.bin") && message.contains("holds 10000"),
+        "{message}"
+    );
 }

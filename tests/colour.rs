@@ -245,9 +245,10 @@ fn the_cifar10_example_learns_from_a_cifar_folder_named_by_nin_data_dir() {
     use common::cifar::{all_files, write_folder};
     use nin::data::CIFAR10;
 
-    // 500 training and 100 test records in the binary format, told apart by colour.
+    // Files of the official size (10,000 records each) in the binary format, told apart by
+    // colour; the run takes 500 training and 100 test images of them.
     let data = tempfile::tempdir().unwrap();
-    write_folder(data.path(), &CIFAR10, &all_files(&CIFAR10, 100));
+    write_folder(data.path(), &CIFAR10, &all_files(&CIFAR10, 10_000));
     let work = tempfile::tempdir().unwrap();
     let artifacts = work.path().join("run");
     let (stdout, accuracy) = run_example(
@@ -259,6 +260,10 @@ fn the_cifar10_example_learns_from_a_cifar_folder_named_by_nin_data_dir() {
             "4",
             "--batch-size",
             "32",
+            "--train-limit",
+            "500",
+            "--test-limit",
+            "100",
             "--artifact-dir",
             artifacts.to_str().unwrap(),
         ],
@@ -272,7 +277,10 @@ fn the_cifar10_example_learns_from_a_cifar_folder_named_by_nin_data_dir() {
         stdout.contains("data: CIFAR-10") && stdout.contains("(NIN_DATA_DIR)"),
         "{stdout}"
     );
-    assert!(stdout.contains("500 training and 100 test images, 10 classes"));
+    assert!(
+        stdout.contains("50000 training and 10000 test images, 10 classes"),
+        "{stdout}"
+    );
     // Chance is 0.1.
     assert!(accuracy > 0.5, "test accuracy {accuracy}");
     for file in ["config.json", "model.bpk", "metrics.csv", "report.json"] {

@@ -51,6 +51,12 @@ pub struct CifarFormat {
     pub train_files: &'static [&'static str],
     /// Files of the test split.
     pub test_files: &'static [&'static str],
+    /// Records each file of the training split holds, where the format fixes it (the official
+    /// files do): an extracted file with another count is a damaged extraction. `None` takes
+    /// any whole number of records.
+    pub train_file_records: Option<usize>,
+    /// Records each file of the test split holds; see `train_file_records`.
+    pub test_file_records: Option<usize>,
     /// The file of class names, one per line, by (fine) label.
     pub names_file: &'static str,
     /// Classes of the (fine) label.
@@ -73,6 +79,13 @@ impl CifarFormat {
         match split {
             Split::Train => self.train_files,
             Split::Test => self.test_files,
+        }
+    }
+
+    fn file_records(&self, split: Split) -> Option<usize> {
+        match split {
+            Split::Train => self.train_file_records,
+            Split::Test => self.test_file_records,
         }
     }
 
@@ -156,6 +169,8 @@ pub const CIFAR10: CifarFormat = CifarFormat {
         "data_batch_5.bin",
     ],
     test_files: &["test_batch.bin"],
+    train_file_records: Some(10_000),
+    test_file_records: Some(10_000),
     names_file: "batches.meta.txt",
     classes: 10,
     coarse_classes: 0,
@@ -176,6 +191,8 @@ pub const CIFAR100: CifarFormat = CifarFormat {
     folder: "cifar-100-binary",
     train_files: &["train.bin"],
     test_files: &["test.bin"],
+    train_file_records: Some(50_000),
+    test_file_records: Some(10_000),
     names_file: "fine_label_names.txt",
     classes: 100,
     coarse_classes: 20,
@@ -276,7 +293,7 @@ pub fn read(format: &CifarFormat, dir: &Path, split: Split) -> Result<CifarDatas
     let wanted = wanted_files(format, split);
     let archive = dir.join(format.archive_name());
     let members = match format.extracted_folder(dir) {
-        Some(folder) => read_folder(format, &folder, &wanted)?,
+        Some(folder) => read_folder(format, &folder, &wanted, format.file_records(split))?,
         None if archive.is_file() => read_archive(format, &archive, &wanted)?,
         None => {
             return Err(DataError::Missing {
@@ -307,14 +324,19 @@ fn max_file_bytes(format: &CifarFormat) -> u64 {
     MAX_RECORDS_PER_FILE * format.record_len() as u64
 }
 
+/// The `wanted` files of an extracted folder: the split's record files, each holding
+/// `records` records where that is given, then the class names.
 fn read_folder(
     format: &CifarFormat,
     folder: &Path,
     wanted: &[&str],
+    records: Option<usize>,
 ) -> Result<Vec<Member>, DataError> {
+    let record_files = wanted.len() - 1;
     wanted
         .iter()
-        .map(|name| {
+        .enumerate()
+        .map(|(index, name)| {
             let path = folder.join(name);
             let shown = path.display().to_string();
             // A file larger than the whole dataset's records is refused before it is read.
@@ -343,6 +365,21 @@ fn read_folder(
                     cifar_error(&shown, 0, format!("cannot read it: {e}"))
                 }
             })?;
+            if let Some(expected) = records.filter(|_| index < record_files) {
+                let held = bytes.len() / format.record_len();
+                if bytes.len() != expected * format.record_len() {
+                    return Err(cifar_error(
+                        &shown,
+                        0,
+                        format!(
+                            "{} bytes, {held} whole records, where the official file holds \
+                             {expected}: the extraction is damaged; extract {} again",
+                            bytes.len(),
+                            format.archive_name()
+                        ),
+                    ));
+                }
+            }
             Ok(Member { shown, bytes })
         })
         .collect()

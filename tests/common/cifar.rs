@@ -94,6 +94,16 @@ pub fn write_folder(
     folder
 }
 
+/// `format` whose extracted files hold `records` records each, where the official files hold
+/// 10,000: generated folders are read with it.
+pub fn holding(format: &CifarFormat, records: usize) -> CifarFormat {
+    CifarFormat {
+        train_file_records: Some(records),
+        test_file_records: Some(records),
+        ..*format
+    }
+}
+
 /// `format` with no reference digests: archives are read for structure only.
 pub fn unverified(format: &CifarFormat) -> CifarFormat {
     CifarFormat {
