@@ -379,17 +379,29 @@ const INTERRUPTED_LIMITS: [usize; 2] = [1500, 300];
 
 /// Starts the `fashion_mnist` example for three short epochs into `dir`, waits until it
 /// reports progress inside epoch 2, lets it run a little longer (a different point each time),
-/// and stops it with `signal` (`KILL` or `INT`). Returns its exit status.
+/// and stops it with `signal` (`KILL`, `INT` or `TERM`). Returns its exit status and what it
+/// wrote to stderr.
 #[cfg(unix)]
-fn stop_in_epoch_two(data_dir: &Path, dir: &Path, signal: &str) -> std::process::ExitStatus {
-    use std::io::{BufRead, BufReader};
+fn stop_in_epoch_two(
+    data_dir: &Path,
+    dir: &Path,
+    signal: &str,
+) -> (std::process::ExitStatus, String) {
+    use std::io::{BufRead, BufReader, Read};
     use std::process::Stdio;
 
     let mut child = example_run(data_dir, dir, 3, INTERRUPTED_LIMITS)
         .arg("--no-tui")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let in_epoch_two = lines
         .by_ref()
@@ -409,7 +421,8 @@ fn stop_in_epoch_two(data_dir: &Path, dir: &Path, signal: &str) -> std::process:
         .status()
         .unwrap();
     assert!(sent.success());
-    child.wait().unwrap()
+    let status = child.wait().unwrap();
+    (status, errors.join().unwrap())
 }
 
 #[cfg(unix)]
@@ -432,15 +445,30 @@ fn a_run_killed_or_interrupted_in_epoch_two_resumes_to_the_same_result() {
     let whole = root.path().join("whole");
     let uninterrupted = three_epochs(&whole, &[]);
     assert!(uninterrupted.status.success());
+    // The first screen is a line or two, not the configuration (that is in config.json).
+    let stdout = String::from_utf8_lossy(&uninterrupted.stdout);
+    let before_progress = stdout
+        .lines()
+        .take_while(|line| !line.starts_with("epoch 1/"))
+        .count();
+    assert!(
+        before_progress <= 3,
+        "{before_progress} lines before progress:\n{stdout}"
+    );
     let expected = ArtifactDir::new(&whole)
         .read_report()
         .unwrap()
         .test_accuracy;
 
-    for signal in ["KILL", "INT"] {
+    for signal in ["KILL", "INT", "TERM"] {
         let dir = root.path().join(signal);
-        let status = stop_in_epoch_two(&data_dir, &dir, signal);
+        let (status, stderr) = stop_in_epoch_two(&data_dir, &dir, signal);
         assert!(!status.success(), "{signal}: {status}");
+        if signal != "KILL" {
+            // Stopped between steps, as the first Ctrl-C: status 1 and a word on resuming.
+            assert_eq!(status.code(), Some(1), "{signal}: {status}\n{stderr}");
+            assert!(stderr.contains("--resume"), "{signal}: {stderr}");
+        }
         let artifacts = ArtifactDir::new(&dir);
         assert!(!artifacts.model().exists(), "{signal}: no final model yet");
 

@@ -126,17 +126,18 @@ impl TrainFlags {
     }
 }
 
-/// A flag that the first Ctrl-C (SIGINT) sets, so that the run stops between steps and exits
-/// with an error naming `--resume`; a second Ctrl-C ends the process at once.
-fn stop_on_ctrl_c() -> std::io::Result<Arc<AtomicBool>> {
+/// A flag that the first Ctrl-C (SIGINT) or SIGTERM sets, so that the run stops between steps
+/// and exits with an error naming `--resume`; a second signal ends the process at once (status
+/// 130 for SIGINT, 143 for SIGTERM, as their default actions would). Slurm, Kubernetes and
+/// systemd send SIGTERM before SIGKILL: the grace period goes to a clean stop.
+fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = Arc::new(AtomicBool::new(false));
-    // Registered first, so it sees the flag before the second handler sets it.
-    signal_hook::flag::register_conditional_shutdown(
-        signal_hook::consts::SIGINT,
-        130,
-        stop.clone(),
-    )?;
-    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    for (signal, status) in [(SIGINT, 130), (SIGTERM, 143)] {
+        // Registered first, so it sees the flag before the second handler sets it.
+        signal_hook::flag::register_conditional_shutdown(signal, status, stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
     Ok(stop)
 }
 
@@ -177,11 +178,12 @@ where
         .artifact_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("artifacts").join(example));
-    println!("config: {}", serde_json::to_string_pretty(config)?);
-    match devices.len() {
-        1 => println!("device: {device:?}"),
-        n => println!(
-            "devices ({n}, {}): {}; global batch {}",
+    // Two lines: the whole configuration is in config.json.
+    let model = config.model.init(&device);
+    let on = match devices.len() {
+        1 => format!("{device:?}"),
+        n => format!(
+            "{n} devices ({}, {}), global batch {}",
             flags.strategy.name(),
             devices
                 .iter()
@@ -190,13 +192,22 @@ where
                 .join(", "),
             n * config.batch_size
         ),
-    }
+    };
     println!(
-        "data: {}: {} training and {} test images, {} classes",
+        "{} preset: NiN of {} blocks, {} parameters, on {on}; {}",
+        config.preset.name(),
+        config.model.blocks.len(),
+        burn::module::Module::num_params(&model),
+        config.recipe()
+    );
+    drop(model);
+    println!(
+        "data: {}: {} training and {} test images, {} classes; artifacts: {}",
         data.source,
         data.train.len(),
         data.test.len(),
-        data.classes.len()
+        data.classes.len(),
+        artifact_dir.display()
     );
     let initial_model = match &flags.init_from {
         Some(path) => {
@@ -211,7 +222,7 @@ where
         artifact_dir: artifact_dir.clone(),
         resume: flags.resume,
         overwrite: flags.overwrite,
-        stop: Some(stop_on_ctrl_c()?),
+        stop: Some(stop_on_signals()?),
         progress: if flags.no_tui {
             Progress::Lines
         } else {

@@ -70,6 +70,11 @@ impl ArtifactDir {
 
     /// The last epoch with a complete checkpoint (model, optimiser and scheduler), if any.
     pub fn last_checkpoint(&self) -> Option<usize> {
+        self.complete_checkpoints().last().copied()
+    }
+
+    /// The epochs with a complete checkpoint (model, optimiser and scheduler), in order.
+    pub(crate) fn complete_checkpoints(&self) -> Vec<usize> {
         // `<kind>-<epoch>.bpk` for each file of checkpoints/.
         let files: Vec<(String, usize)> = std::fs::read_dir(self.checkpoints())
             .into_iter()
@@ -82,13 +87,15 @@ impl ArtifactDir {
             })
             .collect();
         let has = |kind: &str, epoch: usize| files.iter().any(|(k, e)| k == kind && *e == epoch);
-        files
+        let mut epochs: Vec<usize> = files
             .iter()
             .filter(|(kind, epoch)| {
                 kind == "model" && has("optim", *epoch) && has("scheduler", *epoch)
             })
             .map(|(_, epoch)| *epoch)
-            .max()
+            .collect();
+        epochs.sort_unstable();
+        epochs
     }
 
     /// Deletes the checkpoints of `epoch` and later ones.

@@ -9,11 +9,13 @@
 //! lists (a project's own `config.json` or `checkpoints/`) makes a fresh run refuse even with
 //! `overwrite`: it is not this crate's to replace.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::checkpoints::FileDigest;
 use super::{ArtifactDir, TrainError};
 
 /// The manifest's file name.
@@ -31,11 +33,15 @@ const RUN_FILES: [&str; 6] = [
 ];
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
+pub(crate) struct Manifest {
     /// What wrote the files.
     written_by: String,
     /// The names of the files, relative to the directory.
     files: Vec<String>,
+    /// Each checkpoint file's size and SHA-256 as it was written, by its name in
+    /// `checkpoints/`; absent in the manifests of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) checkpoints: Option<BTreeMap<String, FileDigest>>,
 }
 
 /// The exclusive lock on an artifact directory, held until dropped (or the process ends, when
@@ -115,12 +121,16 @@ impl ArtifactDir {
                 self.remove_run_file(name)?;
             }
         }
-        self.write_manifest()
+        self.write_manifest(BTreeMap::new())
     }
 
-    /// Records a run's files in the manifest; a resumed run records them too, for a directory
-    /// an older version of this crate wrote without one.
-    pub(crate) fn write_manifest(&self) -> Result<(), TrainError> {
+    /// Records a run's files in the manifest with the digests of the checkpoints written so
+    /// far; a resumed run records them too, for a directory an older version of this crate
+    /// wrote without one.
+    pub(crate) fn write_manifest(
+        &self,
+        checkpoints: BTreeMap<String, FileDigest>,
+    ) -> Result<(), TrainError> {
         let manifest = Manifest {
             written_by: format!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")),
             files: RUN_FILES
@@ -128,25 +138,32 @@ impl ArtifactDir {
                 .chain(&[LOCK])
                 .map(|name| name.to_string())
                 .collect(),
+            checkpoints: Some(checkpoints),
         };
         super::write_json(&self.root().join(MANIFEST), &manifest)
+    }
+
+    /// The manifest, or `None` where there is none.
+    pub(crate) fn read_manifest(&self) -> Result<Option<Manifest>, TrainError> {
+        let path = self.root().join(MANIFEST);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(TrainError::io(&path, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| TrainError::Artifact {
+                path: path.clone(),
+                reason: format!("not a manifest of this crate ({e}); remove it by hand"),
+            })
     }
 
     /// The names the manifest lists that are a run's own names (a manifest naming anything else
     /// is not trusted with it); none without a manifest.
     fn manifest_files(&self) -> Result<Vec<String>, TrainError> {
-        let path = self.root().join(MANIFEST);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(TrainError::io(&path, e)),
-        };
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| TrainError::Artifact {
-            path: path.clone(),
-            reason: format!("not a manifest of this crate ({e}); remove it by hand"),
-        })?;
-        Ok(manifest
-            .files
+        let files = self.read_manifest()?.map_or_else(Vec::new, |m| m.files);
+        Ok(files
             .into_iter()
             .filter(|name| RUN_FILES.contains(&name.as_str()))
             .collect())

@@ -348,6 +348,51 @@ impl TrainingConfig {
         }
     }
 
+    /// The recipe in a few words, for a run's first line: `10 epochs of batch 128, AdamW lr
+    /// 0.005 with weight decay 0.05, cosine schedule (100 warm-up steps)`.
+    ///
+    /// ```
+    /// use nin::train::{Preset, TrainingConfig};
+    ///
+    /// let recipe = TrainingConfig::preset(Preset::D2l).recipe();
+    /// assert_eq!(recipe, "10 epochs of batch 128, SGD lr 0.1, constant rate");
+    /// ```
+    pub fn recipe(&self) -> String {
+        let optimizer = match self.optimizer {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+            } => {
+                let mut text = format!("SGD lr {lr}");
+                if let Some(momentum) = momentum {
+                    text.push_str(&format!(", momentum {momentum}"));
+                }
+                if let Some(decay) = weight_decay {
+                    text.push_str(&format!(", weight decay {decay}"));
+                }
+                text
+            }
+            Optimizer::AdamW { lr, weight_decay } => {
+                format!("AdamW lr {lr} with weight decay {weight_decay}")
+            }
+        };
+        let schedule = match self.schedule {
+            Schedule::Constant => "constant rate".to_string(),
+            Schedule::Cosine { warmup_steps } => {
+                format!("cosine schedule ({warmup_steps} warm-up steps)")
+            }
+        };
+        let precision = match self.precision {
+            crate::Precision::F32 => String::new(),
+            other => format!(", {other}"),
+        };
+        format!(
+            "{} epochs of batch {}, {optimizer}, {schedule}{precision}",
+            self.epochs, self.batch_size
+        )
+    }
+
     /// The same recipe for images of `channels` planes of `side × side` pixels in `classes`
     /// classes, normalised with `normalize` (a mean and standard deviation after scaling to
     /// `[0, 1]`, or `None` for none): the network's input channels, its classes and its input

@@ -6,6 +6,7 @@
 //! [`classify`] use a trained model.
 
 mod artifacts;
+mod checkpoints;
 mod claim;
 mod config;
 mod evaluate;
@@ -23,6 +24,7 @@ use burn::data::dataset::DatasetError;
 use crate::model::{ConfigError, PrecisionError, ShapeError};
 
 pub use artifacts::{ArtifactDir, ClassAccuracy, Report, write_atomic, write_json};
+pub use checkpoints::Damage;
 pub use claim::RunLock;
 pub use config::{FASHION_MNIST_MEAN_STD, Optimizer, Preset, Schedule, TrainingConfig};
 pub use evaluate::{Evaluation, Prediction, classify, evaluate};

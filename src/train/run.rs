@@ -13,7 +13,7 @@ use burn::data::dataset::transform::PartialDataset;
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
-use burn::train::checkpoint::{FileCheckpointer, KeepLastNCheckpoints};
+use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{
     ExecutionStrategy, Learner, LearningResult, MultiDeviceOptim, SupervisedTraining,
@@ -23,6 +23,7 @@ use burn::train::{
 use crate::data::{Augment, ImageBatch, ImageBatcher, ImageItem};
 use crate::model::Nin;
 
+use super::checkpoints::{Ledger, RecordedCheckpointer};
 use super::claim::RunLock;
 use super::recorder::{EpochMetrics, EpochRecorder, Record};
 use super::renderer::PlainRenderer;
@@ -177,7 +178,7 @@ where
     let run = open_run(config, options, &train_set)?;
     let data = RunData::new(config, train_set, test_set, run.start_epoch, devices)?;
     let learner = learner(config, options, &data)?;
-    let (result, record) = launch(config, options, &run, &data, learner);
+    let (result, record) = launch(config, options, &run, &data, learner)?;
     let completed = outcome(config, &run, &result, &record)?;
     report(
         config,
@@ -277,8 +278,8 @@ fn open_run<Tr: Dataset<ImageItem>>(
     std::fs::create_dir_all(artifacts.root()).map_err(|e| TrainError::io(artifacts.root(), e))?;
     let lock = artifacts.lock()?;
     let (start_epoch, previous_rows) = if options.resume {
-        let point = resume_point(config, &artifacts)?;
-        artifacts.write_manifest()?;
+        let point = resume_point(config, &artifacts, options.progress != Progress::Quiet)?;
+        artifacts.write_manifest(artifacts.recorded_checkpoints()?.unwrap_or_default())?;
         point
     } else {
         artifacts.claim(options.overwrite)?;
@@ -405,15 +406,15 @@ fn learner<Te: Dataset<ImageItem>>(
 
 /// Runs burn-train's supervised training with this crate's checkpoints, metrics, renderer and
 /// recorder, passing a stop request from the options on to it. Returns burn-train's result and
-/// what the recorder saw.
+/// what the recorder saw, or a panic inside burn-train as an error.
 fn launch<Te: Dataset<ImageItem>>(
     config: &TrainingConfig,
     options: &TrainOptions,
     run: &OpenRun,
     data: &RunData<Te>,
     learner: Learner<Nin>,
-) -> (LearningResult<Nin>, Record) {
-    let checkpoints = run.artifacts.checkpoints();
+) -> Result<(LearningResult<Nin>, Record), TrainError> {
+    let ledger = Ledger::new(run.artifacts.clone());
     let mut training = SupervisedTraining::new(
         run.artifacts.root(),
         Arc::clone(&data.train_loader),
@@ -421,9 +422,9 @@ fn launch<Te: Dataset<ImageItem>>(
     )
     .num_epochs(config.epochs)
     .with_custom_checkpointers(
-        FileCheckpointer::new(&checkpoints, "model"),
-        FileCheckpointer::new(&checkpoints, "optim"),
-        FileCheckpointer::new(&checkpoints, "scheduler"),
+        RecordedCheckpointer::new(&ledger, "model"),
+        RecordedCheckpointer::new(&ledger, "optim"),
+        RecordedCheckpointer::new(&ledger, "scheduler"),
     )
     .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
     .metric_train_numeric(LossMetric::new())
@@ -483,12 +484,32 @@ fn launch<Te: Dataset<ImageItem>>(
                 }
             });
         }
-        let result = training.with_metric_logger(recorder).launch(learner);
-        finished.store(true, Ordering::Relaxed);
-        result
+        // Set however the launch ends, a panic included, so that the thread above ends and
+        // the scope returns rather than waiting for it forever.
+        let _finish = SetOnDrop(&finished);
+        let launched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            training.with_metric_logger(recorder).launch(learner)
+        }));
+        launched.map_err(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic without a message");
+            TrainError::Training(format!("burn-train stopped with a panic: {message}"))
+        })
     });
     let record = std::mem::take(&mut *record.lock().unwrap_or_else(|e| e.into_inner()));
-    (result, record)
+    Ok((result?, record))
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The epochs completed, or the error that ended the run before its last epoch: a diverged
@@ -653,10 +674,12 @@ fn check_channels(
     })
 }
 
-/// The epoch to resume after and the metrics rows up to it.
+/// The epoch to resume after and the metrics rows up to it: the newest intact checkpoint's.
+/// Newer checkpoints found damaged are removed, saying so when `tell` is set.
 fn resume_point(
     config: &TrainingConfig,
     artifacts: &ArtifactDir,
+    tell: bool,
 ) -> Result<(usize, Vec<EpochMetrics>), TrainError> {
     let refuse = |reason: String| TrainError::Resume {
         dir: artifacts.root().to_path_buf(),
@@ -679,10 +702,34 @@ fn resume_point(
             differences(&saved, config)
         )));
     }
-    let Some(last) = artifacts.last_checkpoint() else {
-        return Err(refuse(
-            "no complete checkpoint in checkpoints/; start the run again without --resume".into(),
-        ));
+    let last = match artifacts.intact_checkpoint() {
+        Ok((last, damaged)) => {
+            if !damaged.is_empty() {
+                artifacts
+                    .remove_checkpoints_from(last + 1)
+                    .map_err(|e| TrainError::io(&artifacts.checkpoints(), e))?;
+                if tell {
+                    println!(
+                        "resuming after epoch {last}: the newer checkpoint is damaged and was \
+                         removed: {}",
+                        list(&damaged)
+                    );
+                }
+            }
+            last
+        }
+        Err(damaged) if damaged.is_empty() => {
+            return Err(refuse(
+                "no complete checkpoint in checkpoints/; start the run again without resuming"
+                    .into(),
+            ));
+        }
+        Err(damaged) => {
+            return Err(refuse(format!(
+                "every checkpoint is damaged: {}; start the run again, overwriting this one",
+                list(&damaged)
+            )));
+        }
     };
     let rows = match std::fs::read_to_string(artifacts.metrics()) {
         Ok(text) => EpochMetrics::parse_csv(&text).map_err(|reason| TrainError::Artifact {
@@ -693,6 +740,15 @@ fn resume_point(
     };
     let rows: Vec<EpochMetrics> = rows.into_iter().filter(|r| r.epoch <= last).collect();
     Ok((last, rows))
+}
+
+/// Damaged files as `path (reason), path (reason)`.
+fn list(damaged: &[super::Damage]) -> String {
+    damaged
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The settings that differ between `saved` and `asked`, as `name: saved -> asked`.
