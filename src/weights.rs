@@ -2,23 +2,6 @@
 //! or `.safetensors`) into a [`Nin`], and save a `Nin` as a `.safetensors` file that
 //! `net.load_state_dict(...)` accepts.
 //!
-//! d2l builds its network as
-//!
-//! ```text
-//! nn.Sequential(nin_block(...), nn.MaxPool2d(3, 2), nin_block(...), nn.MaxPool2d(3, 2),
-//!               nin_block(...), nn.MaxPool2d(3, 2), nn.Dropout(0.5), nin_block(...),
-//!               nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
-//! nin_block = nn.Sequential(nn.Conv2d(k×k), nn.ReLU(), nn.Conv2d(1×1), nn.ReLU(),
-//!                           nn.Conv2d(1×1), nn.ReLU())
-//! ```
-//!
-//! so its keys are `0.0.weight`, `0.0.bias`, `0.2.weight`, … `7.4.bias`: every block but the
-//! last at index 2·i, the last one after the dropout, and in each block the convolutions at 0,
-//! 2 and 4. A block with batch norm follows each convolution with `nn.BatchNorm2d` (convolution
-//! at 0, 3, 6 without bias, batch norm at 1, 4, 7). [`torch_layout`] lists the keys of any
-//! [`Nin`], so every configuration whose layers match loads. The files are read and written
-//! through burn's store support (`burn::store`).
-//!
 //! ```no_run
 //! use nin::NinConfig;
 //! use nin::weights;
@@ -30,6 +13,8 @@
 //! weights::save_safetensors(&model, "nin.safetensors")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Design notes: `docs/design.md`, "weights".
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

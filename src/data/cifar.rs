@@ -1,19 +1,7 @@
 //! CIFAR-10 and CIFAR-100 in their binary format (the dataset page's "binary version suitable
 //! for C programs"), read from the archive as published or from its extracted folder.
 //!
-//! Each file is a run of fixed-size records: one label byte (CIFAR-10) or a coarse and a fine
-//! label byte (CIFAR-100), then 3,072 pixel bytes, the 32×32 red plane, then green, then blue,
-//! each row-major. That is already the channels-first layout of [`ImageItem`]. Every record is
-//! checked: a file must hold whole records, and every label must name a class. The archive is
-//! read as a stream (`flate2` and `tar`), so it is never unpacked on disk, and no member is
-//! read past the size the format allows. The same pass takes the archive's SHA-256 and MD5,
-//! which must match the published archive's; an extracted folder is checked for structure
-//! only.
-//!
-//! The reference digests: the MD5 of each archive is the one the dataset's page
-//! (<https://www.cs.toronto.edu/~kriz/cifar.html>) publishes; the SHA-256 is the one JuliaML's
-//! MLDatasets.jl and GoMLX record for the same URL. A copy passes only when both agree, so a
-//! wrong record in either would show as a refusal, never as a wrong dataset accepted.
+//! Design notes: `docs/design.md`, "data::cifar".
 
 use std::fs::File;
 use std::io::{BufReader, Read};

@@ -2,13 +2,7 @@
 //! matrix product, batch norm folded into the convolution before it, and training-mode batch
 //! norm from reductions.
 //!
-//! - Inference: a convolution and the batch norm after it run as one convolution with folded
-//!   weights, on every backend.
-//! - Training off flex: burn computes a convolution's weight gradient over batch-transposed
-//!   activations, and batch norm's statistics and gradients over a channel-transposed copy of
-//!   its input. A 1×1 convolution written as a matrix product over a `[N, C, H·W]` view, and
-//!   batch norm from reductions over that view, give the same values with gradients that need
-//!   no such copy. (On flex the kernels in `conv2d` and `batch_norm_relu` replace both.)
+//! Design notes: `docs/design.md`, "ops::composed".
 
 use burn::module::Param;
 use burn::nn::conv::Conv2d;

@@ -76,7 +76,7 @@ pub enum Threads {
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` with `accumulate`, for a row-major `dst` of
 /// `lhs.rows × rhs.cols` values: the product the kernels run. It is [`matmul_gemm`], except
 /// that with the `private-gemm-x86` feature products on one thread go through
-/// [`matmul_private_gemm_x86`] (one product over all threads stays with `gemm`, which spreads
+/// `matmul_private_gemm_x86` (one product over all threads stays with `gemm`, which spreads
 /// small products better).
 ///
 /// # Panics
@@ -276,7 +276,7 @@ fn product_shape(
 
 /// This machine's single-precision peak in GFLOP/s, measured: every thread of the rayon pool
 /// runs a loop of independent fused multiply-adds of the widest vectors the CPU has (see
-/// [`simd_level`]) at once. It is the ceiling against which `perf --gemm` and `perf --layers`
+/// [`simd_level`](crate::ops::simd_level)) at once. It is the ceiling against which `perf --gemm` and `perf --layers`
 /// report; it takes about a tenth of a second.
 ///
 /// On CPUs whose 512-bit FMAs retire twice the work of 256-bit ones per cycle (Intel server

@@ -1,14 +1,7 @@
 //! Keeping freed memory in the process, so that the next training step reuses it instead of
 //! asking the kernel for fresh zeroed pages.
 //!
-//! A training step allocates every activation and gradient anew and frees them at the end of
-//! the step. glibc's `malloc` hands blocks above its `mmap` threshold straight back to the
-//! kernel and trims the heap top once more than 128 KiB of it is free, so each step faults in
-//! the same hundreds of megabytes again, page by page. Raising both thresholds took a compact
-//! training step on flex from 610–634 to 770–823 images/s with the same peak resident memory
-//! (`perf --worker train --preset compact`, two runs each, before this function existed, the
-//! thresholds set through
-//! `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295`).
+//! Design notes: `docs/design.md`, "ops::memory".
 
 /// Tells the C allocator to keep freed blocks up to 32 MiB in the process heap (glibc's largest
 /// `mmap` threshold), never to trim the heap top, and to share two arenas among all threads,

@@ -1,30 +1,8 @@
 //! The performance layer: every kernel and faster formulation the model runs on.
+//! [`conv2d`] and [`max_pool2d`] run burn's `Conv2d` (with its ReLU) and `MaxPool2d` on these
+//! kernels for models of your own, with the modules' values and gradients.
 //!
-//! The model calls one entry point per layer, which computes what
-//! [`ConvLayer::forward_reference`](crate::model::ConvLayer::forward_reference) (burn's own
-//! modules) computes. [`conv2d`] is public for models of your own: a burn `Conv2d` and an
-//! optional ReLU through this crate's kernel on flex, and through burn's elsewhere.
-//!
-//! - `flex_conv`: a convolution of our own on flex, with the ReLU folded into its output and its
-//!   own backward pass; every NiN convolution runs on it there, k×k and 1×1, in training and
-//!   in inference.
-//! - `batch_norm_relu`: training-mode batch norm and its ReLU as one flex kernel, with the
-//!   batch statistics the convolution before it took from its maps while they were in cache
-//!   (`moments`).
-//! - `max_pool`: the pools between blocks on flex, whose backward pass needs no index tensor.
-//! - `composed`: formulations from burn's tensor operations for every backend (batch norm
-//!   folded into the convolution for inference, 1×1 convolutions as matrix products and batch
-//!   norm from reductions in training).
-//! - `gemm` and `simd`: the matrix products and vector loops under the flex kernels;
-//!   `scratch`: their per-thread buffers, reused from call to call.
-//! - [`retain_freed_memory`]: keeps the allocator from returning each step's memory to the
-//!   kernel.
-//!
-//! This module is the only code in the crate allowed `unsafe` (the `unsafe_code` lint is denied
-//! for the package in Cargo.toml).
-//!
-//! Every path is tested equal to burn's modules, in values and gradients (tests/conv2d.rs,
-//! tests/max_pool.rs, tests/fast_path.rs).
+//! Design notes: `docs/design.md`, "ops".
 
 #[cfg(feature = "flex")]
 mod batch_norm_relu;
@@ -38,8 +16,10 @@ pub mod cube_conv;
 #[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
+#[doc(hidden)] // for `perf` and the benches: not part of the supported API
 pub mod flex_conv;
 #[cfg(feature = "flex")]
+#[doc(hidden)] // for `perf` and the benches: not part of the supported API
 pub mod gemm;
 mod geometry;
 #[cfg(feature = "flex")]

@@ -1,12 +1,6 @@
 //! Per-channel batch statistics built from one `H×W` plane at a time.
 //!
-//! Each plane is summarised while it is in cache (its count, mean and sum of squared
-//! deviations, two short passes), and summaries are merged with Chan, Golub & LeVeque's
-//! pairwise update, which is exact in real arithmetic and keeps the precision of a two-pass
-//! variance. The convolution kernel summarises the maps it has just written
-//! (`flex_conv::conv2d_forward`), so that the batch norm after it need not read its input
-//! twice more for its statistics; the batch-norm kernel summarises its input the same way when
-//! no convolution did.
+//! Design notes: `docs/design.md`, "ops::moments".
 
 use crate::ops::simd::plane_sums;
 

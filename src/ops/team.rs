@@ -1,8 +1,8 @@
 //! Helper threads for calls too short to wait for rayon's: after each call they stay awake
 //! for a moment, ready for the next one, and then sleep.
 //!
-//! rayon's idle threads sleep within microseconds, and waking one took 60–330 µs on a 2-core
-//! virtual machine, longer than a whole single-image pass of the compact network. The team's
+//! rayon's idle threads sleep within microseconds, and waking one can take longer than a whole
+//! single-image pass of the compact network (docs/performance.md). The team's
 //! helpers spin for [`STAY_AWAKE`] after a call instead, as ONNX Runtime's and OpenMP's threads
 //! do, so that back-to-back calls find them running. The caller always works too, and helpers
 //! join a call only while it is open: one that wakes late, or never, delays nothing.

@@ -1,20 +1,7 @@
 //! Batch normalisation with batch statistics followed by a ReLU, as one flex kernel with a
 //! hand-written backward pass.
 //!
-//! Composed from tensor operations, a training-mode batch norm and its ReLU make one pass over
-//! the whole activation per operation, forward and back, and on a CPU those passes over memory,
-//! not arithmetic, are the cost of a batch-norm layer. This kernel makes one pass forward when
-//! the convolution before it brings the batch statistics (`ops::moments`), else three (sum and
-//! centred squares plane by plane, then the output; `forward`), and two back (two sums per channel, then the
-//! input's gradient; `backward`), with AVX2 loops where the CPU has them (`ops::simd`). The
-//! backward pass reads only the input and the output's gradient: it recomputes the ReLU's mask
-//! from the input (`affine`) instead of keeping the output, and writes the input's gradient
-//! over the output's.
-//!
-//! It is a burn backend extension: [`BatchNormReluOps`] is implemented for flex and for
-//! autodiff over flex, where the backward pass is registered by hand (`autodiff`). Other
-//! backends keep the composed path (`ops::composed`). Tested equal to burn's `BatchNorm`
-//! followed by `relu`: outputs, gradients and running statistics (tests/fast_path.rs).
+//! Design notes: `docs/design.md`, "ops::batch_norm_relu".
 
 mod autodiff;
 mod backward;

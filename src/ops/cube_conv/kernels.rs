@@ -2,16 +2,7 @@
 //! (`im2col`), its adjoint (`col2im`), the product's columns back into NCHW maps with bias and
 //! ReLU, and an output gradient into the product's layout.
 //!
-//! Every kernel runs one thread per element it writes and gathers what that element needs, so
-//! no two threads write the same place and none needs atomics. Inputs are read through their
-//! strides (a permuted or sliced view needs no copy first); outputs are allocated here,
-//! contiguous. The patch matrix of images `n0..n0+G` is `[C·kh·kw, G·H'·W']`: row
-//! `(c, i, j)`, column `(g, oh, ow)`, so one product with the `[C_out, C·kh·kw]` weights gives
-//! the outputs of all `G` images at once.
-//!
-//! Launched unchecked: each kernel returns for positions past the end of what it writes, and
-//! every index it forms lies inside the tensors it was given by construction (the geometry they
-//! were allocated from).
+//! Design notes: `docs/design.md`, "ops::cube_conv::kernels".
 
 #![allow(unsafe_code)]
 

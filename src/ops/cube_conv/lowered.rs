@@ -6,10 +6,7 @@
 //!   matrix product reads either layout);
 //! - input gradient: `dX = col2im(Wᵀ · dY)`, run by run.
 //!
-//! The products are burn's own (`float_matmul`), which autotunes register-tiled kernels, and
-//! tensor-core tiles where the backend has them for the float type. With `dY` and `X` in
-//! runs of several images, a product is wide even where maps are small (d2l's 5×5 maps at
-//! the last block).
+//! Design notes: `docs/design.md`, "ops::cube_conv::lowered".
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,19 +1,7 @@
 //! The k×k convolution on cube backends (wgpu, Vulkan, CUDA), in any float type the device
 //! computes in.
 //!
-//! burn 0.22's wgpu backend compiles WGSL, which has no tensor-core tiles, and there its
-//! forward autotune has only a direct kernel for a k×k window: one thread per output value,
-//! no shared-memory tiling. This lowers each pass to burn's register-tiled matrix products
-//! instead (`lowered`: patch matrices of several images side by side, so the products stay
-//! wide where maps are small; `kernels`: the data movement around them) and, pass by pass and
-//! shape by shape, runs whichever of that and burn's own convolution the first call timed
-//! faster (`choice`).
-//!
-//! This is the cube backends' implementation of the convolution's backend extension
-//! (`conv_extension`), whose autodiff node it shares with the flex kernel: a training step
-//! saves the input and the weights, and the backward pass runs the weight gradient and, only
-//! when the input takes one, the input gradient. 1×1 layers stay matrix products of their own
-//! (`composed`). Tested against burn's `Conv2d` on lavapipe (tests/cube_conv.rs).
+//! Design notes: `docs/design.md`, "ops::cube_conv".
 
 mod choice;
 mod kernels;

@@ -1,15 +1,7 @@
 //! The backward pass on slices: the weight, bias and input gradients in one walk over the
 //! batch, so that each group's output gradient is read while it is in cache.
 //!
-//! Per group of images `G`, with `P_G` their patch matrices side by side
-//! (`[C·kh·kw, |G|·H'·W']`) and `dY_G` their output gradients likewise (`[C_out, |G|·H'·W']`):
-//! - `dW += dY_G · P_Gᵀ`, summed per task and the task sums added at the end (no transposed
-//!   copies of the activations; for a single image of a 1×1 layer `P_G` is the image itself);
-//! - `db += row sums of dY_G`;
-//! - `dx = col2im(Wᵀ · dY_G)` image by image (`Wᵀ · dY` itself for a single image of a 1×1
-//!   layer), or, where a layer narrows, the forward pass of its mirror image over `dY_G`
-//!   (`ConvGeometry::preferred_mirror`); skipped when the input needs no gradient (the
-//!   first layer's images).
+//! Design notes: `docs/design.md`, "ops::flex_conv::backward".
 
 use rayon::prelude::*;
 

@@ -1,32 +1,7 @@
 //! A 2-D convolution of our own on flex, with a ReLU folded into its output and its own
 //! backward pass.
 //!
-//! burn-flex's convolution copies activations into transposed layouts for its gradients, runs
-//! the weight gradient as one small product per input channel (a matrix-vector product for a
-//! 1×1 layer) and the input gradient as a transposed convolution with a fresh buffer per image
-//! and a scalar scatter. This one keeps everything in NCHW and runs one matrix product per
-//! image and pass, with one level of threading (`tasks`):
-//! - forward: `W · im2col(x_b)`, bias and ReLU applied to each image's output in cache, and
-//!   for a batch norm after it the moments of each map taken there too (`forward`);
-//! - backward: `dW += dY_b · im2col(x_b)ᵀ`, bias gradient as row sums, and
-//!   `dx_b = col2im(Wᵀ · dY_b)` only when the input needs a gradient (`backward`).
-//!
-//! A layer with fewer output channels than input channels (the last block's ten classes) runs
-//! through its mirror image, the stride-1 convolution from its output space back to its input
-//! space with the weights turned by 180° (`ConvGeometry::mirrored`): forward
-//! `col2im(W'ᵀ · x_b)`, input gradient `W' · im2col'(dY_b)`, weight gradient from
-//! `x_b · im2col'(dY_b)ᵀ`. The arithmetic is the same; the patch matrix built and read is the
-//! narrow side's, `C_out·kh·kw` rows instead of `C·kh·kw`.
-//!
-//! Where maps are small, several images' patch matrices stand side by side in one product
-//! (`group`). A single image of a 1×1 layer is its own patch matrix. This is flex's
-//! implementation of the convolution's backend extension (`conv_extension`), whose autodiff
-//! node it shares with the cube kernel. Tested equal to burn's `conv2d` in value and gradients
-//! (tests/conv2d.rs).
-//!
-//! The kernel on plain row-major slices ([`conv2d_forward`], [`conv2d_backward`]) is public
-//! for benchmarks (`cargo run --release --example perf -- --layers`) and for code outside burn;
-//! models use [`crate::ops::conv2d`].
+//! Design notes: `docs/design.md`, "ops::flex_conv".
 
 mod backward;
 mod forward;

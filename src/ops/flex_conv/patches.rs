@@ -1,16 +1,6 @@
 //! The patch matrix of one image (im2col) and its adjoint (col2im).
 //!
-//! Row `(c, i, j)` of the patch matrix holds, for every output position `(oh, ow)`, the input
-//! value under tap `(i, j)` of that position's window in channel `c`, or 0 in the padding. A
-//! convolution is then `W[C_out, C·kh·kw] · patches[C·kh·kw, H'·W']`. The patch matrices of
-//! several images can stand side by side in one wider matrix ([`Columns`]), so that one product
-//! serves them all.
-//!
-//! A stride-1 layer whose output is as wide as its input (padding `(kw - 1) / 2`: every k×k
-//! layer of both presets but d2l's 11×11 stride-4 first one) is copied and summed a whole
-//! channel's run at a time ([`SameWidth`]). Other layers walk one output row at a time; with stride 1 that row is
-//! a contiguous run of the input row, so the copies and sums are slice operations the compiler
-//! vectorises.
+//! Design notes: `docs/design.md`, "ops::flex_conv::patches".
 
 use crate::ops::geometry::{ConvGeometry, valid_outputs};
 

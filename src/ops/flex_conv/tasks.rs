@@ -6,9 +6,9 @@ use crate::ops::geometry::ConvGeometry;
 /// Images per task and the threads each task's matrix products may use.
 ///
 /// One level of threading: with at least as many images as threads, each thread takes a
-/// contiguous run of images and runs its products on its own (`perf --gemm` on a 2-core
-/// machine: compact's 1×1 product at 106 GFLOP/s one per thread, 42 split over both); with fewer
-/// images than threads, each image is a task and its products spread over the pool.
+/// contiguous run of images and runs its products on its own (a product per thread beats one
+/// split over the threads: `perf --gemm`, docs/performance.md); with fewer images than
+/// threads, each image is a task and its products spread over the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ImageTasks {
     pub images_per_task: usize,

@@ -1,15 +1,7 @@
 //! Max pooling on flex (no padding, no dilation, floor rounding: the pools between NiN blocks),
 //! with a backward pass that finds each window's maximum again instead of storing its index.
 //!
-//! burn-flex pools through a general 3-D routine that works out every window's bounds per
-//! output value and writes an `i64` index beside each maximum. Replacing it took compact
-//! training from 884 to 963 images/s and d2l inference from 89.8 to 106.9 images/s (medians of
-//! three interleaved `perf --worker` runs of builds with each pool). Here each output row takes the
-//! element-wise maximum of its `k` input rows (a loop the compiler vectorises), then the
-//! maximum over each window of that; the backward pass compares the window with the saved
-//! output to route the gradient to the first maximum, as burn and PyTorch do, and needs no
-//! index tensor. NaN propagates. A burn backend extension for flex and autodiff over flex;
-//! tested equal to burn's `max_pool2d` in value and gradient (tests/max_pool.rs).
+//! Design notes: `docs/design.md`, "ops::max_pool".
 
 mod autodiff;
 mod kernel;
