@@ -1,6 +1,6 @@
 //! Errors for configurations and inputs the model cannot take.
 
-use core::fmt;
+use super::shape::Stage;
 
 /// A network configuration that cannot be built, found by [`NinConfig::validate`].
 ///
@@ -38,30 +38,6 @@ pub enum ConfigError {
     /// The max pool between blocks has a zero kernel or stride.
     #[error("the max pool's `{0}` is 0; it must be at least 1")]
     Pool(&'static str),
-}
-
-/// Where in the network an input stopped fitting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    /// The NiN block with this index (0-based).
-    Block(usize),
-    /// The max pool that follows the block with this index.
-    MaxPool(usize),
-    /// The dropout layer before the last block.
-    Dropout,
-    /// The global average pool that turns the last block's maps into logits.
-    GlobalAvgPool,
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Stage::Block(i) => write!(f, "block {i}"),
-            Stage::MaxPool(i) => write!(f, "max pool after block {i}"),
-            Stage::Dropout => f.write_str("dropout"),
-            Stage::GlobalAvgPool => f.write_str("global average pool"),
-        }
-    }
 }
 
 /// An input tensor the network cannot take, found by [`Nin::check_input`].
