@@ -5,6 +5,7 @@ pub mod backend;
 #[cfg(feature = "dataset")]
 pub mod data;
 pub mod model;
+mod names;
 pub mod ops;
 #[cfg(feature = "pretrained")]
 pub mod pretrained;
@@ -18,3 +19,4 @@ pub use model::{
     ConfigError, Nin, NinBlock, NinBlockConfig, NinConfig, Precision, PrecisionError, ShapeError,
     Stage,
 };
+pub use names::UnknownName;

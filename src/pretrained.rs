@@ -31,7 +31,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bytes, Device, Tensor, TensorData};
 
-use crate::data::folder::decode_image;
+use crate::data::folder::{ImageError, decode_image};
 use crate::data::source::sha256_hex;
 use crate::data::{FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN_STD};
 use crate::{Nin, NinConfig};
@@ -216,7 +216,10 @@ impl Classifier {
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
-            .map_err(|e| PretrainedError::Image(format!("{e:?}")))?;
+            .map_err(|e| PretrainedError::Decode {
+                weights: self.weights,
+                reason: format!("the network's output: {e:?}"),
+            })?;
         Ok(Classification {
             probabilities,
             pixels: item.pixels,
@@ -253,7 +256,7 @@ pub enum PretrainedError {
     },
     /// [`Classifier::classify`] was given bytes that are not a PNG or JPEG image it can read.
     #[error("not an image the classifier can read (PNG or JPEG): {0}")]
-    Image(String),
+    Image(#[from] ImageError),
 }
 
 // The run's `model.bpk`, its `sha256sum`, and the test accuracy its `report.json` records and

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use burn::data::dataset::{Dataset, DatasetError, InMemDataset};
 use burn::tensor::{Device, Tensor};
-use nin::data::ImageItem;
+use nin::data::{ImageItem, Split};
 use nin::train::{Preset, Progress, Strategy, TrainError, TrainOptions, TrainingConfig};
 use nin::{NinConfig, ShapeError};
 
@@ -193,7 +193,7 @@ fn errors_keep_their_type_and_their_source() {
     )
     .expect_err("an unreadable item");
     match &err {
-        TrainError::Item { set, index, .. } => assert_eq!((set.as_str(), *index), ("training", 5)),
+        TrainError::Item { set, index, .. } => assert_eq!((*set, *index), (Split::Train, 5)),
         other => panic!("expected Item, got {other:?}"),
     }
     let source = std::error::Error::source(&err).expect("the dataset's error as the source");

@@ -165,7 +165,7 @@ fn corrupt_truncated_and_missing_files_are_rejected_and_leave_nothing() {
             }
             other => panic!("{prefix}: expected every mirror to fail, got {other}"),
         }
-        assert!(err.to_string().contains("--data-dir"), "{err}");
+        assert!(err.to_string().contains("the `dir` argument"), "{err}");
         assert_eq!(entries(&dir), Vec::<String>::new(), "{prefix} left files");
     }
 }

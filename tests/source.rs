@@ -70,7 +70,10 @@ fn nothing_found_lists_every_place_and_both_fixes() {
         "the user cache ({}): no such directory",
         cache.display()
     )));
-    assert!(message.contains("--data-dir or NIN_DATA_DIR"), "{message}");
+    assert!(
+        message.contains("(the `dir` argument) or set NIN_DATA_DIR"),
+        "{message}"
+    );
 
     // Fashion-MNIST also offers the Debian/Ubuntu package (whether or not it is installed here,
     // an explicit empty directory is reported without looking further).

@@ -134,7 +134,7 @@ fn metrics_csv_round_trips_and_rejects_damage() {
     assert!(EpochMetrics::parse_csv("epoch,loss\n1,2\n").is_err());
     let truncated = text.replace(",312.5\n", ",\n");
     let err = EpochMetrics::parse_csv(&truncated).unwrap_err();
-    assert!(err.contains("row 2"), "{err}");
+    assert!(err.to_string().contains("row 2"), "{err}");
 }
 
 #[test]

@@ -2,13 +2,32 @@
 
 use std::process::ExitCode;
 
-/// Exits with success, or prints the error as one `error: ...` paragraph and exits with 1.
+/// Exits with success, or prints the error as one `error: ...` paragraph, with the library's
+/// names of what to change given as the examples' flags, and exits with 1.
 pub fn exit_with(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", as_flags(&error.to_string()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The library's errors name the setting to change as its API has it; here each becomes the
+/// flag that sets it.
+const FLAGS: [(&str, &str); 6] = [
+    ("`TrainOptions::resume`", "--resume"),
+    ("`TrainOptions::overwrite`", "--overwrite"),
+    ("`TrainOptions::new`", "--artifact-dir"),
+    ("`ArtifactDir::new`", "--artifact-dir"),
+    ("`TrainingConfig::optimizer`", "--lr"),
+    ("the `dir` argument", "--data-dir"),
+];
+
+/// `message` with the library's names of settings replaced by the flags that set them.
+pub fn as_flags(message: &str) -> String {
+    FLAGS.iter().fold(message.to_string(), |text, (api, flag)| {
+        text.replace(api, flag)
+    })
 }

@@ -251,7 +251,7 @@ pub enum DownloadError {
     /// No mirror served a copy that verified.
     #[error(
         "{file}: no mirror served a copy that verifies ({}); check the network connection, \
-         or fetch the file by other means and pass its directory with --data-dir or \
+         or fetch the file by other means and pass its directory (the `dir` argument) or set \
          NIN_DATA_DIR",
         attempts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
@@ -264,7 +264,8 @@ pub enum DownloadError {
     /// The file has no reference digest, so a download could not be verified.
     #[error(
         "{file}: no reference SHA-256 is recorded, so a download could not be verified; \
-         fetch the file yourself and pass its directory with --data-dir or NIN_DATA_DIR"
+         fetch the file yourself and pass its directory (the `dir` argument) or set \
+         NIN_DATA_DIR"
     )]
     NoDigest {
         /// The file's base name.

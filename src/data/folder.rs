@@ -1,19 +1,7 @@
 //! Your own images: a folder with one sub-folder per class, each holding PNG or JPEG files, as
 //! burn-dataset's `ImageFolderDataset` and torchvision's `ImageFolder` lay them out.
 //!
-//! ```text
-//! train/
-//!   cat/   001.png  002.jpg  ...
-//!   dog/   001.png  ...
-//! ```
-//!
-//! Classes are the sub-folders' names in sorted order, so label `i` is the `i`-th name. Every
-//! image is decoded once, when the folder is opened, and converted to the channel count and
-//! square side asked for (grayscale or RGB, resized with a triangle filter), so training reads
-//! bytes from memory as it does for the other datasets. A file that cannot be decoded is
-//! skipped and kept in [`ImageFolder::skipped`] with its path and the reason, so one broken
-//! file among thousands does not stop a run; a folder where no file can be read is an error.
-//! Files of other extensions (and hidden files) are ignored.
+//! Design notes: `docs/design.md`, "data::folder".
 
 use std::path::{Path, PathBuf};
 
@@ -37,18 +25,13 @@ pub const MAX_DECODE_BYTES: u64 = 256 << 20;
 ///
 /// A file larger than [`MAX_DECODE_BYTES`] is refused before it is read. The error says why
 /// the file could not be read, without its path.
-pub fn read_image(path: &Path, channels: usize, side: usize) -> Result<ImageItem, String> {
-    let length = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+pub fn read_image(path: &Path, channels: usize, side: usize) -> Result<ImageItem, ImageError> {
+    let io = |e: std::io::Error| ImageError::Io(e.to_string());
+    let length = std::fs::metadata(path).map_err(io)?.len();
     if length > MAX_DECODE_BYTES {
-        return Err(format!(
-            "the file holds {length} bytes, more than the {MAX_DECODE_BYTES} an image may take"
-        ));
+        return Err(ImageError::TooLarge(length));
     }
-    decode_image(
-        &std::fs::read(path).map_err(|e| e.to_string())?,
-        channels,
-        side,
-    )
+    decode_image(&std::fs::read(path).map_err(io)?, channels, side)
 }
 
 /// Decodes PNG or JPEG bytes (the format is told from the bytes) into an item of `channels`
@@ -70,27 +53,27 @@ pub fn read_image(path: &Path, channels: usize, side: usize) -> Result<ImageItem
 /// assert_eq!((item.channels, item.height, item.width), (1, 28, 28));
 /// assert!(nin::data::folder::decode_image(b"not an image", 1, 28).is_err());
 /// ```
-pub fn decode_image(bytes: &[u8], channels: usize, side: usize) -> Result<ImageItem, String> {
+pub fn decode_image(bytes: &[u8], channels: usize, side: usize) -> Result<ImageItem, ImageError> {
     if !matches!(channels, 1 | 3) {
-        return Err(format!(
-            "images are read as grayscale (1 channel) or RGB (3), not {channels} channels"
-        ));
+        return Err(ImageError::Channels(channels));
     }
     let edge = u32::try_from(side)
         .ok()
         .filter(|&edge| (1..=MAX_SIDE).contains(&edge))
-        .ok_or_else(|| format!("a side of {side} pixels is outside 1..={MAX_SIDE}"))?;
+        .ok_or(ImageError::Side(side))?;
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ImageError::Io(e.to_string()))?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| e.to_string())?;
+    let image = reader
+        .decode()
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
     if image.width() == 0 || image.height() == 0 {
-        return Err("the image has no pixels".into());
+        return Err(ImageError::Empty);
     }
     let pixels = if channels == 3 {
         let image = image::imageops::resize(&image.to_rgb8(), edge, edge, FilterType::Triangle);
@@ -109,6 +92,30 @@ pub fn decode_image(bytes: &[u8], channels: usize, side: usize) -> Result<ImageI
         width: side,
         label: 0,
     })
+}
+
+/// Why bytes or a file could not become an image item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// A channel count other than 1 (grayscale) or 3 (RGB) was asked for.
+    #[error("images are read as grayscale (1 channel) or RGB (3), not {0} channels")]
+    Channels(usize),
+    /// A side of 0 pixels or more than [`MAX_SIDE`] was asked for.
+    #[error("a side of {0} pixels is outside 1..={MAX_SIDE}")]
+    Side(usize),
+    /// The file is larger than [`MAX_DECODE_BYTES`]; it was not read.
+    #[error("the file holds {0} bytes, more than the {MAX_DECODE_BYTES} an image may take")]
+    TooLarge(u64),
+    /// The file could not be read.
+    #[error("{0}")]
+    Io(String),
+    /// The bytes are no PNG or JPEG the decoder can read within its limits.
+    #[error("{0}")]
+    Decode(String),
+    /// The image has a side of 0 pixels.
+    #[error("the image has no pixels")]
+    Empty,
 }
 
 /// A file that was skipped, and why.
@@ -214,7 +221,10 @@ impl ImageFolder {
                         folder.pixels.extend_from_slice(&item.pixels);
                         folder.labels.push(label as u32);
                     }
-                    Err(reason) => folder.skipped.push(Unreadable { path, reason }),
+                    Err(error) => folder.skipped.push(Unreadable {
+                        path,
+                        reason: error.to_string(),
+                    }),
                 }
             }
         }

@@ -36,6 +36,16 @@ impl Split {
     }
 }
 
+/// `training` or `test`, as errors name the split.
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Split::Train => "training",
+            Split::Test => "test",
+        })
+    }
+}
+
 /// One image with its label: `channels` planes of `height × width` bytes, channels first (the
 /// layout the batcher hands the model). Fashion-MNIST and MNIST items have one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ pub mod source;
 
 pub use batcher::{Augment, ImageBatch, ImageBatcher, pixel_mean_std};
 pub use cifar::{CIFAR10, CIFAR100, Cifar10, Cifar100, CifarDataset};
-pub use folder::{ImageFolder, Unreadable};
+pub use folder::{ImageError, ImageFolder, Unreadable};
 pub use idx::{IdxError, IdxFault, IdxImages};
 pub use mnist::{DataError, FashionMnist, IdxDataset, ImageItem, Mnist, Split};
 pub use source::{

@@ -1,15 +1,6 @@
 //! Where a dataset's files come from, and how they are checked.
 //!
-//! The places, in order: a directory the caller names, `NIN_DATA_DIR`, the user cache
-//! (`$XDG_CACHE_HOME/nin/<dataset>`, else `~/.cache/nin/<dataset>`), then the system copy that
-//! Debian and Ubuntu install (`/usr/share/datasets/fashion-mnist`). A directory named by the
-//! caller or by `NIN_DATA_DIR` is authoritative: if it lacks a file, that is the error, rather
-//! than quietly using another copy.
-//!
-//! The search is the same for every dataset; what a directory must hold to serve is each
-//! dataset's own ([`DatasetSource`]): four IDX files for Fashion-MNIST and MNIST
-//! ([`DatasetFiles`]), an archive or its extracted folder for CIFAR
-//! ([`CifarFormat`](super::cifar::CifarFormat)).
+//! Design notes: `docs/design.md`, "data::source".
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -241,7 +232,7 @@ impl DatasetSource for DatasetFiles {
 /// A place searched for a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
-    /// A directory the caller passed (`--data-dir`).
+    /// A directory the caller passed (the `dir` argument of the loaders).
     Explicit,
     /// The `NIN_DATA_DIR` environment variable.
     EnvVar,
@@ -449,7 +440,7 @@ fn not_found(source: &(impl DatasetSource + ?Sized), tried: Vec<Tried>) -> NotFo
         ));
     }
     fixes.push(format!(
-        "put {} in a directory and pass it with --data-dir or {DATA_DIR_VAR}",
+        "put {} in a directory and pass it (the `dir` argument) or set {DATA_DIR_VAR}",
         source.by_hand()
     ));
     NotFound {

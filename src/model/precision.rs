@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// let precision: Precision = "bf16".parse().unwrap();
 /// assert_eq!(precision, Precision::Bf16);
-/// assert!("f8".parse::<Precision>().unwrap_err().contains("f32, f16, bf16"));
+/// assert!("f8".parse::<Precision>().unwrap_err().to_string().contains("f32, f16, bf16"));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -89,22 +89,24 @@ impl fmt::Display for Precision {
     }
 }
 
+impl crate::names::Named for Precision {
+    const KIND: &'static str = "precision";
+
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+
+    fn name(self) -> &'static str {
+        Precision::name(self)
+    }
+}
+
 /// Parses `f32`, `f16` or `bf16`; the error lists the names there are.
 impl FromStr for Precision {
-    type Err = String;
+    type Err = crate::UnknownName;
 
-    fn from_str(name: &str) -> Result<Self, String> {
-        let wanted = name.trim().to_ascii_lowercase();
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == wanted)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
-                format!(
-                    "unknown precision `{name}`; use one of: {}",
-                    names.join(", ")
-                )
-            })
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        crate::names::parse(name)
     }
 }
 

@@ -1,14 +1,7 @@
 //! The artifact directory of a run: what is in it, and writing each file so that it is either
 //! complete or absent.
 //!
-//! ```text
-//! <dir>/config.json      the TrainingConfig
-//! <dir>/model.bpk        the trained weights (a Burn burnpack record)
-//! <dir>/checkpoints/     model, optimiser and scheduler after each epoch, for --resume
-//! <dir>/metrics.csv      one row per epoch
-//! <dir>/training.svg     train loss, train accuracy and test accuracy against epoch
-//! <dir>/report.json      final accuracy, per-class accuracy, confusion matrix, speed
-//! ```
+//! Design notes: `docs/design.md`, "train::artifacts".
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -143,7 +136,7 @@ impl ArtifactDir {
                 path: self.root.clone(),
                 reason: "no training run here (config.json is missing); train one with `cargo \
                          run --release --example fashion_mnist`, or name the directory it wrote \
-                         with --artifact-dir"
+                         (`ArtifactDir::new`)"
                     .into(),
             });
         }

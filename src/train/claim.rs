@@ -2,12 +2,7 @@
 //! and a fresh run never replaces another run's files unless asked to, nor touches files that
 //! no run of this crate wrote.
 //!
-//! Every run records the names of the files it writes in `manifest.json`. A fresh run into a
-//! directory whose manifest lists files that exist refuses, naming `--resume` and
-//! `--overwrite`; with `overwrite` it removes exactly those files (of `checkpoints/`, only the
-//! checkpoint files burn-train writes there). A file with one of a run's names that no manifest
-//! lists (a project's own `config.json` or `checkpoints/`) makes a fresh run refuse even with
-//! `overwrite`: it is not this crate's to replace.
+//! Design notes: `docs/design.md`, "train::claim".
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -215,7 +210,8 @@ mod tests {
         assert!(matches!(err, TrainError::Occupied { .. }), "{err}");
         let message = err.to_string();
         assert!(
-            message.contains("--resume") && message.contains("--overwrite"),
+            message.contains("`TrainOptions::resume`")
+                && message.contains("`TrainOptions::overwrite`"),
             "{message}"
         );
 

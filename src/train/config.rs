@@ -47,19 +47,28 @@ impl Preset {
 
     /// The preset called `name`.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
+        name.parse().ok()
+    }
+}
+
+impl crate::names::Named for Preset {
+    const KIND: &'static str = "preset";
+
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+
+    fn name(self) -> &'static str {
+        Preset::name(self)
     }
 }
 
 /// Parses a preset name; the error lists the names there are.
 impl std::str::FromStr for Preset {
-    type Err = String;
+    type Err = crate::UnknownName;
 
-    fn from_str(name: &str) -> Result<Self, String> {
-        Self::from_name(name).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
-            format!("unknown preset `{name}`; use one of: {}", names.join(", "))
-        })
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        crate::names::parse(name)
     }
 }
 

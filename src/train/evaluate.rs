@@ -9,7 +9,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
-use crate::data::{ImageBatcher, ImageItem};
+use crate::data::{ImageBatcher, ImageItem, Split};
 use crate::model::Nin;
 
 use super::TrainError;
@@ -84,7 +84,7 @@ pub fn evaluate<D: Dataset<ImageItem> + ?Sized>(
             .iter()
             .map(|&index| {
                 dataset.get(index).map_err(|source| TrainError::Item {
-                    set: "evaluation".into(),
+                    set: Split::Test,
                     index,
                     source,
                 })

@@ -7,13 +7,18 @@
 
 mod artifacts;
 mod checkpoints;
+mod checks;
 mod claim;
 mod config;
 mod evaluate;
+mod launch;
 mod loss_scale;
+mod options;
 mod plot;
 mod recorder;
 mod renderer;
+mod report;
+mod resume;
 mod run;
 mod step;
 
@@ -21,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use burn::data::dataset::DatasetError;
 
+use crate::data::Split;
 use crate::model::{ConfigError, PrecisionError, ShapeError};
 
 pub use artifacts::{ArtifactDir, ClassAccuracy, Report, write_atomic, write_json};
@@ -28,9 +34,10 @@ pub use checkpoints::Damage;
 pub use claim::RunLock;
 pub use config::{FASHION_MNIST_MEAN_STD, Optimizer, Preset, Schedule, TrainingConfig};
 pub use evaluate::{Evaluation, Prediction, classify, evaluate};
-pub use plot::{training_svg, write_training_svg};
-pub use recorder::{Divergence, EpochMetrics, METRICS_CSV_HEADER, write_csv};
-pub use run::{Progress, Strategy, TrainOptions, Trained, train};
+pub use options::{Progress, Strategy, TrainOptions, Trained};
+pub use plot::{PlotError, training_svg, write_training_svg};
+pub use recorder::{Divergence, EpochMetrics, METRICS_CSV_HEADER, MetricsCsvError, write_csv};
+pub use run::train;
 
 pub(crate) use loss_scale::LossScale;
 
@@ -52,8 +59,8 @@ pub enum TrainError {
     /// A dataset item could not be read.
     #[error("{set} item {index}: {source}")]
     Item {
-        /// `training` or `test`.
-        set: String,
+        /// The training or the test set.
+        set: Split,
         /// The item.
         index: usize,
         /// What the dataset reported.
@@ -62,7 +69,8 @@ pub enum TrainError {
     /// The loss stopped being a finite number; nothing from the diverged epoch was kept.
     #[error(
         "the loss became {} at epoch {}, step {}: training diverged; lower the learning rate \
-         (--lr) or resume from the last good epoch with --resume",
+         (`TrainingConfig::optimizer`) or resume from the last good epoch \
+         (`TrainOptions::resume`)",
         .0.loss, .0.epoch, .0.step
     )]
     Diverged(Divergence),
@@ -70,7 +78,10 @@ pub enum TrainError {
     #[error("training stopped: {0}")]
     Training(String),
     /// The run was stopped before its last epoch (for instance from the dashboard).
-    #[error("training was stopped after epoch {completed}; continue it with --resume")]
+    #[error(
+        "training was stopped after epoch {completed}; continue it by resuming \
+         (`TrainOptions::resume`)"
+    )]
     Interrupted {
         /// Epochs completed and checkpointed.
         completed: usize,
@@ -93,8 +104,8 @@ pub enum TrainError {
          NinConfig::compact(classes).with_in_channels({data})), or convert the images"
     )]
     ChannelMismatch {
-        /// `training` or `test`.
-        set: String,
+        /// The training or the test set.
+        set: Split,
         /// The item.
         index: usize,
         /// Channels the model's first block takes.
@@ -104,8 +115,9 @@ pub enum TrainError {
     },
     /// A fresh run was asked for in a directory that holds an earlier run's files.
     #[error(
-        "{} holds the files of an earlier run ({}): continue that run with --resume, replace it \
-         with --overwrite, or choose another --artifact-dir",
+        "{} holds the files of an earlier run ({}): continue that run \
+         (`TrainOptions::resume`), replace it (`TrainOptions::overwrite`), or choose another \
+         artifact directory (`TrainOptions::new`)",
         dir.display(), files.join(", ")
     )]
     Occupied {
@@ -117,7 +129,7 @@ pub enum TrainError {
     /// A file has one of a run's names, but no run of this crate wrote it.
     #[error(
         "{} was not written by a run of this crate (the directory's manifest.json does not list \
-         it), so it is left alone: choose another --artifact-dir",
+         it), so it is left alone: choose another artifact directory (`TrainOptions::new`)",
         path.display()
     )]
     Foreign {
@@ -126,7 +138,8 @@ pub enum TrainError {
     },
     /// Another run holds the directory.
     #[error(
-        "{} is in use by another run{}; wait for it to end, or choose another --artifact-dir",
+        "{} is in use by another run{}; wait for it to end, or choose another artifact \
+         directory (`TrainOptions::new`)",
         dir.display(),
         pid.map_or(String::new(), |pid| format!(" (pid {pid})"))
     )]

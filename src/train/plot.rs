@@ -24,11 +24,11 @@ pub fn write_training_svg(
 }
 
 /// The SVG text of the training curve of `rows`.
-pub fn training_svg(rows: &[EpochMetrics], title: &str) -> Result<String, String> {
+pub fn training_svg(rows: &[EpochMetrics], title: &str) -> Result<String, PlotError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(PlotError::new)?;
         let last_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1).max(1) as f64;
         let first_epoch = rows.iter().map(|r| r.epoch).min().unwrap_or(1) as f64;
         let top = rows
@@ -43,14 +43,14 @@ pub fn training_svg(rows: &[EpochMetrics], title: &str) -> Result<String, String
             .x_label_area_size(40)
             .y_label_area_size(50)
             .build_cartesian_2d((first_epoch - 0.1)..(last_epoch + 0.1), 0.0..top)
-            .map_err(|e| e.to_string())?;
+            .map_err(PlotError::new)?;
         chart
             .configure_mesh()
             .x_desc("epoch")
             .x_labels(rows.len().clamp(2, 12))
             .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(PlotError::new)?;
         let series: [(&str, RGBColor, Field); 3] = [
             ("train loss", BLUE, |r| r.train_loss),
             ("train acc", MAGENTA, |r| r.train_accuracy),
@@ -64,7 +64,7 @@ pub fn training_svg(rows: &[EpochMetrics], title: &str) -> Result<String, String
                 .collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(|e| e.to_string())?
+                .map_err(PlotError::new)?
                 .label(label)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -75,7 +75,7 @@ pub fn training_svg(rows: &[EpochMetrics], title: &str) -> Result<String, String
                         .into_iter()
                         .map(|p| Circle::new(p, 3, color.filled())),
                 )
-                .map_err(|e| e.to_string())?;
+                .map_err(PlotError::new)?;
         }
         chart
             .configure_series_labels()
@@ -83,8 +83,19 @@ pub fn training_svg(rows: &[EpochMetrics], title: &str) -> Result<String, String
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .map_err(PlotError::new)?;
+        root.present().map_err(PlotError::new)?;
     }
     Ok(svg)
+}
+
+/// Why plotters could not draw the training curve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlotError(pub String);
+
+impl PlotError {
+    fn new(error: impl std::fmt::Display) -> Self {
+        Self(error.to_string())
+    }
 }

@@ -54,14 +54,14 @@ impl EpochMetrics {
     }
 
     /// Parses the rows of a `metrics.csv` written by [`write_csv`].
-    pub fn parse_csv(text: &str) -> Result<Vec<Self>, String> {
+    pub fn parse_csv(text: &str) -> Result<Vec<Self>, MetricsCsvError> {
         let mut lines = text.lines();
         match lines.next() {
             Some(header) if header.trim() == METRICS_CSV_HEADER => {}
             other => {
-                return Err(format!(
+                return Err(MetricsCsvError(format!(
                     "the header is {other:?}, expected {METRICS_CSV_HEADER:?}"
-                ));
+                )));
             }
         }
         lines
@@ -69,20 +69,24 @@ impl EpochMetrics {
             .filter(|(_, line)| !line.trim().is_empty())
             .map(|(index, line)| {
                 let fields: Vec<&str> = line.split(',').collect();
-                let number = |i: usize| -> Result<f64, String> {
+                let number = |i: usize| -> Result<f64, MetricsCsvError> {
                     fields
                         .get(i)
                         .and_then(|f| f.trim().parse::<f64>().ok())
                         .ok_or_else(|| {
-                            format!("row {}: field {} is not a number", index + 2, i + 1)
+                            MetricsCsvError(format!(
+                                "row {}: field {} is not a number",
+                                index + 2,
+                                i + 1
+                            ))
                         })
                 };
                 if fields.len() != 7 {
-                    return Err(format!(
+                    return Err(MetricsCsvError(format!(
                         "row {}: {} fields, expected 7",
                         index + 2,
                         fields.len()
-                    ));
+                    )));
                 }
                 Ok(Self {
                     epoch: number(0)? as usize,
@@ -97,6 +101,11 @@ impl EpochMetrics {
             .collect()
     }
 }
+
+/// What is wrong with a `metrics.csv`: the row and field, or the header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MetricsCsvError(pub String);
 
 /// `metrics.csv`'s text for these rows.
 pub fn write_csv(rows: &[EpochMetrics]) -> String {

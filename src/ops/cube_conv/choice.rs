@@ -1,13 +1,7 @@
 //! Which convolution runs each pass: burn's or the lowered one, timed on first use of each
 //! shape as `cudnn.benchmark` does.
 //!
-//! Each pass (forward, weight gradient, input gradient) has its own cubecl tuner, keyed by the
-//! layer's shape and float type. On the first call with a key the tuner times both candidates
-//! on the device (burn's candidate tunes its own kernels inside that first call) and keeps the
-//! faster for the rest of the process; with cubecl's persistent cache (the `persistence`
-//! feature, on with this crate's GPU features) the choice is written to disk with burn's own
-//! tuning results and read back by later processes. `CUBECL_DEBUG_LOG` prints each decision
-//! with the others.
+//! Design notes: `docs/design.md`, "ops::cube_conv::choice".
 
 use std::fmt;
 use std::sync::Mutex;
@@ -30,7 +24,7 @@ pub enum ConvKernel {
     /// burn's convolution (`ModuleOps::conv2d` and its gradients), with its own autotuned
     /// kernels.
     Burn,
-    /// This crate's: patch matrices and burn's matrix products ([`lowered`]).
+    /// This crate's: patch matrices and burn's matrix products (`lowered`).
     Im2col,
 }
 
@@ -100,20 +94,31 @@ fn code(choice: ConvChoice) -> u8 {
     }
 }
 
-impl std::str::FromStr for ConvChoice {
-    type Err = String;
+impl crate::names::Named for ConvChoice {
+    const KIND: &'static str = "convolution kernel choice";
 
-    /// `autotune`, `burn` or `im2col`, in any case.
-    fn from_str(name: &str) -> Result<Self, String> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "autotune" => Ok(ConvChoice::Autotune),
-            "burn" => Ok(ConvChoice::Always(ConvKernel::Burn)),
-            "im2col" => Ok(ConvChoice::Always(ConvKernel::Im2col)),
-            other => Err(format!(
-                "unknown convolution kernel choice \"{other}\"; valid names are: autotune, burn, \
-                 im2col"
-            )),
+    fn all() -> &'static [Self] {
+        &[
+            ConvChoice::Autotune,
+            ConvChoice::Always(ConvKernel::Burn),
+            ConvChoice::Always(ConvKernel::Im2col),
+        ]
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ConvChoice::Autotune => "autotune",
+            ConvChoice::Always(kernel) => kernel.name(),
         }
+    }
+}
+
+/// `autotune`, `burn` or `im2col`, in any case.
+impl std::str::FromStr for ConvChoice {
+    type Err = crate::UnknownName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        crate::names::parse(name)
     }
 }
 
@@ -343,6 +348,6 @@ mod tests {
         );
         assert_eq!(choice_from(Some("fastest")), ConvChoice::Autotune);
         let err = "fastest".parse::<ConvChoice>().unwrap_err();
-        assert!(err.contains("autotune, burn, im2col"), "{err}");
+        assert!(err.to_string().contains("autotune, burn, im2col"), "{err}");
     }
 }
