@@ -229,11 +229,7 @@ where
             Progress::Dashboard
         },
         class_names: data.classes,
-        devices: if devices.len() > 1 {
-            devices
-        } else {
-            Vec::new()
-        },
+        devices,
         strategy: flags.strategy,
     };
     let trained = nin::train::train(config, data.train, data.test, &device, &options)?;

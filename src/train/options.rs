@@ -93,7 +93,7 @@ pub struct TrainOptions {
     /// layers; it cannot be combined with `resume`, which starts from the last checkpoint.
     pub initial_model: Option<Nin>,
     /// Every device to train on, data-parallel, the device passed to [`train`](super::train) first (it
-    /// holds the optimiser step and the evaluation); empty for that device alone. Each device
+    /// holds the optimiser step and the evaluation); that device alone, or an empty list, for one. Each device
     /// trains on its own share of the training set with `batch_size` images per step, so an
     /// epoch is still one pass over the set, in `1/n` as many steps of a global batch `n` times
     /// as large; the learning rate applies to that global batch's mean gradient. Their number

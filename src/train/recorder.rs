@@ -129,6 +129,26 @@ pub struct Divergence {
     pub loss: f64,
 }
 
+/// The metrics a run registers with burn-train, told apart by the names burn gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Tracked {
+    Loss,
+    Accuracy,
+    LearningRate,
+}
+
+impl Tracked {
+    /// The metric burn-train displays as `name`, if this crate tracks it.
+    pub(crate) fn from_burn_name(name: &str) -> Option<Self> {
+        match name {
+            "Loss" => Some(Tracked::Loss),
+            "Accuracy" => Some(Tracked::Accuracy),
+            "Learning Rate" => Some(Tracked::LearningRate),
+            _ => None,
+        }
+    }
+}
+
 /// What the recorder has seen; shared with the code that launched the run.
 #[derive(Debug, Default)]
 pub struct Record {
@@ -146,8 +166,8 @@ pub struct EpochRecorder {
     record: Arc<Mutex<Record>>,
     csv_path: PathBuf,
     interrupter: Interrupter,
-    names: HashMap<MetricId, String>,
-    means: HashMap<(bool, String), f64>,
+    names: HashMap<MetricId, Tracked>,
+    means: HashMap<(bool, Tracked), f64>,
     epochs: usize,
     train_items: usize,
     step: usize,
@@ -195,9 +215,9 @@ impl EpochRecorder {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn mean(&self, train: bool, name: &str) -> f64 {
+    fn mean(&self, train: bool, metric: Tracked) -> f64 {
         self.means
-            .get(&(train, name.to_string()))
+            .get(&(train, metric))
             .copied()
             .unwrap_or(f64::NAN)
     }
@@ -206,11 +226,11 @@ impl EpochRecorder {
         // burn reports accuracy in percent.
         let row = EpochMetrics {
             epoch,
-            train_loss: self.mean(true, "Loss"),
-            train_accuracy: self.mean(true, "Accuracy") / 100.0,
-            test_loss: self.mean(false, "Loss"),
-            test_accuracy: self.mean(false, "Accuracy") / 100.0,
-            learning_rate: self.mean(true, "Learning Rate"),
+            train_loss: self.mean(true, Tracked::Loss),
+            train_accuracy: self.mean(true, Tracked::Accuracy) / 100.0,
+            test_loss: self.mean(false, Tracked::Loss),
+            test_accuracy: self.mean(false, Tracked::Accuracy) / 100.0,
+            learning_rate: self.mean(true, Tracked::LearningRate),
             images_per_second: self.train_items as f64 / self.train_seconds.max(1e-9),
         };
         if self.print {
@@ -251,11 +271,11 @@ impl MetricLogger for EpochRecorder {
             self.step += 1;
         }
         for numeric in &update.entries_numeric {
-            let Some(name) = self.names.get(&numeric.entry.metric_id).cloned() else {
+            let Some(&metric) = self.names.get(&numeric.entry.metric_id) else {
                 continue;
             };
             if train
-                && name == "Loss"
+                && metric == Tracked::Loss
                 && let Some(value) = numeric.numeric_entry.as_ref().map(NumericEntry::current)
                 && !value.is_finite()
             {
@@ -273,7 +293,7 @@ impl MetricLogger for EpochRecorder {
             }
             // The learning rate is kept as it stands at the epoch's last step (burn also sends
             // its epoch mean as a final entry, which is skipped), the rest as epoch means.
-            let value = if name == "Learning Rate" {
+            let value = if metric == Tracked::LearningRate {
                 match &numeric.numeric_entry {
                     Some(NumericEntry::Final(_)) | None => None,
                     Some(step) => Some(step.current()),
@@ -282,7 +302,7 @@ impl MetricLogger for EpochRecorder {
                 numeric.running_entry.as_ref().map(NumericEntry::current)
             };
             if let Some(value) = value {
-                self.means.insert((train, name), value);
+                self.means.insert((train, metric), value);
             }
         }
     }
@@ -297,8 +317,9 @@ impl MetricLogger for EpochRecorder {
     }
 
     fn log_metric_definition(&mut self, definition: MetricDefinition) {
-        self.names
-            .insert(definition.metric_id, definition.name.to_string());
+        if let Some(metric) = Tracked::from_burn_name(&definition.name) {
+            self.names.insert(definition.metric_id, metric);
+        }
     }
 
     fn log_epoch_summary(&mut self, summary: EpochSummary) {

@@ -13,6 +13,8 @@ use burn::train::renderer::{
     MetricsRendererTraining,
 };
 
+use super::recorder::Tracked;
+
 /// burn-train renderer that prints split progress with an estimate of the time left.
 #[derive(Debug)]
 pub struct PlainRenderer {
@@ -23,7 +25,7 @@ pub struct PlainRenderer {
     total: usize,
     started: Instant,
     next_tenth: usize,
-    names: HashMap<MetricId, String>,
+    names: HashMap<MetricId, Tracked>,
     loss: Option<f64>,
 }
 
@@ -132,7 +134,7 @@ impl MetricsRendererTraining for PlainRenderer {
             && self
                 .names
                 .get(&entry.metric_id)
-                .is_some_and(|n| n == "Loss")
+                .is_some_and(|&metric| metric == Tracked::Loss)
         {
             self.loss = Some(value.current());
         }
@@ -149,7 +151,8 @@ impl MetricsRenderer for PlainRenderer {
     fn manual_close(&mut self) {}
 
     fn register_metric(&mut self, definition: MetricDefinition) {
-        self.names
-            .insert(definition.metric_id, definition.name.to_string());
+        if let Some(metric) = Tracked::from_burn_name(&definition.name) {
+            self.names.insert(definition.metric_id, metric);
+        }
     }
 }
