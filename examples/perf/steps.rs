@@ -85,67 +85,16 @@ pub(super) fn step_table(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let config_dir = tempfile::tempdir()?;
     // PyTorch's default (TF32 in cuDNN's convolutions) differs from strict f32 on CUDA only.
-    let on_cuda = args.torch_device.starts_with("cuda");
-    let with_ort = !args.no_pytorch && !args.no_onnxruntime && args.torch_device == "cpu";
-    let level = nin::ops::simd_level();
-    println!(
-        "CPU: {}, {threads} threads; SIMD: {} ({} f32 lanes); peak {:.0} GFLOP/s (measured, \
-         nin::ops::gemm::measured_peak_gflops)",
-        cpu_model(),
-        level.name,
-        level.f32_lanes,
-        nin::ops::gemm::measured_peak_gflops(),
-    );
-    println!(
-        "nin on {} vs PyTorch on {}{}, {threads} CPU threads each; median of {} steps after {} \
-         warm-up steps; {} round(s) per row, alternating the sides; each precision against \
-         PyTorch's like (f32: strict f32, TF32 off; f16/bf16: torch.autocast){}",
-        args.backend,
-        args.torch_device,
-        if with_ort {
-            " and ONNX Runtime (CPU, inference)"
-        } else {
-            ""
-        },
-        args.steps,
-        args.warmup,
-        args.rounds.max(1),
-        if on_cuda {
-            ", and against PyTorch's default (TF32)"
-        } else {
-            ""
-        }
-    );
-    println!();
-    let mut header = String::from(
-        "| preset | batch | mode | precision | nin img/s | PyTorch img/s | nin / PyTorch |",
-    );
-    let mut rule = String::from("|---|---:|---|---|---:|---:|---:|");
-    if with_ort {
-        header.push_str(" ONNX Runtime img/s | nin / ONNX Runtime |");
-        rule.push_str("---:|---:|");
-    }
-    if on_cuda {
-        header.push_str(" PyTorch TF32 img/s | nin / TF32 |");
-        rule.push_str("---:|---:|");
-    }
-    let peak_rss = if with_ort {
-        " nin peak RSS | PyTorch peak RSS | ONNX Runtime peak RSS |"
-    } else {
-        " nin peak RSS | PyTorch peak RSS |"
-    };
-    println!("{header} nin GFLOP/s |{peak_rss}");
-    println!(
-        "{rule}---:|---:|---:|{}",
-        if with_ort { "---:|" } else { "" }
-    );
+    let peers = Peers::of(args);
+    let Peers { with_ort, on_cuda } = peers;
+    print_heading(args, threads, peers);
     let mut exported = std::collections::HashMap::new();
     for row in rows(args)? {
         let Row {
             preset,
             mode,
             batch,
-            variant,
+            ..
         } = row;
         let config = TrainingConfig::preset(preset);
         let flops = config
@@ -212,46 +161,138 @@ pub(super) fn step_table(
                 });
             }
             let summary = RowSummary::of(&rounds);
-            let gflops = |images_per_s: f64| images_per_s * mode.flops(flops) as f64 / 1e9;
-            let mib = |bytes: f64| format!("{:.0} MiB", bytes / (1024.0 * 1024.0));
-            let dash = || "–".to_string();
-            let images = |value: Option<f64>| value.map_or_else(dash, |t| format!("{t:.1}"));
-            let mut line = format!(
-                "| {} | {batch} | {}{} | {precision} | {:.1} | {} | {} |",
-                preset.name(),
-                mode.name(),
-                variant.label(),
-                summary.ours,
-                images(summary.like.value),
-                summary.like.ratio.clone().unwrap_or_else(dash),
-            );
-            if with_ort {
-                line.push_str(&format!(
-                    " {} | {} |",
-                    images(summary.ort.value),
-                    summary.ort.ratio.clone().unwrap_or_else(dash),
-                ));
-            }
-            if on_cuda {
-                line.push_str(&format!(
-                    " {} | {} |",
-                    images(summary.default.value),
-                    summary.default.ratio.clone().unwrap_or_else(dash),
-                ));
-            }
-            line.push_str(&format!(
-                " {:.1} | {} | {} |",
-                gflops(summary.ours),
-                summary.our_rss.map_or_else(dash, mib),
-                summary.like.rss.map_or_else(dash, mib),
-            ));
-            if with_ort {
-                line.push_str(&format!(" {} |", summary.ort.rss.map_or_else(dash, mib)));
-            }
+            let gflops = summary.ours * mode.flops(flops) as f64 / 1e9;
+            let line = table_line(&summary, row, precision, gflops, peers);
             println!("{line}");
         }
     }
     Ok(())
+}
+
+/// The peers beside this crate: ONNX Runtime for inference on the CPU, and PyTorch's default
+/// (TF32) on CUDA as well as its strict f32.
+#[derive(Clone, Copy)]
+struct Peers {
+    with_ort: bool,
+    on_cuda: bool,
+}
+
+impl Peers {
+    fn of(args: &Args) -> Self {
+        Self {
+            with_ort: !args.no_pytorch && !args.no_onnxruntime && args.torch_device == "cpu",
+            on_cuda: args.torch_device.starts_with("cuda"),
+        }
+    }
+}
+
+/// The table's first lines: the CPU, what is compared, and the column heads.
+fn print_heading(args: &Args, threads: usize, peers: Peers) {
+    let Peers { with_ort, on_cuda } = peers;
+    let level = nin::ops::simd_level();
+    println!(
+        "CPU: {}, {threads} threads; SIMD: {} ({} f32 lanes); peak {:.0} GFLOP/s (measured, \
+         nin::ops::gemm::measured_peak_gflops)",
+        cpu_model(),
+        level.name,
+        level.f32_lanes,
+        nin::ops::gemm::measured_peak_gflops(),
+    );
+    println!(
+        "nin on {} vs PyTorch on {}{}, {threads} CPU threads each; median of {} steps after {} \
+         warm-up steps; {} round(s) per row, alternating the sides; each precision against \
+         PyTorch's like (f32: strict f32, TF32 off; f16/bf16: torch.autocast){}",
+        args.backend,
+        args.torch_device,
+        if with_ort {
+            " and ONNX Runtime (CPU, inference)"
+        } else {
+            ""
+        },
+        args.steps,
+        args.warmup,
+        args.rounds.max(1),
+        if on_cuda {
+            ", and against PyTorch's default (TF32)"
+        } else {
+            ""
+        }
+    );
+    println!();
+    let mut header = String::from(
+        "| preset | batch | mode | precision | nin img/s | PyTorch img/s | nin / PyTorch |",
+    );
+    let mut rule = String::from("|---|---:|---|---|---:|---:|---:|");
+    if with_ort {
+        header.push_str(" ONNX Runtime img/s | nin / ONNX Runtime |");
+        rule.push_str("---:|---:|");
+    }
+    if on_cuda {
+        header.push_str(" PyTorch TF32 img/s | nin / TF32 |");
+        rule.push_str("---:|---:|");
+    }
+    let peak_rss = if with_ort {
+        " nin peak RSS | PyTorch peak RSS | ONNX Runtime peak RSS |"
+    } else {
+        " nin peak RSS | PyTorch peak RSS |"
+    };
+    println!("{header} nin GFLOP/s |{peak_rss}");
+    println!(
+        "{rule}---:|---:|---:|{}",
+        if with_ort { "---:|" } else { "" }
+    );
+}
+
+/// One row of the table, its cells in the order of [`print_heading`]'s columns.
+fn table_line(
+    summary: &RowSummary,
+    row: Row,
+    precision: Precision,
+    gflops: f64,
+    peers: Peers,
+) -> String {
+    let Peers { with_ort, on_cuda } = peers;
+    let Row {
+        preset,
+        mode,
+        batch,
+        variant,
+    } = row;
+    let label = format!("{}{}", mode.name(), variant.label());
+    let mib = |bytes: f64| format!("{:.0} MiB", bytes / (1024.0 * 1024.0));
+    let dash = || "–".to_string();
+    let images = |value: Option<f64>| value.map_or_else(dash, |t| format!("{t:.1}"));
+    let mut line = format!(
+        "| {} | {batch} | {label} | {precision} | {:.1} | {} | {} |",
+        preset.name(),
+        summary.ours,
+        images(summary.like.value),
+        summary.like.ratio.clone().unwrap_or_else(dash),
+    );
+    if with_ort {
+        line.push_str(&format!(
+            " {} | {} |",
+            images(summary.ort.value),
+            summary.ort.ratio.clone().unwrap_or_else(dash),
+        ));
+    }
+    if on_cuda {
+        line.push_str(&format!(
+            " {} | {} |",
+            images(summary.default.value),
+            summary.default.ratio.clone().unwrap_or_else(dash),
+        ));
+    }
+    line.push_str(&format!(
+        " {:.1} | {} | {} |",
+        gflops,
+        summary.our_rss.map_or_else(dash, mib),
+        summary.like.rss.map_or_else(dash, mib),
+    ));
+    if with_ort {
+        line.push_str(&format!(" {} |", summary.ort.rss.map_or_else(dash, mib)));
+    }
+    line
 }
 
 /// The CPU's model name, from /proc/cpuinfo where there is one.
