@@ -93,13 +93,8 @@ pub fn torch_layout(model: &Nin) -> Vec<TorchTensor> {
                 _ => None,
             });
     for (sequential, b, block) in blocks {
-        let layers = [
-            ("conv", &block.conv),
-            ("mlp1", &block.mlp1),
-            ("mlp2", &block.mlp2),
-        ];
         let mut position = 0;
-        for (name, layer) in layers {
+        for (name, layer) in block.layers() {
             let module = format!("blocks.{b}.{name}");
             push_layer(&mut layout, sequential, position, &module, layer);
             // Each layer is conv, [batch norm], ReLU in the nin_block Sequential.

@@ -166,19 +166,37 @@ pub struct NinBlock {
 }
 
 impl NinBlock {
+    /// The block's three layers in the order they run, each with its field name (the module
+    /// path of burn's records): the k×k convolution, then the two 1×1 ones. The forward pass,
+    /// the FLOP count and the PyTorch layout all follow this one list.
+    ///
+    /// ```
+    /// let device = nin::backend::device("auto").unwrap();
+    /// let block = nin::NinBlockConfig::new(1, 8, 3).init(&device);
+    /// let names: Vec<&str> = block.layers().iter().map(|(name, _)| *name).collect();
+    /// assert_eq!(names, ["conv", "mlp1", "mlp2"]);
+    /// ```
+    pub fn layers(&self) -> [(&'static str, &ConvLayer); 3] {
+        [
+            ("conv", &self.conv),
+            ("mlp1", &self.mlp1),
+            ("mlp2", &self.mlp2),
+        ]
+    }
+
     /// Applies the block to `[N, C, H, W]` feature maps.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(input);
-        let x = self.mlp1.forward(x);
-        self.mlp2.forward(x)
+        self.layers()
+            .into_iter()
+            .fold(input, |x, (_, layer)| layer.forward(x))
     }
 
     /// The block through burn's own modules only ([`ConvLayer::forward_reference`]): the same
     /// values as [`forward`](Self::forward), for testing it.
     pub fn forward_reference(&self, input: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward_reference(input);
-        let x = self.mlp1.forward_reference(x);
-        self.mlp2.forward_reference(x)
+        self.layers()
+            .into_iter()
+            .fold(input, |x, (_, layer)| layer.forward_reference(x))
     }
 
     /// Channels the block takes.

@@ -325,7 +325,7 @@ impl Nin {
             match stage {
                 Stage::Block(index) => {
                     let block = &self.blocks[index];
-                    for layer in [&block.conv, &block.mlp1, &block.mlp2] {
+                    for (_, layer) in block.layers() {
                         stages.push(ops::NetworkStage::Conv {
                             conv: &layer.conv,
                             norm: layer.norm.as_ref(),

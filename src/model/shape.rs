@@ -153,9 +153,10 @@ impl Nin {
                 _ => None,
             })
             .map(|(block, pixels)| {
-                let multiply_adds_per_pixel: usize = [&block.conv, &block.mlp1, &block.mlp2]
+                let multiply_adds_per_pixel: usize = block
+                    .layers()
                     .iter()
-                    .map(|layer| layer.conv.weight.lazy_shape().num_elements())
+                    .map(|(_, layer)| layer.conv.weight.lazy_shape().num_elements())
                     .sum();
                 2 * (pixels * multiply_adds_per_pixel) as u64
             })
