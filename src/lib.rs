@@ -16,7 +16,7 @@ pub mod weights;
 
 pub use backend::{BackendError, BackendName};
 pub use model::{
-    ConfigError, Nin, NinBlock, NinBlockConfig, NinConfig, Precision, PrecisionError, ShapeError,
-    Stage,
+    ConfigError, ConvNormRelu, Nin, NinBlock, NinBlockConfig, NinConfig, Precision,
+    PrecisionError, ShapeError, Stage,
 };
 pub use names::UnknownName;

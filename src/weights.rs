@@ -26,7 +26,7 @@ use burn::store::{
 };
 use burn::tensor::DType;
 
-use crate::model::{ConvLayer, Nin, Stage};
+use crate::model::{ConvNormRelu, Nin, Stage};
 
 /// A file format for weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +111,7 @@ fn push_layer(
     sequential: usize,
     position: usize,
     module: &str,
-    layer: &ConvLayer,
+    layer: &ConvNormRelu,
 ) {
     let mut push = |index: usize, torch_name: &str, burn_path: String, shape: Vec<usize>| {
         layout.push(TorchTensor {

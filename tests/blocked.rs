@@ -1,6 +1,6 @@
 //! Inference on flex runs the whole network through the crate's blocked-layout kernels
 //! (`Nin::try_forward`); it must give the logits of burn's own modules
-//! (`Nin::forward_reference`) for the presets, batch 1 (the threads share each layer) and larger
+//! (`common::reference::network`) for the presets, batch 1 (the threads share each layer) and larger
 //! batches (an image per thread), odd sizes and channel counts, batch norms with their running
 //! statistics, and after a parameter changes.
 
@@ -46,9 +46,7 @@ fn check(name: &str, model: &Nin, image: [usize; 3], batches: &[usize]) {
         let images = common::pattern_images([batch, c, h, w], &flex());
         let fast = common::values(model.forward(images.clone()));
         let reference = common::values(
-            model
-                .forward_reference(images)
-                .expect("the test's images fit the network"),
+            common::reference::network(model, images).expect("the test's images fit the network"),
         );
         assert!(
             fast.iter().any(|&v| v != fast[0]),
@@ -141,7 +139,7 @@ fn a_replaced_parameter_is_packed_again() {
     norm.running_mean.update(norm.running_mean.value() + 0.25);
 
     let after = common::values(model.forward(images.clone()));
-    let reference = common::values(model.forward_reference(images).expect("fits"));
+    let reference = common::values(common::reference::network(&model, images).expect("fits"));
     assert!(
         common::max_abs_diff(&before, &after) > 1e-3,
         "the change moved no logit"

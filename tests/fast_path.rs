@@ -1,7 +1,7 @@
 //! `NinBlock::forward` runs through `nin::ops`: the crate's convolution and batch-norm kernels on
 //! flex, matrix-product 1×1 convolutions and reduction batch norm on other autodiff backends,
 //! batch norm folded into the convolution in inference. These tests hold it to
-//! `forward_reference` (burn's `Conv2d` and `BatchNorm`, then ReLU): the same outputs, the same
+//! `common::reference` (burn's `Conv2d` and `BatchNorm`, then ReLU): the same outputs, the same
 //! gradients for every parameter and for the input, and the same running statistics, on every
 //! backend this run has; and, on flex, the same for whole networks.
 
@@ -117,13 +117,13 @@ fn assert_fast_path_matches(test: &str, config: NinBlockConfig, input_shape: [us
         let [batch, _, height, width] = input_shape;
         let side = |s: usize| (s + 2 * config.padding - config.kernel_size) / config.stride + 1;
         let upstream = Tensor::<4>::random(
-            [batch, config.output_channels(), side(height), side(width)],
+            [batch, config.layer_channels()[2], side(height), side(width)],
             Distribution::Uniform(-1.0, 1.0),
             &device,
         );
 
         let fast = pass(&block, &input, &upstream, NinBlock::forward);
-        let plain = pass(&twin, &input, &upstream, NinBlock::forward_reference);
+        let plain = pass(&twin, &input, &upstream, common::reference::block);
 
         assert!(fast.output.iter().any(|v| *v > 0.0), "degenerate output");
         assert_close(test, "output", &fast.output, &plain.output);
@@ -205,7 +205,7 @@ fn folded_norm_matches_plain_in_inference() {
         );
         let input = Tensor::<4>::random([4, 3, 17, 17], Distribution::Normal(2.0, 3.0), &device);
         let folded = common::values(block.forward(input.clone()));
-        let plain = common::values(block.forward_reference(input));
+        let plain = common::values(common::reference::block(&block, input));
         assert!(folded.iter().any(|v| *v > 0.0), "degenerate output");
         assert_close(test, "inference output", &folded, &plain);
         println!("{test}: {backend}: folded convolution and batch norm match the plain path");
@@ -213,7 +213,7 @@ fn folded_norm_matches_plain_in_inference() {
 }
 
 /// Logits and every parameter's gradient of a whole network, through `forward` or
-/// `forward_reference`.
+/// the reference.
 fn model_pass(
     model: &Nin,
     images: &Tensor<4>,
@@ -242,7 +242,7 @@ fn model_pass(
 }
 
 /// The presets end to end on flex: `Nin::forward` (the crate's kernels) and
-/// `Nin::forward_reference` (burn's modules) give the same logits and parameter gradients.
+/// `common::reference::network` (burn's modules) give the same logits and parameter gradients.
 #[test]
 fn whole_presets_match_the_reference_on_flex() {
     let test = "whole_presets";
@@ -269,8 +269,7 @@ fn whole_presets_match_the_reference_on_flex() {
         let images = common::pattern_images(shape, &device);
         let (logits, grads) = model_pass(&model, &images, Nin::forward);
         let (ref_logits, ref_grads) = model_pass(&twin, &images, |m, x| {
-            m.forward_reference(x)
-                .expect("the presets take their own input size")
+            common::reference::network(m, x).expect("the presets take their own input size")
         });
         assert_close(test, &format!("{name} logits"), &logits, &ref_logits);
         assert_eq!(grads.len(), ref_grads.len());

@@ -26,7 +26,7 @@ fn d2l_has_the_reference_parameter_count() {
     let model = NinConfig::d2l(10).init(&flex());
     assert_eq!(model.num_params(), 1_992_166);
     assert_eq!(model.num_classes(), 10);
-    assert_eq!(model.input_channels(), 1);
+    assert_eq!(model.in_channels(), 1);
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn distinct_mlp_widths_and_batch_norm() {
         .with_padding(1)
         .with_mlp_channels(Some([12, 8]))
         .with_batch_norm(true);
-    assert_eq!(config.output_channels(), 8);
+    assert_eq!(config.layer_channels()[2], 8);
     let block = config.init(&device);
     assert!(
         block.conv.conv.bias.is_none(),

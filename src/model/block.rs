@@ -4,7 +4,6 @@ use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::error::ConfigError;
@@ -57,23 +56,27 @@ pub struct NinBlockConfig {
 }
 
 impl NinBlockConfig {
-    /// Channels of the block's output: the width of its last 1×1 layer.
-    pub fn output_channels(&self) -> usize {
-        self.mlp_widths()[1]
-    }
-
-    /// Widths of the two 1×1 layers.
-    pub fn mlp_widths(&self) -> [usize; 2] {
-        self.mlp_channels
-            .unwrap_or([self.out_channels, self.out_channels])
+    /// Output channels of the block's three layers in the order they run: the k×k convolution
+    /// (`out_channels`), then the two 1×1 ones. The last is the block's output.
+    ///
+    /// ```
+    /// let cifar_first = nin::NinBlockConfig::new(3, 192, 5).with_mlp_channels(Some([160, 96]));
+    /// assert_eq!(cifar_first.layer_channels(), [192, 160, 96]);
+    /// assert_eq!(nin::NinBlockConfig::new(1, 96, 11).layer_channels(), [96, 96, 96]);
+    /// ```
+    pub fn layer_channels(&self) -> [usize; 3] {
+        let [mlp1, mlp2] = self
+            .mlp_channels
+            .unwrap_or([self.out_channels, self.out_channels]);
+        [self.out_channels, mlp1, mlp2]
     }
 
     /// Checks every size is positive; `block` is the index reported in the error.
     pub(crate) fn validate_as(&self, block: usize) -> Result<(), ConfigError> {
-        let [mlp1, mlp2] = self.mlp_widths();
+        let [conv, mlp1, mlp2] = self.layer_channels();
         let sizes = [
             ("in_channels", self.in_channels),
-            ("out_channels", self.out_channels),
+            ("out_channels", conv),
             ("kernel_size", self.kernel_size),
             ("stride", self.stride),
             ("mlp_channels[0]", mlp1),
@@ -99,15 +102,15 @@ impl NinBlockConfig {
         if let Err(err) = self.validate() {
             panic!("invalid NinBlockConfig: {err}");
         }
-        let [mlp1, mlp2] = self.mlp_widths();
+        let [conv, mlp1, mlp2] = self.layer_channels();
         let spatial = SquareConv {
             in_channels: self.in_channels,
-            out_channels: self.out_channels,
+            out_channels: conv,
             kernel_size: self.kernel_size,
             stride: self.stride,
             padding: self.padding,
         };
-        let layer = |shape: SquareConv| ConvLayer {
+        let layer = |shape: SquareConv| ConvNormRelu {
             conv: shape.init(&self.initializer, !self.batch_norm, device),
             norm: self
                 .batch_norm
@@ -115,38 +118,26 @@ impl NinBlockConfig {
         };
         NinBlock {
             conv: layer(spatial),
-            mlp1: layer(SquareConv::pointwise(self.out_channels, mlp1)),
+            mlp1: layer(SquareConv::pointwise(conv, mlp1)),
             mlp2: layer(SquareConv::pointwise(mlp1, mlp2)),
         }
     }
 }
 
-/// One convolution of a block with its optional batch norm; a ReLU follows in `forward`.
+/// One layer of a block: a convolution, its optional batch norm, then a ReLU.
 #[derive(Module, Debug)]
-pub struct ConvLayer {
+pub struct ConvNormRelu {
     /// The convolution.
     pub conv: Conv2d,
     /// Batch normalisation, present when the block was built with `batch_norm`.
     pub norm: Option<BatchNorm>,
 }
 
-impl ConvLayer {
-    /// Convolution, optional batch norm, ReLU: the same values as
-    /// [`forward_reference`](Self::forward_reference), through the fastest kernels this backend
-    /// has (`ops`).
+impl ConvNormRelu {
+    /// Convolution, optional batch norm, ReLU, through the fastest kernels this backend has
+    /// (`ops`); the values are burn's `Conv2d`, `BatchNorm` and `relu` in a row.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         ops::conv_norm_relu(&self.conv, self.norm.as_ref(), input)
-    }
-
-    /// Convolution, optional batch norm, ReLU, as burn's own modules compute them: the
-    /// definition the fast path is tested against.
-    pub fn forward_reference(&self, input: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(input);
-        let x = match &self.norm {
-            Some(norm) => norm.forward(x),
-            None => x,
-        };
-        relu(x)
     }
 }
 
@@ -154,15 +145,15 @@ impl ConvLayer {
 /// by a ReLU. The 1×1 layers act as a small fully connected network applied at every pixel.
 ///
 /// Built with [`NinBlockConfig`]. Input `[N, in_channels, H, W]`, output
-/// `[N, output_channels, H', W']` with `H' = (H + 2·padding − kernel) / stride + 1`.
+/// `[N, layer_channels()[2], H', W']` with `H' = (H + 2·padding − kernel) / stride + 1`.
 #[derive(Module, Debug)]
 pub struct NinBlock {
     /// The k×k convolution.
-    pub conv: ConvLayer,
+    pub conv: ConvNormRelu,
     /// The first 1×1 convolution.
-    pub mlp1: ConvLayer,
+    pub mlp1: ConvNormRelu,
     /// The second 1×1 convolution.
-    pub mlp2: ConvLayer,
+    pub mlp2: ConvNormRelu,
 }
 
 impl NinBlock {
@@ -176,7 +167,7 @@ impl NinBlock {
     /// let names: Vec<&str> = block.layers().iter().map(|(name, _)| *name).collect();
     /// assert_eq!(names, ["conv", "mlp1", "mlp2"]);
     /// ```
-    pub fn layers(&self) -> [(&'static str, &ConvLayer); 3] {
+    pub fn layers(&self) -> [(&'static str, &ConvNormRelu); 3] {
         [
             ("conv", &self.conv),
             ("mlp1", &self.mlp1),
@@ -191,22 +182,16 @@ impl NinBlock {
             .fold(input, |x, (_, layer)| layer.forward(x))
     }
 
-    /// The block through burn's own modules only ([`ConvLayer::forward_reference`]): the same
-    /// values as [`forward`](Self::forward), for testing it.
-    pub fn forward_reference(&self, input: Tensor<4>) -> Tensor<4> {
-        self.layers()
-            .into_iter()
-            .fold(input, |x, (_, layer)| layer.forward_reference(x))
-    }
-
     /// Channels the block takes.
     pub fn in_channels(&self) -> usize {
         self.conv.conv.weight.lazy_shape()[1]
     }
 
-    /// Channels of the block's output.
-    pub fn output_channels(&self) -> usize {
-        self.mlp2.conv.weight.lazy_shape()[0]
+    /// Output channels of the block's three layers in the order they run; the last is the
+    /// block's output.
+    pub fn layer_channels(&self) -> [usize; 3] {
+        self.layers()
+            .map(|(_, layer)| layer.conv.weight.lazy_shape()[0])
     }
 
     /// Side of the k×k kernel.

@@ -9,7 +9,7 @@ mod nin;
 mod precision;
 mod shape;
 
-pub use block::{ConvLayer, NinBlock, NinBlockConfig};
+pub use block::{ConvNormRelu, NinBlock, NinBlockConfig};
 pub use error::{ConfigError, ShapeError};
 #[cfg(any(feature = "pytorch", feature = "train"))]
 pub(crate) use finite::first_non_finite;

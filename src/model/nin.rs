@@ -14,15 +14,6 @@ use crate::ops;
 #[cfg(feature = "train")]
 use crate::train::LossScale;
 
-/// Which implementation of the layers a pass runs.
-#[derive(Clone, Copy)]
-enum Path {
-    /// `crate::ops`: the fastest kernels of the backend.
-    Fast,
-    /// burn's own modules.
-    Reference,
-}
-
 /// Configuration of a [`Nin`] classifier.
 ///
 /// The network is `block₀, pool, block₁, pool, …, dropout, block_last, global average pool`: a
@@ -140,7 +131,7 @@ impl NinConfig {
     pub fn num_classes(&self) -> usize {
         self.blocks
             .last()
-            .map_or(0, NinBlockConfig::output_channels)
+            .map_or(0, |block| block.layer_channels()[2])
     }
 
     /// Checks the configuration can be built: at least one block, positive sizes, each block's
@@ -153,7 +144,7 @@ impl NinConfig {
             block.validate_as(index)?;
         }
         for (index, pair) in self.blocks.windows(2).enumerate() {
-            let previous_out = pair[0].output_channels();
+            let [_, _, previous_out] = pair[0].layer_channels();
             if pair[1].in_channels != previous_out {
                 return Err(ConfigError::ChannelMismatch {
                     block: index + 1,
@@ -310,7 +301,7 @@ impl Nin {
         if let Some(logits) = self.forward_blocked(&images) {
             return Ok(logits);
         }
-        Ok(self.run(images, Path::Fast, |_, _| {}))
+        Ok(self.run(images, |_, _| {}))
     }
 
     /// The whole network through `ops`' blocked inference path, or `None` where it does not
@@ -342,14 +333,6 @@ impl Nin {
         self.inference.forward(&stages, images)
     }
 
-    /// Like [`try_forward`](Self::try_forward), through burn's own modules only (blocks by
-    /// [`NinBlock::forward_reference`], burn's max pool): the definition the fast path is tested
-    /// against.
-    pub fn forward_reference(&self, images: Tensor<4>) -> Result<Tensor<2>, ShapeError> {
-        self.check_input(images.dims())?;
-        Ok(self.run(images, Path::Reference, |_, _| {}))
-    }
-
     /// Runs the network and hands each stage's output to `observe`, as d2l's layer-by-layer
     /// shape printout does. Returns the logits.
     pub fn forward_observed(
@@ -358,38 +341,30 @@ impl Nin {
         observe: impl FnMut(Stage, &Tensor<4>),
     ) -> Result<Tensor<2>, ShapeError> {
         self.check_input(images.dims())?;
-        Ok(self.run(images, Path::Fast, observe))
+        Ok(self.run(images, observe))
     }
 
-    fn run(
-        &self,
-        images: Tensor<4>,
-        path: Path,
-        mut observe: impl FnMut(Stage, &Tensor<4>),
-    ) -> Tensor<2> {
-        // burn's modules, the reference, compute in their parameters' f32.
-        let dtype = match path {
-            Path::Fast => self.precision.dtype(),
-            Path::Reference => DType::F32,
-        };
-        let mut x = ops::cast_to(images, dtype);
-        for stage in self.stages() {
-            x = match stage {
-                Stage::Block(index) => match path {
-                    Path::Fast => self.blocks[index].forward(x),
-                    Path::Reference => self.blocks[index].forward_reference(x),
-                },
-                Stage::MaxPool(_) => match path {
-                    Path::Fast => ops::max_pool2d(&self.pool, x),
-                    Path::Reference => self.pool.forward(x),
-                },
-                Stage::Dropout => self.dropout.forward(x),
-                // The class maps are averaged, and the loss taken, in f32.
-                Stage::GlobalAvgPool => self.global_pool.forward(ops::cast_to(x, DType::F32)),
-            };
+    /// The network as a fold of [`stages`](Self::stages) over [`apply`](Self::apply), with
+    /// each stage's output shown to `observe`.
+    fn run(&self, images: Tensor<4>, mut observe: impl FnMut(Stage, &Tensor<4>)) -> Tensor<2> {
+        let input = ops::cast_to(images, self.precision.dtype());
+        let maps = self.stages().into_iter().fold(input, |x, stage| {
+            let x = self.apply(stage, x);
             observe(stage, &x);
+            x
+        });
+        let [batch, classes, _, _] = maps.dims();
+        maps.reshape([batch, classes])
+    }
+
+    /// One stage of the network.
+    fn apply(&self, stage: Stage, x: Tensor<4>) -> Tensor<4> {
+        match stage {
+            Stage::Block(index) => self.blocks[index].forward(x),
+            Stage::MaxPool(_) => ops::max_pool2d(&self.pool, x),
+            Stage::Dropout => self.dropout.forward(x),
+            // The class maps are averaged, and the loss taken, in f32.
+            Stage::GlobalAvgPool => self.global_pool.forward(ops::cast_to(x, DType::F32)),
         }
-        let [batch, classes, _, _] = x.dims();
-        x.reshape([batch, classes])
     }
 }

@@ -85,7 +85,7 @@ impl Nin {
         if batch == 0 {
             return Err(ShapeError::EmptyBatch { shape });
         }
-        let expected = self.input_channels();
+        let expected = self.in_channels();
         if channels != expected {
             return Err(ShapeError::Channels { shape, expected });
         }
@@ -109,7 +109,7 @@ impl Nin {
                 Stage::Block(index) => {
                     let block = &self.blocks[index];
                     match [h, w].map(|s| block.output_side(s)) {
-                        [Some(h), Some(w)] => [n, block.output_channels(), h, w],
+                        [Some(h), Some(w)] => [n, block.layer_channels()[2], h, w],
                         _ => {
                             let need = block.min_input_side();
                             return Err(too_small(stage, [h, w], [need, need]));
@@ -191,13 +191,13 @@ impl Nin {
     }
 
     /// Channels the network takes.
-    pub fn input_channels(&self) -> usize {
+    pub fn in_channels(&self) -> usize {
         self.blocks[0].in_channels()
     }
 
     /// Number of classes: channels of the last block.
     pub fn num_classes(&self) -> usize {
-        self.blocks[self.blocks.len() - 1].output_channels()
+        self.blocks[self.blocks.len() - 1].layer_channels()[2]
     }
 
     fn pool_output_side(&self, input: usize) -> Option<usize> {

@@ -9,6 +9,7 @@ pub mod conv;
 pub mod http;
 #[cfg(feature = "dataset")]
 pub mod idx;
+pub mod reference;
 
 use burn::tensor::{Device, Tensor};
 

@@ -37,7 +37,7 @@ impl<B: Backend + Conv2dOps> Backward<B, 3> for Conv2dBackward {
             None => output_grad,
         };
         let [x_node, weight_node, bias_node] = ops.parents;
-        let (grad_x, grad_weight, grad_bias) = B::conv2d_relu_backward(
+        let (grad_x, grad_weight, grad_bias) = B::conv2d_backward(
             saved.x,
             saved.weight,
             output_grad,
@@ -93,7 +93,7 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
         (output, Self::from_inner(statistics))
     }
 
-    fn conv2d_relu_backward(
+    fn conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
@@ -102,7 +102,7 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
         input_grad: bool,
     ) -> Conv2dGradients<Self> {
         // Gradients are not themselves differentiated: compute on the inner backend.
-        let (dx, dw, db) = B::conv2d_relu_backward(
+        let (dx, dw, db) = B::conv2d_backward(
             x.into_primitive(),
             weight.into_primitive(),
             output_grad.into_primitive(),

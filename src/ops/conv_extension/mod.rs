@@ -64,9 +64,10 @@ pub(crate) trait Conv2dOps: Backend {
     }
 
     /// Gradients of `weight` and `bias`, and of `x` when `input_grad` is set, given the gradient
-    /// of the convolution's output (before any ReLU).
+    /// of the convolution's output. A ReLU is not part of it: the caller has already masked
+    /// `output_grad` with the ReLU's output.
     #[fusion(meta = gradients_metadata)]
-    fn conv2d_relu_backward(
+    fn conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
@@ -76,7 +77,7 @@ pub(crate) trait Conv2dOps: Backend {
     ) -> Conv2dGradients<Self>;
 }
 
-/// The gradients of one convolution, as [`Conv2dOps::conv2d_relu_backward`] returns them.
+/// The gradients of one convolution, as [`Conv2dOps::conv2d_backward`] returns them.
 #[derive(ExtensionType)]
 #[extension_type(fusion: cfg(feature = "cube"))]
 pub(crate) enum Conv2dGradients<B: Backend> {
@@ -153,7 +154,7 @@ fn output_shape(
     geometry(x, weight, *stride, *padding).output_shape().into()
 }
 
-/// The shapes of [`Conv2dOps::conv2d_relu_backward`]'s gradients, for fusion's lazy graph.
+/// The shapes of [`Conv2dOps::conv2d_backward`]'s gradients, for fusion's lazy graph.
 #[cfg(feature = "cube")]
 fn gradients_metadata(
     x: &burn::backend::fusion::custom::TensorSpec,
@@ -235,7 +236,7 @@ pub(crate) fn conv2d_backward(
     padding: [usize; 2],
     input_grad: bool,
 ) -> (Option<Tensor<4>>, Tensor<4>, Tensor<1>) {
-    let (input, weight, bias) = <Dispatch as Conv2dOps>::conv2d_relu_backward(
+    let (input, weight, bias) = <Dispatch as Conv2dOps>::conv2d_backward(
         x.into_dispatch(),
         weight.into_dispatch(),
         output_grad.into_dispatch(),

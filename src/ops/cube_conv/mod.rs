@@ -44,7 +44,7 @@ impl Conv2dOps for CubeBackend {
         )
     }
 
-    fn conv2d_relu_backward(
+    fn conv2d_backward(
         x: CubeTensor,
         weight: CubeTensor,
         output_grad: CubeTensor,

@@ -73,7 +73,7 @@ impl Conv2dOps for Flex {
         )
     }
 
-    fn conv2d_relu_backward(
+    fn conv2d_backward(
         x: FlexTensor,
         weight: FlexTensor,
         output_grad: FlexTensor,
