@@ -29,8 +29,9 @@ use training::{RunData, TrainFlags};
 struct Args {
     /// Model and recipe: `cifar10` (the NiN paper's network and recipe; meant for a GPU) or
     /// `compact` (the compact network for 3 channels; its recipe, a CPU's work).
-    #[arg(long, default_value = "cifar10", value_parser = ["cifar10", "compact"])]
-    preset: String,
+    #[arg(long, default_value_t = Preset::Cifar10,
+          value_parser = support::named(&[Preset::Cifar10, Preset::Compact]))]
+    preset: Preset,
     /// Train on CIFAR-100's 100 fine classes instead of CIFAR-10.
     #[arg(long)]
     cifar100: bool,
@@ -51,10 +52,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let (train, found) = cifar::load(format, Split::Train, args.data_dir.as_deref())?;
     let test = cifar::read(format, &found.dir, Split::Test)?;
-    let preset: Preset = args.preset.parse()?;
     // One mean and standard deviation over the training images' pixels.
     let normalize = pixel_mean_std(&train)?;
-    let config = TrainingConfig::preset(preset).for_images(3, 32, format.classes, normalize);
+    let config = TrainingConfig::preset(args.preset).for_images(3, 32, format.classes, normalize);
     let config = args.flags.apply(config, 4);
     let data = RunData {
         classes: train.class_names().to_vec(),

@@ -29,8 +29,9 @@ use training::{RunData, TrainFlags};
 struct Args {
     /// Model and recipe: `compact` (native 28×28, a few minutes on a CPU) or `d2l` (d2l's NiN at
     /// 224×224: SGD lr 0.1, batch 128, 10 epochs; meant for a GPU).
-    #[arg(long, default_value = "compact", value_parser = ["compact", "d2l"])]
-    preset: String,
+    #[arg(long, default_value_t = Preset::Compact,
+          value_parser = support::named(&[Preset::Compact, Preset::D2l]))]
+    preset: Preset,
     /// Directory with the four Fashion-MNIST IDX files (plain or .gz) [default: NIN_DATA_DIR,
     /// the user cache, the Debian package's copy, then a download].
     #[arg(long)]
@@ -40,8 +41,7 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let preset: Preset = args.preset.parse()?;
-    let config = args.flags.apply(TrainingConfig::preset(preset), 2);
+    let config = args.flags.apply(TrainingConfig::preset(args.preset), 2);
     let (train, found) = FashionMnist::load(Split::Train, args.data_dir.as_deref())?;
     let (test, _) = FashionMnist::load(Split::Test, Some(&found.dir))?;
     let data = RunData {

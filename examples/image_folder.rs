@@ -43,8 +43,9 @@ struct Args {
     channels: u8,
     /// Model and recipe: `compact` (the compact network; a CPU's work) or `cifar10` (the NiN
     /// paper's network and recipe; meant for a GPU).
-    #[arg(long, default_value = "compact", value_parser = ["compact", "cifar10"])]
-    preset: String,
+    #[arg(long, default_value_t = Preset::Compact,
+          value_parser = support::named(&[Preset::Compact, Preset::Cifar10]))]
+    preset: Preset,
     #[command(flatten)]
     flags: TrainFlags,
 }
@@ -73,12 +74,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let test = ImageFolder::with_classes(&args.test_dir, channels, args.size, train.class_names())?;
     report_skipped(&train, "training");
     report_skipped(&test, "test");
-    let preset: Preset = args.preset.parse()?;
     // One mean and standard deviation over the training images' pixels.
     let normalize = pixel_mean_std(&train)?;
     let classes = train.class_names().to_vec();
-    let config =
-        TrainingConfig::preset(preset).for_images(channels, args.size, classes.len(), normalize);
+    let config = TrainingConfig::preset(args.preset).for_images(
+        channels,
+        args.size,
+        classes.len(),
+        normalize,
+    );
     let config = args.flags.apply(config, (args.size / 8).max(1));
     let data = RunData {
         classes,

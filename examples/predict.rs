@@ -18,10 +18,11 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use clap::Parser;
 use nin::data::{FASHION_MNIST_CLASSES, FashionMnist, ImageItem, Split};
+use nin::names::Named;
 #[cfg(feature = "pretrained")]
 use nin::pretrained::Weights;
 use nin::train::{ArtifactDir, Preset, TrainingConfig, classify};
-use nin::{Nin, Precision};
+use nin::{BackendName, Nin, Precision};
 use serde::Serialize;
 
 /// Classify PNG/JPEG files, or Fashion-MNIST test images by index, with a trained model and
@@ -47,13 +48,13 @@ struct Args {
     /// With --weights: the preset whose network and input pipeline the weights belong to
     /// (d2l: 224×224 without normalisation, as d2l's PyTorch code; compact: 28×28 normalised)
     /// [default: d2l].
-    #[arg(long)]
+    #[arg(long, value_parser = support::named(&[Preset::D2l, Preset::Compact]))]
     preset: Option<Preset>,
-    /// auto | flex | ndarray | wgpu | vulkan | cuda
-    #[arg(long, default_value = "auto")]
-    backend: String,
-    /// Float type of the layers: f32, f16 (a GPU with shader-f16) or bf16 (CUDA).
-    #[arg(long, default_value = "f32")]
+    /// The backend to classify on (`auto`: CUDA, else a hardware GPU through wgpu, else flex).
+    #[arg(long, default_value_t = BackendName::Auto, value_parser = support::named(&BackendName::ALL))]
+    backend: BackendName,
+    /// Float type of the layers: f16 needs a GPU with shader-f16, bf16 CUDA.
+    #[arg(long, default_value_t = Precision::F32, value_parser = support::named(Precision::all()))]
     precision: Precision,
     /// Directory with the Fashion-MNIST files, for --index.
     #[arg(long)]
@@ -200,7 +201,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.images.is_empty() && args.indices.is_empty() {
         return Err("nothing to classify: pass image files and/or --index N".into());
     }
-    let device = nin::backend::device(&args.backend)?;
+    let device = args.backend.device()?;
     args.precision.check(&device)?;
     let (model, config, class_names) = load(&args, &device)?;
     let model = model.with_precision(args.precision);

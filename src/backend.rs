@@ -98,6 +98,18 @@ impl BackendName {
     }
 }
 
+impl crate::names::Named for BackendName {
+    const KIND: &'static str = "backend";
+
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 impl fmt::Display for BackendName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -109,11 +121,7 @@ impl FromStr for BackendName {
 
     /// Parses a backend name, ignoring ASCII case and surrounding whitespace.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        let wanted = name.trim().to_ascii_lowercase();
-        Self::ALL
-            .into_iter()
-            .find(|b| b.as_str() == wanted)
-            .ok_or_else(|| BackendError::Unknown(name.to_string()))
+        crate::names::parse(name).map_err(|unknown| BackendError::Unknown(unknown.given))
     }
 }
 

@@ -5,7 +5,7 @@ pub mod backend;
 #[cfg(feature = "dataset")]
 pub mod data;
 pub mod model;
-mod names;
+pub mod names;
 pub mod ops;
 #[cfg(feature = "pretrained")]
 pub mod pretrained;
@@ -16,7 +16,7 @@ pub mod weights;
 
 pub use backend::{BackendError, BackendName};
 pub use model::{
-    ConfigError, ConvNormRelu, Nin, NinBlock, NinBlockConfig, NinConfig, Precision,
-    PrecisionError, ShapeError, Stage,
+    ConfigError, ConvNormRelu, Nin, NinBlock, NinBlockConfig, NinConfig, Precision, PrecisionError,
+    ShapeError, Stage,
 };
 pub use names::UnknownName;

@@ -1,5 +1,6 @@
-//! The names of the crate's fixed choices (presets, precisions, strategies, kernels) as the
-//! command line and `config.json` spell them, parsed in one way with one error.
+//! The names of the crate's fixed choices (backends, presets, optimisers, precisions,
+//! strategies, kernels) as the command line and `config.json` spell them, each written once,
+//! parsed in one way with one error. [`Named`] lists them, for command-line parsers.
 
 /// A name that names none of a kind's values.
 ///
@@ -19,7 +20,14 @@ pub struct UnknownName {
 }
 
 /// An enum whose values each have one name.
-pub(crate) trait Named: Copy + 'static {
+///
+/// ```
+/// use nin::names::Named;
+///
+/// let names: Vec<&str> = nin::Precision::all().iter().map(|p| p.name()).collect();
+/// assert_eq!(names, ["f32", "f16", "bf16"]);
+/// ```
+pub trait Named: Copy + 'static {
     /// What the values are, for errors.
     const KIND: &'static str;
 
@@ -31,7 +39,12 @@ pub(crate) trait Named: Copy + 'static {
 }
 
 /// The value of `T` called `given`, in any case and with surrounding spaces ignored.
-pub(crate) fn parse<T: Named>(given: &str) -> Result<T, UnknownName> {
+///
+/// ```
+/// let strategy: nin::train::Strategy = nin::names::parse("DDP").unwrap();
+/// assert_eq!(strategy, nin::train::Strategy::Ddp);
+/// ```
+pub fn parse<T: Named>(given: &str) -> Result<T, UnknownName> {
     let wanted = given.trim().to_ascii_lowercase();
     T::all()
         .iter()
@@ -43,3 +56,39 @@ pub(crate) fn parse<T: Named>(given: &str) -> Result<T, UnknownName> {
             valid: T::all().iter().map(|value| value.name()).collect(),
         })
 }
+
+/// The impls every [`Named`] enum has, from its names: `FromStr` (through [`parse`]),
+/// `Display`, and the conversions to and from a name that
+/// `#[serde(into = "&'static str", try_from = "String")]` uses.
+macro_rules! impl_named {
+    ($type:ty) => {
+        impl ::std::str::FromStr for $type {
+            type Err = $crate::UnknownName;
+
+            fn from_str(name: &str) -> Result<Self, Self::Err> {
+                $crate::names::parse(name)
+            }
+        }
+
+        impl ::std::fmt::Display for $type {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str($crate::names::Named::name(*self))
+            }
+        }
+
+        impl From<$type> for &'static str {
+            fn from(value: $type) -> Self {
+                $crate::names::Named::name(value)
+            }
+        }
+
+        impl TryFrom<String> for $type {
+            type Error = $crate::UnknownName;
+
+            fn try_from(name: String) -> Result<Self, Self::Error> {
+                $crate::names::parse(&name)
+            }
+        }
+    };
+}
+pub(crate) use impl_named;

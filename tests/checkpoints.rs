@@ -45,7 +45,7 @@ fn run(dir: &Path, epochs: usize, resume: bool) -> Result<Vec<usize>, TrainError
             &config(epochs),
             InMemDataset::new(common::striped(96, CLASSES, 1)),
             InMemDataset::new(common::striped(32, CLASSES, 2)),
-            &Device::flex(),
+            &[Device::flex()],
             &options,
         );
         let _ = send.send(trained.map(|t| t.metrics.iter().map(|m| m.epoch).collect()));

@@ -55,7 +55,6 @@ fn options(dir: &std::path::Path) -> TrainOptions {
         stop: None,
         class_names: ["red", "green", "blue", "grey"].map(String::from).to_vec(),
         initial_model: None,
-        devices: Vec::new(),
         strategy: Strategy::Multi,
     }
 }
@@ -83,7 +82,7 @@ fn a_colour_network_learns_classes_that_only_colour_tells_apart() {
         &config(3),
         InMemDataset::new(colour_items(512, 1)),
         InMemDataset::new(colour_items(128, 2)),
-        &Device::flex(),
+        &[Device::flex()],
         &options(dir.path()),
     )
     .expect("training on colour images");
@@ -141,7 +140,7 @@ fn a_grayscale_model_refuses_colour_images_naming_both_counts() {
         &config(1),
         InMemDataset::new(colour_items(8, 1)),
         InMemDataset::new(colour_items(8, 2)),
-        &Device::flex(),
+        &[Device::flex()],
         &options(&artifacts),
     )
     .expect_err("a 1-channel model on 3-channel images");
@@ -193,7 +192,7 @@ fn errors_keep_their_type_and_their_source() {
             broken: 5,
         },
         InMemDataset::new(colour_items(8, 2)),
-        &Device::flex(),
+        &[Device::flex()],
         &options(&dir.path().join("run")),
     )
     .expect_err("an unreadable item");

@@ -159,7 +159,7 @@ fn bf16_on_wgpu_is_refused_naming_what_to_use() {
         &config,
         InMemDataset::new(common::striped(8, 4, 1)),
         InMemDataset::new(common::striped(8, 4, 2)),
-        &device,
+        std::slice::from_ref(&device),
         &TrainOptions::new(dir.path()),
     );
     let Err(err) = refused else {
@@ -258,7 +258,7 @@ fn f16_training_with_loss_scaling_learns() {
         &config,
         InMemDataset::new(common::striped(256, 4, 1)),
         InMemDataset::new(common::striped(128, 4, 2)),
-        &device,
+        std::slice::from_ref(&device),
         &TrainOptions {
             class_names: (0..4).map(|c| c.to_string()).collect(),
             ..TrainOptions::new(dir.path())

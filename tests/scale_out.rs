@@ -25,16 +25,14 @@ fn config(devices: usize, epochs: usize) -> TrainingConfig {
         epochs,
         batch_size: 32 / devices,
         workers: 1,
-        devices,
         ..TrainingConfig::preset(Preset::Compact)
     }
 }
 
-fn options(dir: &std::path::Path, devices: Vec<Device>, resume: bool) -> TrainOptions {
+fn options(dir: &std::path::Path, resume: bool) -> TrainOptions {
     TrainOptions {
         resume,
         class_names: (0..CLASSES).map(|c| c.to_string()).collect(),
-        devices,
         ..TrainOptions::new(dir)
     }
 }
@@ -49,8 +47,8 @@ fn run(
         config,
         InMemDataset::new(common::striped(256, CLASSES, 1)),
         InMemDataset::new(common::striped(128, CLASSES, 2)),
-        &devices[0],
-        &options(dir, devices.to_vec(), resume),
+        devices,
+        &options(dir, resume),
     )
 }
 
@@ -132,18 +130,18 @@ fn device_lists_that_cannot_work_are_refused_before_anything_is_written() {
             Strategy::Multi,
             "listed twice",
         ),
-        (config(1, 1), Vec::new(), Strategy::Ddp, "CUDA"),
-        (config(2, 1), Vec::new(), Strategy::Multi, "1 given"),
+        (config(1, 1), vec![flex.clone()], Strategy::Ddp, "CUDA"),
+        (config(1, 1), Vec::new(), Strategy::Multi, "empty"),
     ];
     for (config, devices, strategy, expected) in cases {
         let err = nin::train::train(
             &config,
             InMemDataset::new(common::striped(8, CLASSES, 1)),
             InMemDataset::new(common::striped(8, CLASSES, 2)),
-            &flex,
+            &devices,
             &TrainOptions {
                 strategy,
-                ..options(&dir, devices, false)
+                ..options(&dir, false)
             },
         )
         .unwrap_err();

@@ -38,7 +38,6 @@ fn options(dir: &Path, resume: bool) -> TrainOptions {
             .map(|c| c.to_string())
             .collect(),
         initial_model: None,
-        devices: Vec::new(),
         strategy: Strategy::Multi,
     }
 }
@@ -54,7 +53,7 @@ fn run(
         config,
         train_set,
         test_set,
-        &Device::flex(),
+        &[Device::flex()],
         &options(dir, resume),
     )
 }
@@ -176,7 +175,7 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
         &frozen,
         train_set.clone(),
         test_set.clone(),
-        &Device::flex(),
+        &[Device::flex()],
         &TrainOptions {
             initial_model: Some(initial.clone()),
             ..options(again.path(), false)
@@ -193,7 +192,7 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
         &frozen,
         train_set,
         test_set,
-        &Device::flex(),
+        &[Device::flex()],
         &TrainOptions {
             initial_model: Some(initial),
             ..options(again.path(), true)

@@ -45,9 +45,9 @@ fn configs_round_trip_through_json_and_presets_by_name() {
         let text = serde_json::to_string_pretty(&config).unwrap();
         let back: TrainingConfig = serde_json::from_str(&text).unwrap();
         assert_eq!(back, config);
-        assert_eq!(Preset::from_name(preset.name()), Some(preset));
+        assert_eq!(preset.name().parse::<Preset>(), Ok(preset));
     }
-    assert_eq!(Preset::from_name("alexnet"), None);
+    assert!("alexnet".parse::<Preset>().is_err());
 }
 
 #[test]

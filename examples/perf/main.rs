@@ -33,6 +33,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, ValueEnum};
 use nin::Precision;
+use nin::names::Named;
 use nin::ops::ConvGeometry;
 use nin::train::{Optimizer, Preset, TrainingConfig};
 use serde_json::{Value, json};
@@ -58,7 +59,8 @@ struct Args {
     /// Precisions to measure, comma-separated: f32, f16, bf16. Each is compared with its like
     /// in PyTorch (strict f32, autocast f16, autocast bf16) and, on CUDA, with PyTorch's
     /// default f32 too (TF32 tensor cores allowed in convolutions).
-    #[arg(long, default_value = "f32", value_delimiter = ',')]
+    #[arg(long, default_value = "f32", value_delimiter = ',',
+          value_parser = support::named(Precision::all()))]
     precision: Vec<Precision>,
     /// Timed steps per measurement (the median is reported).
     #[arg(long, default_value_t = 5)]

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use clap::builder::TypedValueParser;
+
 /// Exits with success, or prints the error as one `error: ...` paragraph, with the library's
 /// names of what to change given as the examples' flags, and exits with 1.
 pub fn exit_with(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
@@ -12,6 +14,17 @@ pub fn exit_with(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command-line parser for `values`, by the names the library gives them; `--help` lists
+/// them.
+pub fn named<T>(values: &'static [T]) -> impl TypedValueParser<Value = T>
+where
+    T: nin::names::Named + std::str::FromStr + Clone + Send + Sync,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    clap::builder::PossibleValuesParser::new(values.iter().map(|value| value.name()))
+        .try_map(|name| name.parse::<T>())
 }
 
 /// The library's errors name the setting to change as its API has it; here each becomes the

@@ -7,16 +7,19 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use burn::data::dataset::Dataset;
+use burn::tensor::Device;
+use nin::BackendName;
 use nin::Precision;
 use nin::data::{Augment, ImageItem};
-use nin::train::{Optimizer, Progress, Strategy, TrainOptions, TrainingConfig};
+use nin::names::Named;
+use nin::train::{OptimizerKind, Progress, Strategy, TrainOptions, TrainingConfig};
 
 /// The flags every training example takes.
 #[derive(Debug, clap::Args)]
 pub struct TrainFlags {
-    /// auto | flex | ndarray | wgpu | vulkan | cuda
-    #[arg(long, default_value = "auto")]
-    pub backend: String,
+    /// The backend to train on (`auto`: CUDA, else a hardware GPU through wgpu, else flex).
+    #[arg(long, default_value_t = BackendName::Auto, value_parser = crate::support::named(&BackendName::ALL))]
+    pub backend: BackendName,
     /// Train on several devices at once, data-parallel: a comma-separated list of backends or
     /// devices (wgpu:0,wgpu:1; wgpu:all; cuda:all; wgpu:default,wgpu:cpu). Each device takes
     /// --batch-size images per step; the first also takes the optimiser step and evaluates.
@@ -24,7 +27,8 @@ pub struct TrainFlags {
     pub devices: Option<String>,
     /// How several devices share the work: multi (one process, gradients added on the first
     /// device; any backend) or ddp (distributed data parallel; CUDA devices only).
-    #[arg(long, default_value = "multi", requires = "devices")]
+    #[arg(long, default_value_t = Strategy::Multi, requires = "devices",
+          value_parser = crate::support::named(Strategy::all()))]
     pub strategy: Strategy,
     /// Passes over the training set [default: the preset's].
     #[arg(long)]
@@ -35,9 +39,9 @@ pub struct TrainFlags {
     /// Peak learning rate [default: the preset's, or the optimiser's usual one].
     #[arg(long)]
     pub lr: Option<f64>,
-    /// sgd | adamw [default: the preset's].
-    #[arg(long, value_parser = ["sgd", "adamw"])]
-    pub optimizer: Option<String>,
+    /// The optimiser, with its usual settings [default: the preset's].
+    #[arg(long, value_parser = crate::support::named(OptimizerKind::all()))]
+    pub optimizer: Option<OptimizerKind>,
     /// Where to write the run's files [default: artifacts/<example>].
     #[arg(long)]
     pub artifact_dir: Option<PathBuf>,
@@ -74,7 +78,7 @@ pub struct TrainFlags {
     pub export: Option<PathBuf>,
     /// Float type of the layers: f32, f16 (dynamic loss scaling) or bf16. Parameters,
     /// optimiser state and loss stay f32. f16 needs a GPU with shader-f16, bf16 CUDA.
-    #[arg(long, default_value = "f32")]
+    #[arg(long, default_value_t = Precision::F32, value_parser = crate::support::named(Precision::all()))]
     pub precision: Precision,
 }
 
@@ -87,21 +91,10 @@ impl TrainFlags {
         if let Some(batch_size) = self.batch_size {
             config.batch_size = batch_size;
         }
-        match self.optimizer.as_deref() {
-            Some("sgd") if !matches!(config.optimizer, Optimizer::Sgd { .. }) => {
-                config.optimizer = Optimizer::Sgd {
-                    lr: 0.1,
-                    momentum: None,
-                    weight_decay: None,
-                };
-            }
-            Some("adamw") if !matches!(config.optimizer, Optimizer::AdamW { .. }) => {
-                config.optimizer = Optimizer::AdamW {
-                    lr: 1e-3,
-                    weight_decay: 1e-4,
-                };
-            }
-            _ => {}
+        if let Some(kind) = self.optimizer
+            && kind != config.optimizer.kind()
+        {
+            config.optimizer = kind.usual();
         }
         if let Some(lr) = self.lr {
             config.optimizer = config.optimizer.with_lr(lr);
@@ -159,7 +152,7 @@ pub struct RunData<Tr, Te> {
 pub fn run<Tr, Te>(
     flags: &TrainFlags,
     example: &str,
-    mut config: TrainingConfig,
+    config: TrainingConfig,
     data: RunData<Tr, Te>,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
@@ -168,57 +161,16 @@ where
 {
     let devices = match &flags.devices {
         Some(spec) => nin::backend::devices(spec)?,
-        None => vec![nin::backend::device(&flags.backend)?],
+        None => vec![flags.backend.device()?],
     };
-    let device = devices[0].clone();
-    config.devices = devices.len();
     config.validate()?;
-    let config = &config;
     let artifact_dir = flags
         .artifact_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("artifacts").join(example));
-    // Two lines: the whole configuration is in config.json.
-    let model = config.model.init(&device);
-    let on = match devices.len() {
-        1 => format!("{device:?}"),
-        n => format!(
-            "{n} devices ({}, {}), global batch {}",
-            flags.strategy.name(),
-            devices
-                .iter()
-                .map(|d| format!("{d:?}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            n * config.batch_size
-        ),
-    };
-    println!(
-        "{} preset: NiN of {} blocks, {} parameters, on {on}; {}",
-        config.preset.name(),
-        config.model.blocks.len(),
-        burn::module::Module::num_params(&model),
-        config.recipe()
-    );
-    drop(model);
-    println!(
-        "data: {}: {} training and {} test images, {} classes; artifacts: {}",
-        data.source,
-        data.train.len(),
-        data.test.len(),
-        data.classes.len(),
-        artifact_dir.display()
-    );
-    let initial_model = match &flags.init_from {
-        Some(path) => {
-            let model = nin::weights::load(config.model.init(&device), path)?;
-            println!("initial weights: {}", path.display());
-            Some(model)
-        }
-        None => None,
-    };
+    announce(flags, &config, &devices, &data, &artifact_dir);
     let options = TrainOptions {
-        initial_model,
+        initial_model: initial_model(flags, &config, &devices[0])?,
         artifact_dir: artifact_dir.clone(),
         resume: flags.resume,
         overwrite: flags.overwrite,
@@ -229,12 +181,13 @@ where
             Progress::Dashboard
         },
         class_names: data.classes,
-        devices,
         strategy: flags.strategy,
     };
-    let trained = nin::train::train(config, data.train, data.test, &device, &options)?;
-    // Finish queued GPU work before the process tears the device down.
-    device.sync()?;
+    let trained = nin::train::train(&config, data.train, data.test, &devices, &options)?;
+    // Finish queued GPU work before the process tears the devices down.
+    for device in &devices {
+        device.sync()?;
+    }
     let report = &trained.report;
     println!(
         "trained {} epochs in {:.0} s ({:.0} training images/s)",
@@ -250,4 +203,61 @@ where
     println!("artifacts: {}", artifact_dir.display());
     println!("test accuracy: {:.4}", report.test_accuracy);
     Ok(())
+}
+
+/// The first screen, two lines: the network and where it trains, then the data and where the
+/// artifacts go (the whole configuration is in config.json).
+fn announce<Tr, Te>(
+    flags: &TrainFlags,
+    config: &TrainingConfig,
+    devices: &[Device],
+    data: &RunData<Tr, Te>,
+    artifact_dir: &std::path::Path,
+) where
+    Tr: Dataset<ImageItem>,
+    Te: Dataset<ImageItem>,
+{
+    let on = match devices {
+        [device] => format!("{device:?}"),
+        _ => format!(
+            "{} devices ({}, {}), global batch {}",
+            devices.len(),
+            flags.strategy.name(),
+            devices
+                .iter()
+                .map(|d| format!("{d:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            devices.len() * config.batch_size
+        ),
+    };
+    let parameters = burn::module::Module::num_params(&config.model.init(&devices[0]));
+    println!(
+        "{} preset: NiN of {} blocks, {parameters} parameters, on {on}; {}",
+        config.preset.name(),
+        config.model.blocks.len(),
+        config.recipe()
+    );
+    println!(
+        "data: {}: {} training and {} test images, {} classes; artifacts: {}",
+        data.source,
+        data.train.len(),
+        data.test.len(),
+        data.classes.len(),
+        artifact_dir.display()
+    );
+}
+
+/// The weights of `--init-from`, loaded into the configuration's network.
+fn initial_model(
+    flags: &TrainFlags,
+    config: &TrainingConfig,
+    device: &Device,
+) -> Result<Option<nin::Nin>, Box<dyn std::error::Error>> {
+    let Some(path) = &flags.init_from else {
+        return Ok(None);
+    };
+    let model = nin::weights::load(config.model.init(device), path)?;
+    println!("initial weights: {}", path.display());
+    Ok(Some(model))
 }

@@ -1,8 +1,5 @@
 //! The float type a network computes in.
 
-use core::fmt;
-use core::str::FromStr;
-
 use burn::tensor::{DType, Device, FloatDType};
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// assert!("f8".parse::<Precision>().unwrap_err().to_string().contains("f32, f16, bf16"));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Precision {
     /// Everything in `f32`.
     #[default]
@@ -83,12 +80,6 @@ impl Precision {
     }
 }
 
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 impl crate::names::Named for Precision {
     const KIND: &'static str = "precision";
 
@@ -101,14 +92,7 @@ impl crate::names::Named for Precision {
     }
 }
 
-/// Parses `f32`, `f16` or `bf16`; the error lists the names there are.
-impl FromStr for Precision {
-    type Err = crate::UnknownName;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        crate::names::parse(name)
-    }
-}
+crate::names::impl_named!(Precision);
 
 /// Why a network cannot compute in a precision on a device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

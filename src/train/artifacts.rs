@@ -111,6 +111,11 @@ impl ArtifactDir {
 
     /// Reads `config.json`.
     pub fn read_config(&self) -> Result<TrainingConfig, TrainError> {
+        self.read_run_config().map(|saved| saved.config)
+    }
+
+    /// Reads `config.json` with the number of devices the run trained on.
+    pub(super) fn read_run_config(&self) -> Result<RunConfig, TrainError> {
         let path = self.config();
         let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
         serde_json::from_str(&text).map_err(|e| TrainError::Artifact {
@@ -209,6 +214,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
         .persist(path)
         .map_err(|e| TrainError::io(path, e.error))?;
     Ok(())
+}
+
+/// What `config.json` holds: the configuration, and the number of devices the run trains on,
+/// which sets its global batch and how the training set is split, so a resumed run must keep it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct RunConfig {
+    #[serde(flatten)]
+    pub(super) config: TrainingConfig,
+    #[serde(default = "one_device")]
+    pub(super) devices: usize,
+}
+
+fn one_device() -> usize {
+    1
 }
 
 /// Writes `value` as pretty JSON, atomically.

@@ -8,34 +8,23 @@ use crate::data::{ImageItem, Split};
 use super::options::{Strategy, TrainOptions};
 use super::{TrainError, TrainingConfig};
 
-/// The devices must be distinct, start with `device`, be as many as the configuration says,
-/// and suit the strategy.
+/// There must be a device; the devices must be distinct, compute in the configuration's
+/// precision, and suit the strategy.
 pub(super) fn check_devices(
     config: &TrainingConfig,
     options: &TrainOptions,
     devices: &[Device],
-    device: &Device,
 ) -> Result<(), TrainError> {
     let refuse = |reason: String| Err(TrainError::Config(format!("devices: {reason}")));
-    if devices[0] != *device {
-        return refuse(format!(
-            "the first of TrainOptions::devices ({:?}) must be the device passed to train \
-             ({device:?}), which takes the optimiser step and evaluates",
-            devices[0]
-        ));
+    if devices.is_empty() {
+        return refuse(
+            "the list passed to train is empty; pass the device to train on (`&[device]`)".into(),
+        );
     }
     for (index, later) in devices.iter().enumerate().skip(1) {
         if devices[..index].contains(later) {
             return refuse(format!("{later:?} is listed twice"));
         }
-    }
-    if devices.len() != config.devices {
-        return refuse(format!(
-            "{} given, but the configuration's `devices` is {}: set it to the number of devices \
-             (it is saved with the run, so that a resumed run splits the work the same way)",
-            devices.len(),
-            config.devices
-        ));
     }
     for device in devices {
         config.precision.check(device)?;

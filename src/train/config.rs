@@ -1,7 +1,5 @@
 //! What a training run does, as one serialisable value saved with the run.
 
-use std::fmt;
-
 use burn::optim::lr_scheduler::LrSchedulerConfig;
 use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
@@ -18,7 +16,7 @@ use super::TrainError;
 
 /// A named starting point: a model and the recipe that trains it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Preset {
     /// [`NinConfig::compact`] on native 28×28 images, with the recipe that reaches the best
     /// test accuracy on two CPU cores in under ten minutes (0.932 in ten epochs, 7 min 51 s).
@@ -44,11 +42,6 @@ impl Preset {
             Preset::Cifar10 => "cifar10",
         }
     }
-
-    /// The preset called `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        name.parse().ok()
-    }
 }
 
 impl crate::names::Named for Preset {
@@ -63,20 +56,7 @@ impl crate::names::Named for Preset {
     }
 }
 
-/// Parses a preset name; the error lists the names there are.
-impl std::str::FromStr for Preset {
-    type Err = crate::UnknownName;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        crate::names::parse(name)
-    }
-}
-
-impl fmt::Display for Preset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+crate::names::impl_named!(Preset);
 
 /// The optimiser and its hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -100,7 +80,71 @@ pub enum Optimizer {
     },
 }
 
+/// Which optimiser, without its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// [`Optimizer::Sgd`].
+    Sgd,
+    /// [`Optimizer::AdamW`].
+    AdamW,
+}
+
+impl OptimizerKind {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::AdamW => "adamw",
+        }
+    }
+
+    /// The optimiser with its usual settings: plain SGD at learning rate 0.1 (d2l's), or AdamW
+    /// at 1e-3 with weight decay 1e-4.
+    ///
+    /// ```
+    /// use nin::train::OptimizerKind;
+    ///
+    /// let adamw = OptimizerKind::AdamW.usual();
+    /// assert_eq!((adamw.kind(), adamw.lr()), (OptimizerKind::AdamW, 1e-3));
+    /// ```
+    pub fn usual(self) -> Optimizer {
+        match self {
+            OptimizerKind::Sgd => Optimizer::Sgd {
+                lr: 0.1,
+                momentum: None,
+                weight_decay: None,
+            },
+            OptimizerKind::AdamW => Optimizer::AdamW {
+                lr: 1e-3,
+                weight_decay: 1e-4,
+            },
+        }
+    }
+}
+
+impl crate::names::Named for OptimizerKind {
+    const KIND: &'static str = "optimizer";
+
+    fn all() -> &'static [Self] {
+        &[OptimizerKind::Sgd, OptimizerKind::AdamW]
+    }
+
+    fn name(self) -> &'static str {
+        OptimizerKind::name(self)
+    }
+}
+
+crate::names::impl_named!(OptimizerKind);
+
 impl Optimizer {
+    /// Which optimiser this is.
+    pub fn kind(&self) -> OptimizerKind {
+        match self {
+            Optimizer::Sgd { .. } => OptimizerKind::Sgd,
+            Optimizer::AdamW { .. } => OptimizerKind::AdamW,
+        }
+    }
+
     /// The peak learning rate.
     pub fn lr(&self) -> f64 {
         match *self {
@@ -250,21 +294,10 @@ pub struct TrainingConfig {
     pub train_limit: Option<usize>,
     /// Use only the first this many test images.
     pub test_limit: Option<usize>,
-    /// Devices the run trains on, data-parallel (see [`TrainOptions::devices`]): each takes
-    /// `batch_size` images per step, so the global batch is `batch_size × devices`. Saved with
-    /// the run, so that a resumed run splits the data and the schedule the same way.
-    ///
-    /// [`TrainOptions::devices`]: super::TrainOptions::devices
-    #[serde(default = "one_device")]
-    pub devices: usize,
     /// The float type the network computes in ([`Precision`]); parameters, optimiser state
     /// and loss stay `f32`. `f16` trains with a dynamic loss scale.
     #[serde(default)]
     pub precision: Precision,
-}
-
-fn one_device() -> usize {
-    1
 }
 
 pub use crate::data::FASHION_MNIST_MEAN_STD;
@@ -292,7 +325,6 @@ impl TrainingConfig {
                 augment: None,
                 train_limit: None,
                 test_limit: None,
-                devices: 1,
                 precision: Precision::F32,
             },
             // Lin, Chen & Yan (2014), section 4.1: mini-batches of 128, dropout on the outputs of
@@ -320,7 +352,6 @@ impl TrainingConfig {
                 augment: None,
                 train_limit: None,
                 test_limit: None,
-                devices: 1,
                 precision: Precision::F32,
             },
             Preset::Compact => Self {
@@ -351,7 +382,6 @@ impl TrainingConfig {
                 augment: None,
                 train_limit: None,
                 test_limit: None,
-                devices: 1,
                 precision: Precision::F32,
             },
         }
@@ -455,9 +485,6 @@ impl TrainingConfig {
         }
         if self.batch_size == 0 {
             return bad("batch size", "must be at least 1".into());
-        }
-        if self.devices == 0 {
-            return bad("devices", "must be at least 1".into());
         }
         let lr = self.optimizer.lr();
         if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {

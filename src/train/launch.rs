@@ -17,110 +17,112 @@ use burn::train::{
 use crate::data::ImageItem;
 use crate::model::Nin;
 
+use super::TrainError;
 use super::checkpoints::{Ledger, RecordedCheckpointer};
-use super::options::{Progress, Strategy, TrainOptions};
+use super::options::{Progress, Strategy};
 use super::recorder::{EpochRecorder, Record};
 use super::renderer::PlainRenderer;
-use super::run::{OpenRun, RunData};
-use super::{TrainError, TrainingConfig};
+use super::run::Run;
 
 /// Runs burn-train's supervised training with this crate's checkpoints, metrics, renderer and
 /// recorder, passing a stop request from the options on to it. Returns burn-train's result and
 /// what the recorder saw, or a panic inside burn-train as an error.
-pub(super) fn launch<Te: Dataset<ImageItem>>(
-    config: &TrainingConfig,
-    options: &TrainOptions,
-    run: &OpenRun,
-    data: &RunData<Te>,
-    learner: Learner<Nin>,
-) -> Result<(LearningResult<Nin>, Record), TrainError> {
-    let ledger = Ledger::new(run.artifacts.clone());
-    let mut training = SupervisedTraining::new(
-        run.artifacts.root(),
-        Arc::clone(&data.train_loader),
-        Arc::clone(&data.valid_loader),
-    )
-    .num_epochs(config.epochs)
-    .with_custom_checkpointers(
-        RecordedCheckpointer::new(&ledger, "model"),
-        RecordedCheckpointer::new(&ledger, "optim"),
-        RecordedCheckpointer::new(&ledger, "scheduler"),
-    )
-    .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
-    .metric_train_numeric(LossMetric::new())
-    .metric_valid_numeric(LossMetric::new())
-    .metric_train_numeric(AccuracyMetric::new())
-    .metric_valid_numeric(AccuracyMetric::new())
-    .metric_train_numeric(LearningRateMetric::new())
-    // A library must not install a process-wide logger behind its caller's back.
-    .with_application_logger(None);
-    let dashboard = options.progress == Progress::Dashboard
-        && cfg!(feature = "tui")
-        && std::io::stdout().is_terminal();
-    if !dashboard {
-        // Lines within the epoch whenever progress is wanted at all: a dashboard asked for
-        // on a pipe or a log file shows as lines too.
-        training = training.renderer(Box::new(PlainRenderer::new(
-            options.progress != Progress::Quiet,
-        )));
-    }
-    if run.start_epoch > 0 {
-        training = training.checkpoint(run.start_epoch);
-    }
-    if data.devices.len() > 1 {
-        let devices: Vec<Device> = data.devices.iter().map(|d| d.clone().autodiff()).collect();
-        let strategy = match options.strategy {
-            Strategy::Multi => ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice),
-            Strategy::Ddp => ExecutionStrategy::ddp(
-                devices,
-                DistributedConfig {
-                    all_reduce_op: ReduceOperation::Mean,
-                },
-            ),
-        };
-        training = training.with_training_strategy(TrainingStrategy::Default(strategy));
-    }
-    let recorder = EpochRecorder::new(
-        run.previous_rows.clone(),
-        run.artifacts.metrics(),
-        training.interrupter(),
-        config.epochs,
-        data.train_len,
-        options.progress != Progress::Quiet && !dashboard,
-    );
-    let record = recorder.record();
-    let interrupter = training.interrupter();
-    let finished = AtomicBool::new(false);
-    let result = std::thread::scope(|scope| {
-        if let Some(stop) = &options.stop {
-            // burn-train checks its interrupter between steps: pass a request on to it.
-            scope.spawn(|| {
-                while !finished.load(Ordering::Relaxed) {
-                    if stop.load(Ordering::Relaxed) {
-                        interrupter.stop(Some("stopped on request"));
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-            });
+impl<Te: Dataset<ImageItem>> Run<'_, Te> {
+    pub(super) fn launch(
+        &self,
+        learner: Learner<Nin>,
+    ) -> Result<(LearningResult<Nin>, Record), TrainError> {
+        let (config, options, run, data) = (self.config, self.options, &self.dir, &self.data);
+        let ledger = Ledger::new(run.artifacts.clone());
+        let mut training = SupervisedTraining::new(
+            run.artifacts.root(),
+            Arc::clone(&data.train_loader),
+            Arc::clone(&data.valid_loader),
+        )
+        .num_epochs(config.epochs)
+        .with_custom_checkpointers(
+            RecordedCheckpointer::new(&ledger, "model"),
+            RecordedCheckpointer::new(&ledger, "optim"),
+            RecordedCheckpointer::new(&ledger, "scheduler"),
+        )
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(AccuracyMetric::new())
+        .metric_valid_numeric(AccuracyMetric::new())
+        .metric_train_numeric(LearningRateMetric::new())
+        // A library must not install a process-wide logger behind its caller's back.
+        .with_application_logger(None);
+        let dashboard = options.progress == Progress::Dashboard
+            && cfg!(feature = "tui")
+            && std::io::stdout().is_terminal();
+        if !dashboard {
+            // Lines within the epoch whenever progress is wanted at all: a dashboard asked for
+            // on a pipe or a log file shows as lines too.
+            training = training.renderer(Box::new(PlainRenderer::new(
+                options.progress != Progress::Quiet,
+            )));
         }
-        // Set however the launch ends, a panic included, so that the thread above ends and
-        // the scope returns rather than waiting for it forever.
-        let _finish = SetOnDrop(&finished);
-        let launched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            training.with_metric_logger(recorder).launch(learner)
-        }));
-        launched.map_err(|panic| {
-            let message = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic without a message");
-            TrainError::Training(format!("burn-train stopped with a panic: {message}"))
-        })
-    });
-    let record = std::mem::take(&mut *record.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok((result?, record))
+        if run.start_epoch > 0 {
+            training = training.checkpoint(run.start_epoch);
+        }
+        if data.devices.len() > 1 {
+            let devices: Vec<Device> = data.devices.iter().map(|d| d.clone().autodiff()).collect();
+            let strategy = match options.strategy {
+                Strategy::Multi => {
+                    ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice)
+                }
+                Strategy::Ddp => ExecutionStrategy::ddp(
+                    devices,
+                    DistributedConfig {
+                        all_reduce_op: ReduceOperation::Mean,
+                    },
+                ),
+            };
+            training = training.with_training_strategy(TrainingStrategy::Default(strategy));
+        }
+        let recorder = EpochRecorder::new(
+            run.previous_rows.clone(),
+            run.artifacts.metrics(),
+            training.interrupter(),
+            config.epochs,
+            data.train_len,
+            options.progress != Progress::Quiet && !dashboard,
+        );
+        let record = recorder.record();
+        let interrupter = training.interrupter();
+        let finished = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            if let Some(stop) = &options.stop {
+                // burn-train checks its interrupter between steps: pass a request on to it.
+                scope.spawn(|| {
+                    while !finished.load(Ordering::Relaxed) {
+                        if stop.load(Ordering::Relaxed) {
+                            interrupter.stop(Some("stopped on request"));
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                });
+            }
+            // Set however the launch ends, a panic included, so that the thread above ends and
+            // the scope returns rather than waiting for it forever.
+            let _finish = SetOnDrop(&finished);
+            let launched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                training.with_metric_logger(recorder).launch(learner)
+            }));
+            launched.map_err(|panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic without a message");
+                TrainError::Training(format!("burn-train stopped with a panic: {message}"))
+            })
+        });
+        let record = std::mem::take(&mut *record.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok((result?, record))
+    }
 }
 
 /// Sets its flag when dropped.

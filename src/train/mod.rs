@@ -32,7 +32,9 @@ use crate::model::{ConfigError, PrecisionError, ShapeError};
 pub use artifacts::{ArtifactDir, ClassAccuracy, Report, write_atomic, write_json};
 pub use checkpoints::Damage;
 pub use claim::RunLock;
-pub use config::{FASHION_MNIST_MEAN_STD, Optimizer, Preset, Schedule, TrainingConfig};
+pub use config::{
+    FASHION_MNIST_MEAN_STD, Optimizer, OptimizerKind, Preset, Schedule, TrainingConfig,
+};
 pub use evaluate::{Evaluation, Prediction, classify, evaluate};
 pub use options::{Progress, Strategy, TrainOptions, Trained};
 pub use plot::{PlotError, training_svg, write_training_svg};

@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use burn::tensor::Device;
-
 use crate::model::Nin;
 
 use super::Report;
@@ -60,14 +58,7 @@ impl crate::names::Named for Strategy {
     }
 }
 
-/// Parses `multi` or `ddp`; the error lists the names there are.
-impl std::str::FromStr for Strategy {
-    type Err = crate::UnknownName;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        crate::names::parse(name)
-    }
-}
+crate::names::impl_named!(Strategy);
 
 /// Where and how a run works, apart from what it computes.
 #[derive(Debug, Clone)]
@@ -92,13 +83,6 @@ pub struct TrainOptions {
     /// `nin::weights::load` filled from a PyTorch file. It must have the configuration's
     /// layers; it cannot be combined with `resume`, which starts from the last checkpoint.
     pub initial_model: Option<Nin>,
-    /// Every device to train on, data-parallel, the device passed to [`train`](super::train) first (it
-    /// holds the optimiser step and the evaluation); that device alone, or an empty list, for one. Each device
-    /// trains on its own share of the training set with `batch_size` images per step, so an
-    /// epoch is still one pass over the set, in `1/n` as many steps of a global batch `n` times
-    /// as large; the learning rate applies to that global batch's mean gradient. Their number
-    /// must be [`TrainingConfig::devices`](super::TrainingConfig::devices).
-    pub devices: Vec<Device>,
     /// How several devices share the work.
     pub strategy: Strategy,
 }
@@ -114,17 +98,7 @@ impl TrainOptions {
             stop: None,
             class_names: Vec::new(),
             initial_model: None,
-            devices: Vec::new(),
             strategy: Strategy::default(),
-        }
-    }
-
-    /// The devices of the run: [`devices`](Self::devices), or `device` alone.
-    pub(super) fn training_devices(&self, device: &Device) -> Vec<Device> {
-        if self.devices.is_empty() {
-            vec![device.clone()]
-        } else {
-            self.devices.clone()
         }
     }
 }

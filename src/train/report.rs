@@ -1,91 +1,85 @@
 //! The end of a run: the model evaluated on the test set, and the artifacts written.
 
-use std::time::Instant;
-
 use burn::data::dataset::Dataset;
 use burn::module::Module;
-use burn::tensor::Device;
 
 use crate::data::ImageItem;
 use crate::model::Nin;
 
-use super::options::{TrainOptions, Trained};
+use super::options::Trained;
 use super::recorder::{EpochMetrics, Record};
-use super::run::{OpenRun, RunData};
-use super::{ClassAccuracy, Report, TrainError, TrainingConfig, evaluate, plot};
+use super::run::Run;
+use super::{ClassAccuracy, Report, TrainError, evaluate, plot};
 
 /// Evaluates the trained model on the test set and writes `model.bpk`, `training.svg` and
 /// `report.json`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn report<Te: Dataset<ImageItem>>(
-    config: &TrainingConfig,
-    options: &TrainOptions,
-    device: &Device,
-    run: &OpenRun,
-    data: &RunData<Te>,
-    model: Nin,
-    record: Record,
-    completed: usize,
-    started: Instant,
-) -> Result<Trained, TrainError> {
-    let model = model.valid();
-    let evaluation = evaluate(
-        &model,
-        &*data.test_set,
-        &data.eval_batcher,
-        config.batch_size,
-        device,
-    )?;
-    let new_rows: Vec<&EpochMetrics> = record
-        .rows
-        .iter()
-        .filter(|r| r.epoch > run.start_epoch)
-        .collect();
-    let train_images_per_second =
-        new_rows.iter().map(|r| r.images_per_second).sum::<f64>() / new_rows.len().max(1) as f64;
-    let artifacts = &run.artifacts;
-    artifacts.save_model(&model)?;
-    plot::write_training_svg(
-        &record.rows,
-        &format!("NiN ({}) on {} images", config.preset, data.train_len),
-        &artifacts.plot(),
-    )?;
-    let report = Report {
-        preset: config.preset.name().to_string(),
-        backend: data
-            .devices
+impl<Te: Dataset<ImageItem>> Run<'_, Te> {
+    pub(super) fn report(
+        self,
+        model: Nin,
+        record: Record,
+        completed: usize,
+    ) -> Result<Trained, TrainError> {
+        let (config, options, run, data) = (self.config, self.options, &self.dir, &self.data);
+        let model = model.valid();
+        let evaluation = evaluate(
+            &model,
+            &*data.test_set,
+            &data.eval_batcher,
+            config.batch_size,
+            &data.devices[0],
+        )?;
+        let new_rows: Vec<&EpochMetrics> = record
+            .rows
             .iter()
-            .map(|d| format!("{d:?}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        epochs: completed,
-        test_images: evaluation.images() as usize,
-        test_accuracy: evaluation.accuracy(),
-        test_loss: evaluation.loss(),
-        per_class_accuracy: evaluation
-            .per_class()
-            .into_iter()
-            .enumerate()
-            .map(|(class, (accuracy, images))| ClassAccuracy {
-                class: options
-                    .class_names
-                    .get(class)
-                    .cloned()
-                    .unwrap_or_else(|| class.to_string()),
-                accuracy,
-                images,
-            })
-            .collect(),
-        eval_images_per_second: evaluation.images() as f64 / evaluation.seconds.max(1e-9),
-        wall_seconds: started.elapsed().as_secs_f64(),
-        confusion_matrix: evaluation.confusion,
-        train_images_per_second,
-        test_predictions: evaluation.predictions,
-    };
-    super::write_json(&artifacts.report(), &report)?;
-    Ok(Trained {
-        model,
-        report,
-        metrics: record.rows,
-    })
+            .filter(|r| r.epoch > run.start_epoch)
+            .collect();
+        let train_images_per_second = new_rows.iter().map(|r| r.images_per_second).sum::<f64>()
+            / new_rows.len().max(1) as f64;
+        let artifacts = &run.artifacts;
+        artifacts.save_model(&model)?;
+        plot::write_training_svg(
+            &record.rows,
+            &format!("NiN ({}) on {} images", config.preset, data.train_len),
+            &artifacts.plot(),
+        )?;
+        let report = Report {
+            preset: config.preset.name().to_string(),
+            backend: data
+                .devices
+                .iter()
+                .map(|d| format!("{d:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            epochs: completed,
+            test_images: evaluation.images() as usize,
+            test_accuracy: evaluation.accuracy(),
+            test_loss: evaluation.loss(),
+            per_class_accuracy: evaluation
+                .per_class()
+                .into_iter()
+                .enumerate()
+                .map(|(class, (accuracy, images))| ClassAccuracy {
+                    class: options
+                        .class_names
+                        .get(class)
+                        .cloned()
+                        .unwrap_or_else(|| class.to_string()),
+                    accuracy,
+                    images,
+                })
+                .collect(),
+            eval_images_per_second: evaluation.images() as f64 / evaluation.seconds.max(1e-9),
+            wall_seconds: self.started.elapsed().as_secs_f64(),
+            confusion_matrix: evaluation.confusion,
+            train_images_per_second,
+            test_predictions: evaluation.predictions,
+        };
+        super::write_json(&artifacts.report(), &report)?;
+        Ok(Trained {
+            model,
+            report,
+            metrics: record.rows,
+        })
+    }
 }

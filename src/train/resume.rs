@@ -1,12 +1,13 @@
 //! Where a resumed run starts: the newest intact checkpoint of the same configuration.
 
+use super::artifacts::RunConfig;
 use super::recorder::EpochMetrics;
-use super::{ArtifactDir, TrainError, TrainingConfig};
+use super::{ArtifactDir, TrainError};
 
 /// The epoch to resume after and the metrics rows up to it: the newest intact checkpoint's.
 /// Newer checkpoints found damaged are removed, saying so when `tell` is set.
 pub(super) fn resume_point(
-    config: &TrainingConfig,
+    asked: &RunConfig,
     artifacts: &ArtifactDir,
     tell: bool,
 ) -> Result<(usize, Vec<EpochMetrics>), TrainError> {
@@ -21,16 +22,17 @@ pub(super) fn resume_point(
                 .into(),
         ));
     }
-    let saved = artifacts.read_config()?;
-    let comparable = |c: &TrainingConfig| TrainingConfig {
-        epochs: 0,
-        ..c.clone()
+    let saved = artifacts.read_run_config()?;
+    let comparable = |c: &RunConfig| {
+        let mut c = c.clone();
+        c.config.epochs = 0;
+        c
     };
-    if comparable(&saved) != comparable(config) {
+    if comparable(&saved) != comparable(asked) {
         return Err(refuse(format!(
             "its config.json describes another run ({}); resume with the same settings, or \
              start a new run in another artifact directory (`TrainOptions::new`)",
-            differences(&saved, config)
+            differences(&saved, asked)
         )));
     }
     let last = match artifacts.intact_checkpoint() {
@@ -83,7 +85,7 @@ pub(super) fn list(damaged: &[super::Damage]) -> String {
 }
 
 /// The settings that differ between `saved` and `asked`, as `name: saved -> asked`.
-pub(super) fn differences(saved: &TrainingConfig, asked: &TrainingConfig) -> String {
+pub(super) fn differences(saved: &RunConfig, asked: &RunConfig) -> String {
     let (Ok(serde_json::Value::Object(saved)), Ok(serde_json::Value::Object(asked))) =
         (serde_json::to_value(saved), serde_json::to_value(asked))
     else {

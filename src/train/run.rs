@@ -14,17 +14,23 @@ use burn::train::{Learner, LearningResult};
 use crate::data::{Augment, ImageBatch, ImageBatcher, ImageItem, Split};
 use crate::model::Nin;
 
+use super::artifacts::RunConfig;
 use super::checks::{check_channels, check_devices, check_items, limit};
 use super::claim::RunLock;
-use super::launch::launch;
 use super::options::{Progress, Strategy, TrainOptions, Trained};
 use super::recorder::{EpochMetrics, Record};
-use super::report::report;
 use super::resume::resume_point;
 use super::{ArtifactDir, TrainError, TrainingConfig};
 
 /// Trains `config` on `train_set`, evaluating on `test_set` after every epoch, and writes the
 /// artifacts. Returns the model and the report.
+///
+/// `devices` are the devices to train on, data-parallel: one for a plain run (`&[device]`), or
+/// several, the first of which takes the optimiser step and evaluates. Each trains on its own
+/// share of the training set with `batch_size` images per step, so an epoch is still one pass
+/// over the set, in `1/n` as many steps of a global batch `n` times as large; the learning rate
+/// applies to that global batch's mean gradient. `config.json` records their number, and a
+/// resumed run must have as many.
 ///
 /// The run holds the directory's lock throughout ([`ArtifactDir::lock`]): a second run there
 /// is refused, naming this one's process. A fresh run refuses a directory that holds an earlier
@@ -39,33 +45,58 @@ pub fn train<Tr, Te>(
     config: &TrainingConfig,
     train_set: Tr,
     test_set: Te,
-    device: &Device,
+    devices: &[Device],
     options: &TrainOptions,
 ) -> Result<Trained, TrainError>
 where
     Tr: Dataset<ImageItem> + 'static,
     Te: Dataset<ImageItem> + 'static,
 {
-    let started = Instant::now();
     crate::ops::memory::retain_freed_memory_once();
-    let devices = options.training_devices(device);
-    check_devices(config, options, &devices, device)?;
-    let run = open_run(config, options, &train_set)?;
-    let data = RunData::new(config, train_set, test_set, run.start_epoch, devices)?;
-    let learner = learner(config, options, &data)?;
-    let (result, record) = launch(config, options, &run, &data, learner)?;
-    let completed = outcome(config, &run, &result, &record)?;
-    report(
-        config,
-        options,
-        device,
-        &run,
-        &data,
-        result.model,
-        record,
-        completed,
-        started,
-    )
+    let run = Run::open(config, options, devices, train_set, test_set)?;
+    let learner = run.learner()?;
+    let (result, record) = run.launch(learner)?;
+    let completed = run.outcome(&result, &record)?;
+    run.report(result.model, record, completed)
+}
+
+/// A run from its opened directory to its report: what it computes, where and how it works,
+/// its artifact directory and its data.
+pub(super) struct Run<'a, Te: Dataset<ImageItem>> {
+    pub(super) config: &'a TrainingConfig,
+    pub(super) options: &'a TrainOptions,
+    pub(super) dir: OpenRun,
+    pub(super) data: RunData<Te>,
+    pub(super) started: Instant,
+}
+
+impl<'a, Te: Dataset<ImageItem> + 'static> Run<'a, Te> {
+    /// Checks the devices, the configuration and the data, and takes the artifact directory.
+    fn open<Tr: Dataset<ImageItem> + 'static>(
+        config: &'a TrainingConfig,
+        options: &'a TrainOptions,
+        devices: &[Device],
+        train_set: Tr,
+        test_set: Te,
+    ) -> Result<Self, TrainError> {
+        let started = Instant::now();
+        check_devices(config, options, devices)?;
+        let dir = open_run(config, options, devices.len(), &train_set)?;
+        let data = RunData::new(
+            config,
+            train_set,
+            test_set,
+            dir.start_epoch,
+            devices.to_vec(),
+        )?;
+        Ok(Self {
+            config,
+            options,
+            dir,
+            data,
+            started,
+        })
+    }
 }
 
 /// The artifact directory of a run, locked, with where the run starts.
@@ -84,6 +115,7 @@ pub(super) struct OpenRun {
 fn open_run<Tr: Dataset<ImageItem>>(
     config: &TrainingConfig,
     options: &TrainOptions,
+    devices: usize,
     train_set: &Tr,
 ) -> Result<OpenRun, TrainError> {
     config.validate()?;
@@ -99,18 +131,22 @@ fn open_run<Tr: Dataset<ImageItem>>(
                 .into(),
         ));
     }
+    let run_config = RunConfig {
+        config: config.clone(),
+        devices,
+    };
     let artifacts = ArtifactDir::new(&options.artifact_dir);
     std::fs::create_dir_all(artifacts.root()).map_err(|e| TrainError::io(artifacts.root(), e))?;
     let lock = artifacts.lock()?;
     let (start_epoch, previous_rows) = if options.resume {
-        let point = resume_point(config, &artifacts, options.progress != Progress::Quiet)?;
+        let point = resume_point(&run_config, &artifacts, options.progress != Progress::Quiet)?;
         artifacts.write_manifest(artifacts.recorded_checkpoints()?.unwrap_or_default())?;
         point
     } else {
         artifacts.claim(options.overwrite)?;
         (0, Vec::new())
     };
-    super::write_json(&artifacts.config(), config)?;
+    super::write_json(&artifacts.config(), &run_config)?;
     Ok(OpenRun {
         artifacts,
         _lock: lock,
@@ -191,77 +227,72 @@ impl<Te: Dataset<ImageItem> + 'static> RunData<Te> {
     }
 }
 
-/// The model (fresh, or the options' initial weights), its optimiser and its learning-rate
-/// schedule, on the training device.
-fn learner<Te: Dataset<ImageItem>>(
-    config: &TrainingConfig,
-    options: &TrainOptions,
-    data: &RunData<Te>,
-) -> Result<Learner<Nin>, TrainError> {
-    // With n devices burn-train cuts the training set into n parts, the last taking the
-    // remainder, and takes one step per batch of each part.
-    let n = config.devices;
-    let last_part = data.train_len - (n - 1) * (data.train_len / n);
-    let steps_per_epoch = last_part.div_ceil(config.batch_size);
-    // burn-train's multi-device strategy adds the devices' gradients; DDP averages them.
-    let optimizer = match options.strategy {
-        Strategy::Multi => config.optimizer.for_summed_gradients(n),
-        Strategy::Ddp => config.optimizer,
-    };
-    let scheduler = config
-        .schedule
-        .init(optimizer.lr(), steps_per_epoch * config.epochs)
-        .map_err(TrainError::Config)?;
-    let model = config.model.init(&data.train_device);
-    let model = match &options.initial_model {
-        // Loading the record into a fresh model puts the weights on the training device with
-        // the fresh model's gradient tracking, whichever device the initial model is on.
-        Some(initial) => model
-            .try_load_record(initial.clone().into_record())
-            .map_err(|e| {
-                TrainError::Config(format!(
-                    "the initial model does not have the layers of the configuration: {e}"
-                ))
-            })?,
-        None => model,
-    };
-    let model = model.with_precision(config.precision);
-    Ok(Learner::new(model, optimizer.init(), scheduler))
-}
+impl<Te: Dataset<ImageItem>> Run<'_, Te> {
+    /// The model (fresh, or the options' initial weights), its optimiser and its learning-rate
+    /// schedule, on the training device.
+    fn learner(&self) -> Result<Learner<Nin>, TrainError> {
+        let (config, options, data) = (self.config, self.options, &self.data);
+        // With n devices burn-train cuts the training set into n parts, the last taking the
+        // remainder, and takes one step per batch of each part.
+        let n = data.devices.len();
+        let last_part = data.train_len - (n - 1) * (data.train_len / n);
+        let steps_per_epoch = last_part.div_ceil(config.batch_size);
+        // burn-train's multi-device strategy adds the devices' gradients; DDP averages them.
+        let optimizer = match options.strategy {
+            Strategy::Multi => config.optimizer.for_summed_gradients(n),
+            Strategy::Ddp => config.optimizer,
+        };
+        let scheduler = config
+            .schedule
+            .init(optimizer.lr(), steps_per_epoch * config.epochs)
+            .map_err(TrainError::Config)?;
+        let model = config.model.init(&data.train_device);
+        let model = match &options.initial_model {
+            // Loading the record into a fresh model puts the weights on the training device with
+            // the fresh model's gradient tracking, whichever device the initial model is on.
+            Some(initial) => model
+                .try_load_record(initial.clone().into_record())
+                .map_err(|e| {
+                    TrainError::Config(format!(
+                        "the initial model does not have the layers of the configuration: {e}"
+                    ))
+                })?,
+            None => model,
+        };
+        let model = model.with_precision(config.precision);
+        Ok(Learner::new(model, optimizer.init(), scheduler))
+    }
 
-/// The epochs completed, or the error that ended the run before its last epoch: a diverged
-/// loss (whose epoch's checkpoints are removed), burn-train's error, a failed metrics write, or
-/// an interruption.
-fn outcome(
-    config: &TrainingConfig,
-    run: &OpenRun,
-    result: &LearningResult<Nin>,
-    record: &Record,
-) -> Result<usize, TrainError> {
-    let artifacts = &run.artifacts;
-    if let Some(divergence) = record.divergence {
-        artifacts
-            .remove_checkpoints_from(divergence.epoch)
-            .map_err(|e| TrainError::io(&artifacts.checkpoints(), e))?;
-        return Err(TrainError::Diverged(divergence));
+    /// The epochs completed, or the error that ended the run before its last epoch: a diverged
+    /// loss (whose epoch's checkpoints are removed), burn-train's error, a failed metrics write, or
+    /// an interruption.
+    fn outcome(&self, result: &LearningResult<Nin>, record: &Record) -> Result<usize, TrainError> {
+        let (config, run) = (self.config, &self.dir);
+        let artifacts = &run.artifacts;
+        if let Some(divergence) = record.divergence {
+            artifacts
+                .remove_checkpoints_from(divergence.epoch)
+                .map_err(|e| TrainError::io(&artifacts.checkpoints(), e))?;
+            return Err(TrainError::Diverged(divergence));
+        }
+        if let Some(error) = &result.error {
+            return Err(TrainError::Training(error.to_string()));
+        }
+        if let Some(reason) = &record.write_error {
+            return Err(TrainError::Artifact {
+                path: artifacts.metrics(),
+                reason: reason.clone(),
+            });
+        }
+        let completed = record.rows.last().map_or(run.start_epoch, |r| r.epoch);
+        if result.interrupted.is_some() || completed < config.epochs {
+            // An epoch stopped during its validation has a metrics row but no checkpoint: what a
+            // resume continues from is the last checkpoint.
+            let checkpointed = artifacts.last_checkpoint().unwrap_or(run.start_epoch);
+            return Err(TrainError::Interrupted {
+                completed: completed.min(checkpointed),
+            });
+        }
+        Ok(completed)
     }
-    if let Some(error) = &result.error {
-        return Err(TrainError::Training(error.to_string()));
-    }
-    if let Some(reason) = &record.write_error {
-        return Err(TrainError::Artifact {
-            path: artifacts.metrics(),
-            reason: reason.clone(),
-        });
-    }
-    let completed = record.rows.last().map_or(run.start_epoch, |r| r.epoch);
-    if result.interrupted.is_some() || completed < config.epochs {
-        // An epoch stopped during its validation has a metrics row but no checkpoint: what a
-        // resume continues from is the last checkpoint.
-        let checkpointed = artifacts.last_checkpoint().unwrap_or(run.start_epoch);
-        return Err(TrainError::Interrupted {
-            completed: completed.min(checkpointed),
-        });
-    }
-    Ok(completed)
 }

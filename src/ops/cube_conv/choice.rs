@@ -113,14 +113,7 @@ impl crate::names::Named for ConvChoice {
     }
 }
 
-/// `autotune`, `burn` or `im2col`, in any case.
-impl std::str::FromStr for ConvChoice {
-    type Err = crate::UnknownName;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        crate::names::parse(name)
-    }
-}
+crate::names::impl_named!(ConvChoice);
 
 /// The choice [`CONV_KERNEL_VAR`] names, or the default. A value that names no choice is
 /// reported on stderr, naming the variable and the valid values, and the default is kept:
