@@ -10,8 +10,12 @@ use std::path::{Path, PathBuf};
 use burn::data::dataset::{Dataset, DatasetError};
 use flate2::read::GzDecoder;
 
-use super::mnist::{DataError, ImageItem, Split, item_or_out_of_range};
-use super::source::{self, ArchiveHasher, DatasetSource, KnownFile, Located};
+use super::catalogue::{DatasetSource, KnownFile};
+use super::error::DataError;
+use super::locate::Located;
+use super::mnist::{ImageItem, Split, item_or_out_of_range};
+use super::source;
+use super::verify::{ArchiveHasher, check_published};
 
 /// Side of a CIFAR image.
 pub const CIFAR_SIDE: usize = 32;
@@ -427,7 +431,7 @@ fn read_archive(
     // The tar reader stops at the end-of-archive blocks: digest what follows them too.
     let mut rest = archive.into_inner().into_inner().into_inner();
     std::io::copy(&mut rest, &mut std::io::sink()).map_err(broken)?;
-    source::check_published(&rest.hasher.finish(), &format.archive, &shown)?;
+    check_published(&rest.hasher.finish(), &format.archive, &shown)?;
     found
         .into_iter()
         .zip(wanted)

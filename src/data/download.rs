@@ -10,8 +10,10 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::catalogue::{DatasetSource, KnownFile};
 use super::idx::MAX_FILE_BYTES;
-use super::source::{self, DatasetSource, KnownFile, Located, NotFound, Place, Tried};
+use super::locate::{self, Located, NotFound, Place, Tried};
+use super::verify::verify_published;
 
 /// Environment variable that turns automatic downloads off when set to anything but `0` or
 /// the empty string.
@@ -23,7 +25,7 @@ pub const OFFLINE_VAR: &str = "NIN_OFFLINE";
 /// use nin::data::download::Downloader;
 /// use nin::data::source::{self, FASHION_MNIST_FILES};
 ///
-/// let dir = source::user_cache_dir(&FASHION_MNIST_FILES).expect("HOME is set");
+/// let dir = locate::user_cache_dir(&FASHION_MNIST_FILES).expect("HOME is set");
 /// Downloader::new().fetch(&FASHION_MNIST_FILES, &dir)?;
 /// # Ok::<(), nin::data::download::DownloadError>(())
 /// ```
@@ -147,7 +149,7 @@ impl Downloader {
     ) -> Result<(), Failure> {
         let mut progress = Progress::start(self.progress, url);
         let result = download(agent, url, &mut progress).and_then(|raw| {
-            source::verify_published(&raw, file, "the download")
+            verify_published(&raw, file, "the download")
                 .map_err(|error| Failure::Mirror(error.to_string()))?;
             store(&raw, file, target).map_err(Failure::Local)
         });
@@ -282,20 +284,20 @@ pub enum DownloadError {
     },
 }
 
-/// Finds a dataset as [`source::locate`] does and, when no directory was named and no copy was
+/// Finds a dataset as [`locate`](super::source::locate) does and, when no directory was named and no copy was
 /// found, downloads it into the user cache, unless [`OFFLINE_VAR`] is set.
 pub fn locate_or_download(
     dataset: &(impl DatasetSource + ?Sized),
     explicit: Option<&Path>,
     downloader: &Downloader,
 ) -> Result<Located, NotFound> {
-    let env_dir = source::env_data_dir();
+    let env_dir = locate::env_data_dir();
     let offline = std::env::var(OFFLINE_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
     locate_or_download_in(
         dataset,
         explicit,
         env_dir.as_deref(),
-        source::user_cache_dir(dataset).as_deref(),
+        locate::user_cache_dir(dataset).as_deref(),
         (!offline).then_some(downloader),
     )
 }
@@ -309,7 +311,7 @@ pub fn locate_or_download_in(
     cache_dir: Option<&Path>,
     downloader: Option<&Downloader>,
 ) -> Result<Located, NotFound> {
-    let mut not_found = match source::locate_in(dataset, explicit, env_dir, cache_dir) {
+    let mut not_found = match locate::locate_in(dataset, explicit, env_dir, cache_dir) {
         Ok(located) => return Ok(located),
         Err(not_found) => not_found,
     };

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use burn::data::dataset::{Dataset, DatasetError};
 use image::imageops::FilterType;
 
-use super::mnist::{DataError, ImageItem, item_or_out_of_range};
+use super::error::DataError;
+use super::mnist::{ImageItem, item_or_out_of_range};
 
 /// The extensions read, compared without regard to case.
 pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];

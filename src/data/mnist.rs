@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use burn::data::dataset::{Dataset, DatasetError};
 
+use super::catalogue::{DatasetFiles, FASHION_MNIST_FILES, KnownFile, MNIST_FILES, find_file};
+use super::error::DataError;
 use super::idx::{self, IdxError, IdxImages};
-use super::source::{
-    self, DatasetFiles, Digested, FASHION_MNIST_FILES, KnownFile, Located, MNIST_FILES, NotFound,
-};
+use super::locate::Located;
+use super::source;
+use super::verify::read_verified;
 
 /// Which half of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,97 +87,6 @@ impl ImageItem {
     }
 }
 
-/// Why a dataset could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    /// One of the IDX files could not be read or is malformed.
-    #[error(transparent)]
-    Idx(#[from] IdxError),
-    /// The image and label files describe different numbers of items.
-    #[error(
-        "{images_file} holds {images} images but {labels_file} holds {labels} labels; the two \
-         files belong to different datasets or splits"
-    )]
-    CountMismatch {
-        /// The image file.
-        images_file: String,
-        /// Images in it.
-        images: usize,
-        /// The label file.
-        labels_file: String,
-        /// Labels in it.
-        labels: usize,
-    },
-    /// A dataset file whose content breaks its format (a CIFAR file that does not hold whole
-    /// records, a label that names no class, an archive cut short).
-    #[error("{file}: {problem} (at byte {offset})")]
-    Malformed {
-        /// The file, or the archive and its member.
-        file: String,
-        /// Where in it the problem is.
-        offset: u64,
-        /// What is wrong.
-        problem: String,
-    },
-    /// A file or folder a dataset needs is not in the directory (or the archive).
-    #[error("{dir}: {what} is not there; {fix}")]
-    Missing {
-        /// The directory or archive searched.
-        dir: String,
-        /// What is missing.
-        what: String,
-        /// What to do about it.
-        fix: String,
-    },
-    /// A folder of your own images that cannot serve (no class sub-folders, no readable image,
-    /// a test folder with a class the training folder lacks).
-    #[error("{dir}: {problem}; {fix}")]
-    Folder {
-        /// The folder.
-        dir: String,
-        /// What is wrong.
-        problem: String,
-        /// What to do about it.
-        fix: String,
-    },
-    /// Neither the plain nor the `.gz` file is in the directory.
-    #[error("{dir}: neither {name} nor {name}.gz is there")]
-    MissingFile {
-        /// The directory searched.
-        dir: String,
-        /// The base name wanted.
-        name: String,
-    },
-    /// A file's content differs from the published dataset.
-    #[error(
-        "{file}: {algorithm} of {digested} is {actual}, expected {expected}; the file is \
-         corrupt, cut short or belongs to another dataset: delete it and fetch it again"
-    )]
-    Checksum {
-        /// The file.
-        file: String,
-        /// The digest compared: `SHA-256`, or `MD5` where the dataset's page publishes one.
-        algorithm: &'static str,
-        /// Which bytes were hashed.
-        digested: Digested,
-        /// The reference digest.
-        expected: &'static str,
-        /// The digest of what was read.
-        actual: String,
-    },
-    /// No copy of the dataset was found.
-    #[error(transparent)]
-    NotFound(#[from] NotFound),
-    /// An index past the end of the dataset.
-    #[error("item {index} is out of range for a dataset of {len} items")]
-    OutOfRange {
-        /// The index asked for.
-        index: usize,
-        /// Items in the dataset.
-        len: usize,
-    },
-}
-
 /// A split of an IDX image-classification dataset held in memory as bytes (the Fashion-MNIST
 /// training split is 47 MB this way).
 #[derive(Debug, Clone)]
@@ -225,14 +136,14 @@ impl IdxDataset {
     pub fn from_dir(dir: &Path, split: Split, files: &DatasetFiles) -> Result<Self, DataError> {
         let [images_file, labels_file] = split.files(files);
         let find = |name: &str| {
-            source::find_file(dir, name).ok_or_else(|| DataError::MissingFile {
+            find_file(dir, name).ok_or_else(|| DataError::MissingFile {
                 dir: dir.display().to_string(),
                 name: name.to_string(),
             })
         };
         let (images_path, labels_path) = (find(images_file.name)?, find(labels_file.name)?);
-        let images = source::read_verified(&images_path, images_file)?;
-        let labels = source::read_verified(&labels_path, labels_file)?;
+        let images = read_verified(&images_path, images_file)?;
+        let labels = read_verified(&labels_path, labels_file)?;
         let images =
             idx::parse_images(images).map_err(|fault| IdxError::malformed(&images_path, fault))?;
         let labels = idx::parse_labels(labels, files.classes.len())
