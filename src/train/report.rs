@@ -11,9 +11,9 @@ use super::recorder::{EpochMetrics, Record};
 use super::run::Run;
 use super::{ClassAccuracy, Report, TrainError, evaluate, plot};
 
-/// Evaluates the trained model on the test set and writes `model.bpk`, `training.svg` and
-/// `report.json`.
 impl<Te: Dataset<ImageItem>> Run<'_, Te> {
+    /// Evaluates the trained model on the test set and writes `model.bpk`, `training.svg` and
+    /// `report.json`.
     pub(super) fn report(
         self,
         model: Nin,
