@@ -33,6 +33,7 @@ pub fn retain_freed_memory() {
 
 /// [`retain_freed_memory`], once per process, unless `NIN_RETAIN_FREED_MEMORY=0` says not to:
 /// what the flex kernels call on their first use.
+#[cfg(any(feature = "flex", feature = "train"))]
 pub(crate) fn retain_freed_memory_once() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
