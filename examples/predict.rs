@@ -197,6 +197,9 @@ fn owned(names: &[&str]) -> Vec<String> {
     names.iter().map(|c| c.to_string()).collect()
 }
 
+/// An image to classify: what to call it, its true class where known, and its pixels.
+type Input = (String, Option<usize>, ImageItem);
+
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.images.is_empty() && args.indices.is_empty() {
         return Err("nothing to classify: pass image files and/or --index N".into());
@@ -207,31 +210,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let model = model.with_precision(args.precision);
 
     let file_input = FileInput::for_model(&config)?;
-    let mut inputs: Vec<(String, Option<usize>, ImageItem)> = Vec::new();
-    for path in &args.images {
-        inputs.push((
-            path.display().to_string(),
-            None,
-            read_image(path, args.invert, file_input)?,
-        ));
-    }
-    if !args.indices.is_empty() {
-        if file_input.channels != 1 {
-            return Err(format!(
-                "--index takes Fashion-MNIST test images, which are grayscale, but the model \
-                 takes {}-channel images; classify image files instead",
-                file_input.channels
-            )
-            .into());
-        }
-        let (test_set, _) = FashionMnist::load(Split::Test, args.data_dir.as_deref())?;
-        for &index in &args.indices {
-            let item = test_set
-                .get(index)
-                .map_err(|e| format!("--index {index}: {e}"))?;
-            inputs.push((format!("test image {index}"), Some(item.label), item));
-        }
-    }
+    let inputs = inputs(&args, file_input)?;
     let side = file_input.side as usize;
     let batcher = config.batcher([side, side]);
     let items: Vec<ImageItem> = inputs.iter().map(|(_, _, item)| item.clone()).collect();
@@ -264,9 +243,43 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&classified)?);
-        return Ok(());
+    } else {
+        print_lines(&classified);
     }
-    for item in &classified {
+    Ok(())
+}
+
+/// The image files, then the Fashion-MNIST test images of `--index`.
+fn inputs(args: &Args, file_input: FileInput) -> Result<Vec<Input>, Box<dyn std::error::Error>> {
+    let mut inputs = Vec::new();
+    for path in &args.images {
+        let item = read_image(path, args.invert, file_input)?;
+        inputs.push((path.display().to_string(), None, item));
+    }
+    if args.indices.is_empty() {
+        return Ok(inputs);
+    }
+    if file_input.channels != 1 {
+        return Err(format!(
+            "--index takes Fashion-MNIST test images, which are grayscale, but the model takes \
+             {}-channel images; classify image files instead",
+            file_input.channels
+        )
+        .into());
+    }
+    let (test_set, _) = FashionMnist::load(Split::Test, args.data_dir.as_deref())?;
+    for &index in &args.indices {
+        let item = test_set
+            .get(index)
+            .map_err(|e| format!("--index {index}: {e}"))?;
+        inputs.push((format!("test image {index}"), Some(item.label), item));
+    }
+    Ok(inputs)
+}
+
+/// A line per image: its name, its true class where known, and the top classes.
+fn print_lines(classified: &[Classified]) {
+    for item in classified {
         let guesses: Vec<String> = item
             .top
             .iter()
@@ -277,7 +290,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             None => println!("{}: {}", item.input, guesses.join(", ")),
         }
     }
-    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -67,15 +67,8 @@ pub(super) fn layer_table(
          fwd | nin dW | PyTorch dW | nin dX | PyTorch dX |"
     );
     println!("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut totals = [0.0f64; 6];
+    let mut totals = Totals::default();
     for (index, (preset, name, g)) in layers.iter().enumerate() {
-        let ours = kernels::time_layer(g, args.steps);
-        let direct_layer = nin::ops::DirectConvLayer::new(g);
-        let direct = kernels::median_seconds(1, args.steps, || {
-            std::hint::black_box(direct_layer.run());
-        });
-        let flops = g.flops_forward() as f64;
-        let rate = |seconds: f64| flops / seconds / 1e9;
         let their = theirs.as_ref().map(|list| {
             let seconds = |key: &str| list[index][key].as_f64().unwrap_or(f64::NAN);
             [
@@ -84,53 +77,101 @@ pub(super) fn layer_table(
                 seconds("input_grad"),
             ]
         });
-        let cell = |s: Option<f64>| s.map_or("–".to_string(), |s| format!("{:.1}", rate(s)));
-        // The first layer's images take no gradient in training.
-        let needs_input_grad = name != "0.conv";
-        println!(
-            "{} {:.1} | {:.1} | {} | {:.1} | {} | {} | {} |",
-            layer_cells(*preset, name, g),
-            rate(ours.forward),
-            rate(direct),
-            cell(their.map(|t| t[0])),
-            rate(ours.weight_grad),
-            cell(their.map(|t| t[1])),
-            match (needs_input_grad, ours.input_grad) {
-                (false, _) => "(none)".to_string(),
-                (true, Some(seconds)) => format!("{:.1}", rate(seconds)),
-                (true, None) => "(noise)".to_string(),
-            },
-            if needs_input_grad {
-                cell(their.map(|t| t[2]))
-            } else {
-                "(none)".into()
-            },
-        );
-        let dx = if needs_input_grad {
-            ours.input_grad.unwrap_or(0.0)
-        } else {
-            0.0
-        };
-        let their_dx = their.map_or(0.0, |t| if needs_input_grad { t[2] } else { 0.0 });
-        totals[0] += ours.forward;
-        totals[1] += ours.weight_grad + dx;
-        totals[2] += their.map_or(0.0, |t| t[0]);
-        totals[3] += their.map_or(0.0, |t| t[1] + their_dx);
-        totals[4] += flops;
-        totals[5] += flops * if needs_input_grad { 2.0 } else { 1.0 };
+        let row = LayerRow::measure(g, args.steps, their, name);
+        row.print(*preset, name, g);
+        totals.add(&row);
     }
     println!();
     println!(
         "all layers: nin forward {:.1} s, backward {:.1} s; PyTorch forward {:.1} s, backward \
          {:.1} s (sums over both presets); nin at {:.0} % of peak forward, {:.0} % backward",
-        totals[0],
-        totals[1],
-        totals[2],
-        totals[3],
-        100.0 * totals[4] / totals[0] / 1e9 / peak,
-        100.0 * totals[5] / totals[1] / 1e9 / peak
+        totals.forward,
+        totals.backward,
+        totals.their_forward,
+        totals.their_backward,
+        100.0 * totals.forward_flops / totals.forward / 1e9 / peak,
+        100.0 * totals.backward_flops / totals.backward / 1e9 / peak
     );
     Ok(())
+}
+
+/// One convolution's row of `perf --layers`: nin's im2col and direct kernels, and PyTorch's
+/// forward, weight-gradient and input-gradient seconds where it ran.
+struct LayerRow {
+    ours: kernels::LayerTimes,
+    direct: f64,
+    theirs: Option<[f64; 3]>,
+    flops: f64,
+    /// The first layer's images take no gradient in training.
+    needs_input_grad: bool,
+}
+
+impl LayerRow {
+    fn measure(g: &ConvGeometry, steps: usize, theirs: Option<[f64; 3]>, name: &str) -> Self {
+        let ours = kernels::time_layer(g, steps);
+        let direct_layer = nin::ops::DirectConvLayer::new(g);
+        let direct = kernels::median_seconds(1, steps, || {
+            std::hint::black_box(direct_layer.run());
+        });
+        Self {
+            ours,
+            direct,
+            theirs,
+            flops: g.flops_forward() as f64,
+            needs_input_grad: name != "0.conv",
+        }
+    }
+
+    fn rate(&self, seconds: f64) -> f64 {
+        self.flops / seconds / 1e9
+    }
+
+    fn print(&self, preset: Preset, name: &str, g: &ConvGeometry) {
+        let cell = |s: Option<f64>| s.map_or("–".to_string(), |s| format!("{:.1}", self.rate(s)));
+        let their = |pass: usize| cell(self.theirs.map(|t| t[pass]));
+        println!(
+            "{} {:.1} | {:.1} | {} | {:.1} | {} | {} | {} |",
+            layer_cells(preset, name, g),
+            self.rate(self.ours.forward),
+            self.rate(self.direct),
+            their(0),
+            self.rate(self.ours.weight_grad),
+            their(1),
+            match (self.needs_input_grad, self.ours.input_grad) {
+                (false, _) => "(none)".to_string(),
+                (true, Some(seconds)) => format!("{:.1}", self.rate(seconds)),
+                (true, None) => "(noise)".to_string(),
+            },
+            if self.needs_input_grad {
+                their(2)
+            } else {
+                "(none)".into()
+            },
+        );
+    }
+}
+
+/// Sums over the rows: seconds of each side's passes, and the FLOPs they did.
+#[derive(Default)]
+struct Totals {
+    forward: f64,
+    backward: f64,
+    their_forward: f64,
+    their_backward: f64,
+    forward_flops: f64,
+    backward_flops: f64,
+}
+
+impl Totals {
+    fn add(&mut self, row: &LayerRow) {
+        let input_grad = |seconds: f64| if row.needs_input_grad { seconds } else { 0.0 };
+        self.forward += row.ours.forward;
+        self.backward += row.ours.weight_grad + input_grad(row.ours.input_grad.unwrap_or(0.0));
+        self.their_forward += row.theirs.map_or(0.0, |t| t[0]);
+        self.their_backward += row.theirs.map_or(0.0, |t| t[1] + input_grad(t[2]));
+        self.forward_flops += row.flops;
+        self.backward_flops += row.flops * if row.needs_input_grad { 2.0 } else { 1.0 };
+    }
 }
 
 /// The first cells of a layer's row: `| preset | layer | batch | input | kernel |`.

@@ -90,12 +90,7 @@ pub(super) fn step_table(
     print_heading(args, threads, peers);
     let mut exported = std::collections::HashMap::new();
     for row in rows(args)? {
-        let Row {
-            preset,
-            mode,
-            batch,
-            ..
-        } = row;
+        let Row { preset, mode, .. } = row;
         let config = TrainingConfig::preset(preset);
         let flops = config
             .model
@@ -114,59 +109,107 @@ pub(super) fn step_table(
         } else {
             None
         };
+        let sides = Sides {
+            args,
+            python,
+            script,
+            threads,
+            on_cuda,
+            model_json: &model_json,
+            onnx_model: onnx_model.as_deref(),
+            optimizer: &config.optimizer,
+        };
         for &precision in &args.precision {
-            let pytorch = |torch_precision: TorchPrecision| -> Result<Option<Measured>, Box<dyn std::error::Error>> {
-                if args.no_pytorch {
-                    return Ok(None);
-                }
-                let run = PyTorchRun {
-                    python,
-                    script,
-                    model_json: &model_json,
-                    optimizer: &config.optimizer,
-                    threads,
-                    precision: torch_precision,
-                };
-                Ok(Some(measure_pytorch(&run, mode, batch, steps_for(args, &row), args)?))
-            };
-            // ONNX Runtime computes in f32 only.
-            let onnxruntime = || -> Result<Option<Measured>, Box<dyn std::error::Error>> {
-                match &onnx_model {
-                    Some(model) if precision == Precision::F32 => {
-                        let steps = steps_for(args, &row);
-                        Ok(Some(measure_onnxruntime(
-                            python, script, model, batch, threads, steps, args,
-                        )?))
-                    }
-                    _ => Ok(None),
-                }
-            };
-            // Rounds alternate the sides, so that a slow spell of the machine falls on all
-            // sides of a round rather than on one side of the whole comparison.
-            let mut rounds = Vec::with_capacity(args.rounds);
-            for _ in 0..args.rounds.max(1) {
-                let ours = measure_nin(args, row, precision)?;
-                let like = pytorch(TorchPrecision::like(precision))?;
-                let ort = onnxruntime()?;
-                let default = if on_cuda {
-                    pytorch(TorchPrecision::Default)?
-                } else {
-                    None
-                };
-                rounds.push(Round {
-                    ours,
-                    like,
-                    ort,
-                    default,
-                });
-            }
-            let summary = RowSummary::of(&rounds);
+            let summary = RowSummary::of(&sides.rounds(row, precision)?);
             let gflops = summary.ours * mode.flops(flops) as f64 / 1e9;
             let line = table_line(&summary, row, precision, gflops, peers);
             println!("{line}");
         }
     }
     Ok(())
+}
+
+/// What measuring a row on every side needs: the settings, the peers' interpreter and script,
+/// and the row's network as PyTorch's JSON and, for inference on the CPU, as ONNX.
+struct Sides<'a> {
+    args: &'a Args,
+    python: &'a Path,
+    script: &'a Path,
+    threads: usize,
+    on_cuda: bool,
+    model_json: &'a Path,
+    onnx_model: Option<&'a Path>,
+    optimizer: &'a nin::train::Optimizer,
+}
+
+impl Sides<'_> {
+    /// `args.rounds` rounds of the row, each timing every side once. Rounds alternate the
+    /// sides, so that a slow spell of the machine falls on all sides of a round rather than on
+    /// one side of the whole comparison.
+    fn rounds(
+        &self,
+        row: Row,
+        precision: Precision,
+    ) -> Result<Vec<Round>, Box<dyn std::error::Error>> {
+        let mut rounds = Vec::with_capacity(self.args.rounds);
+        for _ in 0..self.args.rounds.max(1) {
+            let ours = measure_nin(self.args, row, precision)?;
+            let like = self.pytorch(row, TorchPrecision::like(precision))?;
+            let ort = self.onnxruntime(row, precision)?;
+            let default = if self.on_cuda {
+                self.pytorch(row, TorchPrecision::Default)?
+            } else {
+                None
+            };
+            rounds.push(Round {
+                ours,
+                like,
+                ort,
+                default,
+            });
+        }
+        Ok(rounds)
+    }
+
+    fn pytorch(
+        &self,
+        row: Row,
+        precision: TorchPrecision,
+    ) -> Result<Option<Measured>, Box<dyn std::error::Error>> {
+        if self.args.no_pytorch {
+            return Ok(None);
+        }
+        let run = PyTorchRun {
+            python: self.python,
+            script: self.script,
+            model_json: self.model_json,
+            optimizer: self.optimizer,
+            threads: self.threads,
+            precision,
+        };
+        let steps = steps_for(self.args, &row);
+        Ok(Some(measure_pytorch(
+            &run, row.mode, row.batch, steps, self.args,
+        )?))
+    }
+
+    /// ONNX Runtime, which computes in f32 only, for inference on the CPU.
+    fn onnxruntime(
+        &self,
+        row: Row,
+        precision: Precision,
+    ) -> Result<Option<Measured>, Box<dyn std::error::Error>> {
+        match self.onnx_model {
+            Some(model) if precision == Precision::F32 => {
+                let steps = steps_for(self.args, &row);
+                let (python, script, threads) = (self.python, self.script, self.threads);
+                Ok(Some(measure_onnxruntime(
+                    python, script, model, row.batch, threads, steps, self.args,
+                )?))
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 /// The peers beside this crate: ONNX Runtime for inference on the CPU, and PyTorch's default
