@@ -29,13 +29,6 @@ impl<Te: Dataset<ImageItem>> Run<'_, Te> {
             config.batch_size,
             &data.devices[0],
         )?;
-        let new_rows: Vec<&EpochMetrics> = record
-            .rows
-            .iter()
-            .filter(|r| r.epoch > run.start_epoch)
-            .collect();
-        let train_images_per_second = new_rows.iter().map(|r| r.images_per_second).sum::<f64>()
-            / new_rows.len().max(1) as f64;
         let artifacts = &run.artifacts;
         artifacts.save_model(&model)?;
         plot::write_training_svg(
@@ -43,6 +36,20 @@ impl<Te: Dataset<ImageItem>> Run<'_, Te> {
             &format!("NiN ({}) on {} images", config.preset, data.train_len),
             &artifacts.plot(),
         )?;
+        let per_class_accuracy = evaluation
+            .per_class()
+            .into_iter()
+            .enumerate()
+            .map(|(class, (accuracy, images))| ClassAccuracy {
+                class: options
+                    .class_names
+                    .get(class)
+                    .cloned()
+                    .unwrap_or_else(|| class.to_string()),
+                accuracy,
+                images,
+            })
+            .collect();
         let report = Report {
             preset: config.preset.name().to_string(),
             backend: data
@@ -55,24 +62,11 @@ impl<Te: Dataset<ImageItem>> Run<'_, Te> {
             test_images: evaluation.images() as usize,
             test_accuracy: evaluation.accuracy(),
             test_loss: evaluation.loss(),
-            per_class_accuracy: evaluation
-                .per_class()
-                .into_iter()
-                .enumerate()
-                .map(|(class, (accuracy, images))| ClassAccuracy {
-                    class: options
-                        .class_names
-                        .get(class)
-                        .cloned()
-                        .unwrap_or_else(|| class.to_string()),
-                    accuracy,
-                    images,
-                })
-                .collect(),
+            per_class_accuracy,
             eval_images_per_second: evaluation.images() as f64 / evaluation.seconds.max(1e-9),
             wall_seconds: self.started.elapsed().as_secs_f64(),
             confusion_matrix: evaluation.confusion,
-            train_images_per_second,
+            train_images_per_second: self.train_images_per_second(&record.rows),
             test_predictions: evaluation.predictions,
         };
         super::write_json(&artifacts.report(), &report)?;
@@ -81,5 +75,15 @@ impl<Te: Dataset<ImageItem>> Run<'_, Te> {
             report,
             metrics: record.rows,
         })
+    }
+
+    /// The mean training throughput of the epochs this run trained (not those it resumed
+    /// after).
+    fn train_images_per_second(&self, rows: &[EpochMetrics]) -> f64 {
+        let new_rows: Vec<&EpochMetrics> = rows
+            .iter()
+            .filter(|r| r.epoch > self.dir.start_epoch)
+            .collect();
+        new_rows.iter().map(|r| r.images_per_second).sum::<f64>() / new_rows.len().max(1) as f64
     }
 }

@@ -11,10 +11,7 @@ pub(super) fn resume_point(
     artifacts: &ArtifactDir,
     tell: bool,
 ) -> Result<(usize, Vec<EpochMetrics>), TrainError> {
-    let refuse = |reason: String| TrainError::Resume {
-        dir: artifacts.root().to_path_buf(),
-        reason,
-    };
+    let refuse = |reason: String| refusal(artifacts, reason);
     if !artifacts.config().is_file() {
         return Err(refuse(
             "there is no config.json, so no run to resume; start one without resuming \
@@ -35,7 +32,22 @@ pub(super) fn resume_point(
             differences(&saved, asked)
         )));
     }
-    let last = match artifacts.intact_checkpoint() {
+    let last = newest_intact_checkpoint(artifacts, tell)?;
+    let rows = match std::fs::read_to_string(artifacts.metrics()) {
+        Ok(text) => EpochMetrics::parse_csv(&text).map_err(|e| TrainError::Artifact {
+            path: artifacts.metrics(),
+            reason: e.to_string(),
+        })?,
+        Err(_) => Vec::new(),
+    };
+    let rows: Vec<EpochMetrics> = rows.into_iter().filter(|r| r.epoch <= last).collect();
+    Ok((last, rows))
+}
+
+/// The newest checkpoint whose files are intact; newer ones found damaged are removed, saying
+/// so when `tell` is set.
+fn newest_intact_checkpoint(artifacts: &ArtifactDir, tell: bool) -> Result<usize, TrainError> {
+    match artifacts.intact_checkpoint() {
         Ok((last, damaged)) => {
             if !damaged.is_empty() {
                 artifacts
@@ -49,30 +61,28 @@ pub(super) fn resume_point(
                     );
                 }
             }
-            last
+            Ok(last)
         }
-        Err(damaged) if damaged.is_empty() => {
-            return Err(refuse(
-                "no complete checkpoint in checkpoints/; start the run again without resuming"
-                    .into(),
-            ));
-        }
-        Err(damaged) => {
-            return Err(refuse(format!(
+        Err(damaged) if damaged.is_empty() => Err(refusal(
+            artifacts,
+            "no complete checkpoint in checkpoints/; start the run again without resuming".into(),
+        )),
+        Err(damaged) => Err(refusal(
+            artifacts,
+            format!(
                 "every checkpoint is damaged: {}; start the run again, overwriting this one",
                 list(&damaged)
-            )));
-        }
-    };
-    let rows = match std::fs::read_to_string(artifacts.metrics()) {
-        Ok(text) => EpochMetrics::parse_csv(&text).map_err(|e| TrainError::Artifact {
-            path: artifacts.metrics(),
-            reason: e.to_string(),
-        })?,
-        Err(_) => Vec::new(),
-    };
-    let rows: Vec<EpochMetrics> = rows.into_iter().filter(|r| r.epoch <= last).collect();
-    Ok((last, rows))
+            ),
+        )),
+    }
+}
+
+/// A run in `artifacts` that cannot be resumed, and why.
+fn refusal(artifacts: &ArtifactDir, reason: String) -> TrainError {
+    TrainError::Resume {
+        dir: artifacts.root().to_path_buf(),
+        reason,
+    }
 }
 
 /// Damaged files as `path (reason), path (reason)`.
