@@ -1,25 +1,19 @@
 //! What a training run does, as one serialisable value saved with the run.
 
-use burn::optim::lr_scheduler::LrSchedulerConfig;
-use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
-use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::optim::lr_scheduler::sequential::SequentialLrSchedulerConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Augment, ImageBatcher};
 use crate::model::{NinConfig, Precision};
 
 use super::TrainError;
+use super::optimizer::{Optimizer, Schedule};
 
 /// A named starting point: a model and the recipe that trains it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "&'static str", try_from = "String")]
 pub enum Preset {
     /// [`NinConfig::compact`] on native 28×28 images, with the recipe that reaches the best
-    /// test accuracy on two CPU cores in under ten minutes (0.932 in ten epochs, 7 min 51 s).
+    /// test accuracy on two CPU cores in under ten minutes (its runs: docs/training.md).
     Compact,
     /// d2l's NiN ([`NinConfig::d2l`]) and d2l's recipe: images resized to 224×224, plain SGD
     /// with learning rate 0.1, batch 128, 10 epochs.
@@ -57,206 +51,6 @@ impl crate::names::Named for Preset {
 }
 
 crate::names::impl_named!(Preset);
-
-/// The optimiser and its hyper-parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Optimizer {
-    /// Stochastic gradient descent; d2l trains NiN with plain SGD (no momentum, no decay).
-    Sgd {
-        /// Peak learning rate.
-        lr: f64,
-        /// Momentum (Nesterov off), if any.
-        momentum: Option<f64>,
-        /// L2 weight decay, if any.
-        weight_decay: Option<f64>,
-    },
-    /// Adam with decoupled weight decay.
-    AdamW {
-        /// Peak learning rate.
-        lr: f64,
-        /// Decoupled weight decay.
-        weight_decay: f64,
-    },
-}
-
-/// Which optimiser, without its settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptimizerKind {
-    /// [`Optimizer::Sgd`].
-    Sgd,
-    /// [`Optimizer::AdamW`].
-    AdamW,
-}
-
-impl OptimizerKind {
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            OptimizerKind::Sgd => "sgd",
-            OptimizerKind::AdamW => "adamw",
-        }
-    }
-
-    /// The optimiser with its usual settings: plain SGD at learning rate 0.1 (d2l's), or AdamW
-    /// at 1e-3 with weight decay 1e-4.
-    ///
-    /// ```
-    /// use nin::train::OptimizerKind;
-    ///
-    /// let adamw = OptimizerKind::AdamW.usual();
-    /// assert_eq!((adamw.kind(), adamw.lr()), (OptimizerKind::AdamW, 1e-3));
-    /// ```
-    pub fn usual(self) -> Optimizer {
-        match self {
-            OptimizerKind::Sgd => Optimizer::Sgd {
-                lr: 0.1,
-                momentum: None,
-                weight_decay: None,
-            },
-            OptimizerKind::AdamW => Optimizer::AdamW {
-                lr: 1e-3,
-                weight_decay: 1e-4,
-            },
-        }
-    }
-}
-
-impl crate::names::Named for OptimizerKind {
-    const KIND: &'static str = "optimizer";
-
-    fn all() -> &'static [Self] {
-        &[OptimizerKind::Sgd, OptimizerKind::AdamW]
-    }
-
-    fn name(self) -> &'static str {
-        OptimizerKind::name(self)
-    }
-}
-
-crate::names::impl_named!(OptimizerKind);
-
-impl Optimizer {
-    /// Which optimiser this is.
-    pub fn kind(&self) -> OptimizerKind {
-        match self {
-            Optimizer::Sgd { .. } => OptimizerKind::Sgd,
-            Optimizer::AdamW { .. } => OptimizerKind::AdamW,
-        }
-    }
-
-    /// The peak learning rate.
-    pub fn lr(&self) -> f64 {
-        match *self {
-            Optimizer::Sgd { lr, .. } | Optimizer::AdamW { lr, .. } => lr,
-        }
-    }
-
-    /// The same optimiser with another peak learning rate.
-    pub fn with_lr(self, new_lr: f64) -> Self {
-        match self {
-            Optimizer::Sgd {
-                momentum,
-                weight_decay,
-                ..
-            } => Optimizer::Sgd {
-                lr: new_lr,
-                momentum,
-                weight_decay,
-            },
-            Optimizer::AdamW { weight_decay, .. } => Optimizer::AdamW {
-                lr: new_lr,
-                weight_decay,
-            },
-        }
-    }
-
-    /// The optimiser that takes the same steps from the sum of `devices` gradients (each the
-    /// mean over one device's batch, as burn-train's multi-device strategy adds them) as this
-    /// one takes from their mean, the gradient of the global batch.
-    ///
-    /// SGD's step is linear in the gradient: its learning rate is divided by `devices`, and its
-    /// L2 weight decay, which is added to the gradient before that rate, multiplied by it, so
-    /// every update (momentum included) is the same. Adam's step is invariant to the scale of
-    /// the gradient (but for its ε), and its decay is decoupled: AdamW is unchanged.
-    pub fn for_summed_gradients(self, devices: usize) -> Self {
-        let n = devices.max(1) as f64;
-        match self {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                weight_decay,
-            } => Optimizer::Sgd {
-                lr: lr / n,
-                momentum,
-                weight_decay: weight_decay.map(|d| d * n),
-            },
-            adamw @ Optimizer::AdamW { .. } => adamw,
-        }
-    }
-
-    /// Builds the optimiser; the learning rate is passed at each step (see [`lr`](Self::lr)).
-    pub fn init(&self) -> ModuleOptimizer {
-        match *self {
-            Optimizer::Sgd {
-                momentum,
-                weight_decay,
-                ..
-            } => SgdConfig::new()
-                .with_momentum(momentum.map(|m| MomentumConfig::new().with_momentum(m)))
-                .with_weight_decay(weight_decay.map(|d| WeightDecayConfig::new(d as f32)))
-                .init(),
-            Optimizer::AdamW { weight_decay, .. } => AdamWConfig::new()
-                .with_weight_decay(weight_decay as f32)
-                .init(),
-        }
-    }
-}
-
-/// How the learning rate moves over the run, step by step.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Schedule {
-    /// The peak rate throughout (d2l's recipe).
-    Constant,
-    /// A linear warm-up from a tenth of the peak over `warmup_steps` (at most a fifth of the
-    /// run, so a short run still reaches the peak), then cosine annealing to zero at the last
-    /// step.
-    Cosine {
-        /// Steps of linear warm-up (0 for none).
-        warmup_steps: usize,
-    },
-}
-
-impl Schedule {
-    pub(crate) fn init(&self, lr: f64, total_steps: usize) -> Result<ModuleLrScheduler, String> {
-        match *self {
-            Schedule::Constant => {
-                Ok(burn::optim::lr_scheduler::constant::ConstantLr::new(lr).into())
-            }
-            Schedule::Cosine { warmup_steps } => {
-                let warmup_steps = warmup_steps.min(total_steps / 5);
-                let decay_steps = total_steps.saturating_sub(warmup_steps).max(1);
-                let cosine = CosineAnnealingLrSchedulerConfig::new(lr, decay_steps);
-                if warmup_steps == 0 {
-                    return cosine.init();
-                }
-                SequentialLrSchedulerConfig::new(
-                    vec![
-                        LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(
-                            lr / 10.0,
-                            lr,
-                            warmup_steps,
-                        )),
-                        LrSchedulerConfig::Cosine(cosine),
-                    ],
-                    vec![warmup_steps],
-                )
-                .init()
-            }
-        }
-    }
-}
 
 /// Everything that decides what a run computes. Saved as `config.json` in the artifact
 /// directory; `--resume` checks the saved one matches.
@@ -303,30 +97,36 @@ pub struct TrainingConfig {
 pub use crate::data::FASHION_MNIST_MEAN_STD;
 
 impl TrainingConfig {
-    /// The configuration of `preset` for 10 classes.
+    /// The configuration of `preset` for 10 classes. Every preset trains in batches of 128.
     pub fn preset(preset: Preset) -> Self {
+        let recipe = |model, epochs, optimizer, schedule| Self {
+            preset,
+            model,
+            epochs,
+            batch_size: 128,
+            optimizer,
+            schedule,
+            seed: 0,
+            workers: 2,
+            normalize: None,
+            augment: None,
+            train_limit: None,
+            test_limit: None,
+            precision: Precision::F32,
+        };
         match preset {
             // d2l: `d2l.load_data_fashion_mnist(batch_size=128, resize=224)` (ToTensor only, no
             // normalisation) and `d2l.train_ch6(net, ..., num_epochs=10, lr=0.1)`: plain SGD.
-            Preset::D2l => Self {
-                preset,
-                model: NinConfig::d2l(10),
-                epochs: 10,
-                batch_size: 128,
-                optimizer: Optimizer::Sgd {
+            Preset::D2l => recipe(
+                NinConfig::d2l(10),
+                10,
+                Optimizer::Sgd {
                     lr: 0.1,
                     momentum: None,
                     weight_decay: None,
                 },
-                schedule: Schedule::Constant,
-                seed: 0,
-                workers: 2,
-                normalize: None,
-                augment: None,
-                train_limit: None,
-                test_limit: None,
-                precision: Precision::F32,
-            },
+                Schedule::Constant,
+            ),
             // Lin, Chen & Yan (2014), section 4.1: mini-batches of 128, dropout on the outputs of
             // the mlpconv layers, weight decay, and a learning rate lowered tenfold when
             // accuracy stops improving. The paper's remaining values follow Krizhevsky's
@@ -335,54 +135,31 @@ impl TrainingConfig {
             // activations) stand in for them. The paper preprocesses with global contrast
             // normalisation and ZCA whitening; here pixels are normalised with one mean and
             // standard deviation, which the `cifar10` example takes from the training set.
-            Preset::Cifar10 => Self {
-                preset,
-                model: NinConfig::cifar10(),
-                epochs: 100,
-                batch_size: 128,
-                optimizer: Optimizer::Sgd {
+            Preset::Cifar10 => recipe(
+                NinConfig::cifar10(),
+                100,
+                Optimizer::Sgd {
                     lr: 0.05,
                     momentum: Some(0.9),
                     weight_decay: Some(1e-4),
                 },
-                schedule: Schedule::Cosine { warmup_steps: 1000 },
-                seed: 0,
-                workers: 2,
-                normalize: None,
-                augment: None,
-                train_limit: None,
-                test_limit: None,
-                precision: Precision::F32,
-            },
+                Schedule::Cosine { warmup_steps: 1000 },
+            ),
+            // Batch norm, light dropout and decoupled weight decay, ten epochs: the runs that
+            // chose them, and those that did not do better, are in docs/training.md.
             Preset::Compact => Self {
-                preset,
-                // Ten epochs, about eight minutes on two cores (0.9320; eight epochs, the
-                // recipe before, read 0.9298–0.9316 in three runs).
-                // Without regularisation the network levels off at 0.929–0.930 from six epochs
-                // on (training accuracy 0.957 at eight: it starts to memorise). At eight
-                // epochs, decoupled weight decay 0.05
-                // reached 0.9313 and shifts of up to one pixel (with the old decay, 1e-4)
-                // 0.9311, both together 0.9286: these differences are within the run-to-run
-                // noise, so the simpler of the two is kept. Crops of two pixels with mirrored
-                // images were too strong for so few epochs (0.9203, training accuracy below
-                // test accuracy), as was dropout 0.3.
-                model: NinConfig::compact(10)
-                    .with_batch_norm(true)
-                    .with_dropout(0.1),
-                epochs: 10,
-                batch_size: 128,
-                optimizer: Optimizer::AdamW {
-                    lr: 5e-3,
-                    weight_decay: 0.05,
-                },
-                schedule: Schedule::Cosine { warmup_steps: 100 },
-                seed: 0,
-                workers: 2,
                 normalize: Some(FASHION_MNIST_MEAN_STD),
-                augment: None,
-                train_limit: None,
-                test_limit: None,
-                precision: Precision::F32,
+                ..recipe(
+                    NinConfig::compact(10)
+                        .with_batch_norm(true)
+                        .with_dropout(0.1),
+                    10,
+                    Optimizer::AdamW {
+                        lr: 5e-3,
+                        weight_decay: 0.05,
+                    },
+                    Schedule::Cosine { warmup_steps: 100 },
+                )
             },
         }
     }

@@ -13,6 +13,7 @@ mod config;
 mod evaluate;
 mod launch;
 mod loss_scale;
+mod optimizer;
 mod options;
 mod plot;
 mod recorder;
@@ -32,10 +33,9 @@ use crate::model::{ConfigError, PrecisionError, ShapeError};
 pub use artifacts::{ArtifactDir, ClassAccuracy, Report, write_atomic, write_json};
 pub use checkpoints::Damage;
 pub use claim::RunLock;
-pub use config::{
-    FASHION_MNIST_MEAN_STD, Optimizer, OptimizerKind, Preset, Schedule, TrainingConfig,
-};
+pub use config::{FASHION_MNIST_MEAN_STD, Preset, TrainingConfig};
 pub use evaluate::{Evaluation, Prediction, classify, evaluate};
+pub use optimizer::{Optimizer, OptimizerKind, Schedule};
 pub use options::{Progress, Strategy, TrainOptions, Trained};
 pub use plot::{PlotError, training_svg, write_training_svg};
 pub use recorder::{Divergence, EpochMetrics, METRICS_CSV_HEADER, MetricsCsvError, write_csv};
