@@ -25,7 +25,7 @@ pub const OFFLINE_VAR: &str = "NIN_OFFLINE";
 /// use nin::data::download::Downloader;
 /// use nin::data::source::{self, FASHION_MNIST_FILES};
 ///
-/// let dir = locate::user_cache_dir(&FASHION_MNIST_FILES).expect("HOME is set");
+/// let dir = source::user_cache_dir(&FASHION_MNIST_FILES).expect("HOME is set");
 /// Downloader::new().fetch(&FASHION_MNIST_FILES, &dir)?;
 /// # Ok::<(), nin::data::download::DownloadError>(())
 /// ```
