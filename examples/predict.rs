@@ -51,7 +51,8 @@ struct Args {
     #[arg(long, value_parser = support::named(&[Preset::D2l, Preset::Compact]))]
     preset: Option<Preset>,
     /// The backend to classify on (`auto`: CUDA, else a hardware GPU through wgpu, else flex).
-    #[arg(long, default_value_t = BackendName::Auto, value_parser = support::named(&BackendName::ALL))]
+    #[arg(long, default_value_t = BackendName::Auto,
+          value_parser = support::named(&BackendName::ALL))]
     backend: BackendName,
     /// Float type of the layers: f16 needs a GPU with shader-f16, bf16 CUDA.
     #[arg(long, default_value_t = Precision::F32, value_parser = support::named(Precision::all()))]

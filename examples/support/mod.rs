@@ -20,11 +20,10 @@ pub fn exit_with(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
 /// them.
 pub fn named<T>(values: &'static [T]) -> impl TypedValueParser<Value = T>
 where
-    T: nin::names::Named + std::str::FromStr + Clone + Send + Sync,
-    T::Err: std::error::Error + Send + Sync + 'static,
+    T: nin::names::Named + Clone + Send + Sync,
 {
     clap::builder::PossibleValuesParser::new(values.iter().map(|value| value.name()))
-        .try_map(|name| name.parse::<T>())
+        .try_map(|name| nin::names::parse::<T>(&name))
 }
 
 /// The library's errors name the setting to change as its API has it; here each becomes the

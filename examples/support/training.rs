@@ -18,7 +18,8 @@ use nin::train::{OptimizerKind, Progress, Strategy, TrainOptions, TrainingConfig
 #[derive(Debug, clap::Args)]
 pub struct TrainFlags {
     /// The backend to train on (`auto`: CUDA, else a hardware GPU through wgpu, else flex).
-    #[arg(long, default_value_t = BackendName::Auto, value_parser = crate::support::named(&BackendName::ALL))]
+    #[arg(long, default_value_t = BackendName::Auto,
+          value_parser = crate::support::named(&BackendName::ALL))]
     pub backend: BackendName,
     /// Train on several devices at once, data-parallel: a comma-separated list of backends or
     /// devices (wgpu:0,wgpu:1; wgpu:all; cuda:all; wgpu:default,wgpu:cpu). Each device takes
@@ -78,7 +79,8 @@ pub struct TrainFlags {
     pub export: Option<PathBuf>,
     /// Float type of the layers: f32, f16 (dynamic loss scaling) or bf16. Parameters,
     /// optimiser state and loss stay f32. f16 needs a GPU with shader-f16, bf16 CUDA.
-    #[arg(long, default_value_t = Precision::F32, value_parser = crate::support::named(Precision::all()))]
+    #[arg(long, default_value_t = Precision::F32,
+          value_parser = crate::support::named(Precision::all()))]
     pub precision: Precision,
 }
 

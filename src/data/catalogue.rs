@@ -181,6 +181,13 @@ impl DatasetFiles {
     pub fn file(&self, name: &str) -> Option<&KnownFile> {
         self.files.iter().find(|f| f.name == name)
     }
+
+    /// The dataset's files that `dir` holds in neither form, in order.
+    fn absent<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = &'a KnownFile> + 'a {
+        self.files
+            .iter()
+            .filter(move |f| find_file(dir, f.name).is_none())
+    }
 }
 
 impl DatasetSource for DatasetFiles {
@@ -206,11 +213,7 @@ impl DatasetSource for DatasetFiles {
     }
 
     fn to_download(&self, dir: &Path) -> Vec<KnownFile> {
-        self.files
-            .iter()
-            .filter(|f| find_file(dir, f.name).is_none())
-            .copied()
-            .collect()
+        self.absent(dir).copied().collect()
     }
 
     fn mirrors(&self) -> &'static [&'static str] {
@@ -221,11 +224,7 @@ impl DatasetSource for DatasetFiles {
 /// The first file of the dataset missing from `dir`, or `None` when all four are there (plain
 /// or `.gz`).
 pub fn missing_file(dir: &Path, files: &DatasetFiles) -> Option<&'static str> {
-    files
-        .files
-        .iter()
-        .find(|f| find_file(dir, f.name).is_none())
-        .map(|f| f.name)
+    files.absent(dir).next().map(|f| f.name)
 }
 
 /// `dir/name`, else `dir/name.gz`, if either is a file.

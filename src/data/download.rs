@@ -284,8 +284,8 @@ pub enum DownloadError {
     },
 }
 
-/// Finds a dataset as [`locate`](super::source::locate) does and, when no directory was named and no copy was
-/// found, downloads it into the user cache, unless [`OFFLINE_VAR`] is set.
+/// Finds a dataset as [`locate`](super::source::locate) does and, when no directory was named
+/// and no copy was found, downloads it into the user cache, unless [`OFFLINE_VAR`] is set.
 pub fn locate_or_download(
     dataset: &(impl DatasetSource + ?Sized),
     explicit: Option<&Path>,

@@ -8,6 +8,7 @@ use super::catalogue::DatasetSource;
 
 /// Environment variable naming a directory that holds the dataset's files.
 pub const DATA_DIR_VAR: &str = "NIN_DATA_DIR";
+
 /// A place searched for a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -96,6 +97,7 @@ pub fn user_cache_dir(source: &(impl DatasetSource + ?Sized)) -> Option<PathBuf>
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
     Some(base.join("nin").join(source.dir_name()))
 }
+
 /// Finds the dataset, searching the places in order. `explicit` is the caller's directory.
 pub fn locate(
     source: &(impl DatasetSource + ?Sized),
@@ -109,6 +111,7 @@ pub fn locate(
         user_cache_dir(source).as_deref(),
     )
 }
+
 /// The directory named by [`DATA_DIR_VAR`], if it is set and not empty.
 pub fn env_data_dir() -> Option<PathBuf> {
     std::env::var_os(DATA_DIR_VAR)
