@@ -25,9 +25,21 @@ fn assert_close(what: &str, fast: &[f32], reference: &[f32]) {
     }
 }
 
+/// Held while a test seeds flex's random numbers and draws from them: the tests of this file
+/// run in threads of one process, which share that generator, and a draw of one test between
+/// another's seed and its draws would make that test's network depend on the timing.
+static RANDOM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn random_numbers() -> std::sync::MutexGuard<'static, ()> {
+    RANDOM
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// `config`'s network with its batch norms' running statistics moved away from 0 and 1 by two
-/// training passes over other images, in evaluation mode on flex.
+/// training passes over other images, in evaluation mode on flex; the same for the same `seed`.
 fn network(config: &NinConfig, image: [usize; 3], seed: u64) -> Nin {
+    let _random = random_numbers();
     let device = flex().autodiff();
     device.seed(seed);
     let model = config.init(&device);
@@ -133,7 +145,11 @@ fn a_replaced_parameter_is_packed_again() {
 
     let weight = model.blocks[1].conv.conv.weight.val();
     let shape = weight.dims();
-    let changed = weight + Tensor::<4>::random(shape, Distribution::Normal(0.0, 0.5), &flex());
+    let noise = {
+        let _random = random_numbers();
+        Tensor::<4>::random(shape, Distribution::Normal(0.0, 0.5), &flex())
+    };
+    let changed = weight + noise;
     model.blocks[1].conv.conv.weight = Param::from_tensor(changed);
     let norm = model.blocks[2].mlp1.norm.as_ref().expect("a batch norm");
     norm.running_mean.update(norm.running_mean.value() + 0.25);
