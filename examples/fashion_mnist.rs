@@ -54,5 +54,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
+    support::retain_freed_memory_unless_declined();
     support::exit_with(run(Args::parse()))
 }

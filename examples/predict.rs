@@ -294,5 +294,6 @@ fn print_lines(classified: &[Classified]) {
 }
 
 fn main() -> ExitCode {
+    support::retain_freed_memory_unless_declined();
     support::exit_with(run(Args::parse()))
 }

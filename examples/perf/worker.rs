@@ -12,7 +12,7 @@ pub(super) fn worker(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let (warmup, steps) = (args.warmup, args.steps);
     if !args.own_loop {
-        nin::ops::retain_freed_memory();
+        support::retain_freed_memory_unless_declined();
     }
     let device = nin::backend::device(&args.backend)?;
     precision.check(&device)?;

@@ -4,6 +4,16 @@ use std::process::ExitCode;
 
 use clap::builder::TypedValueParser;
 
+/// The examples' allocator choice, made as a binary makes it: keep freed memory for the next
+/// training step ([`nin::ops::retain_freed_memory`]), unless `NIN_RETAIN_FREED_MEMORY=0` asks
+/// for the C allocator's defaults (as `perf`'s "allocator defaults" row does).
+pub fn retain_freed_memory_unless_declined() {
+    let declined = std::env::var("NIN_RETAIN_FREED_MEMORY").is_ok_and(|v| v.trim() == "0");
+    if !declined {
+        nin::ops::retain_freed_memory();
+    }
+}
+
 /// Exits with success, or prints the error as one `error: ...` paragraph, with the library's
 /// names of what to change given as the examples' flags, and exits with 1.
 pub fn exit_with(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {

@@ -8,10 +8,9 @@
 /// for the rest of the process's life. The peak memory is unchanged: what is kept is what the
 /// next step allocates again.
 ///
-/// The crate's flex kernels call it on their first use, so a training loop of your own gets it
-/// without calling anything; set `NIN_RETAIN_FREED_MEMORY=0` in the environment to keep the
-/// allocator's defaults. It is process-wide and idempotent, and does nothing where the C
-/// library is not glibc.
+/// It is process-wide, so the crate never calls it by itself: a program calls it once at its
+/// start if it wants it, as the examples do (a training loop gets faster steps). Idempotent;
+/// does nothing where the C library is not glibc.
 ///
 /// ```
 /// nin::ops::retain_freed_memory();
@@ -29,17 +28,4 @@ pub fn retain_freed_memory() {
             libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
-}
-
-/// [`retain_freed_memory`], once per process, unless `NIN_RETAIN_FREED_MEMORY=0` says not to:
-/// what the flex kernels call on their first use.
-#[cfg(any(feature = "flex", feature = "train"))]
-pub(crate) fn retain_freed_memory_once() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let declined = std::env::var("NIN_RETAIN_FREED_MEMORY").is_ok_and(|v| v.trim() == "0");
-        if !declined {
-            retain_freed_memory();
-        }
-    });
 }

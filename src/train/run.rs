@@ -38,9 +38,9 @@ use super::{ArtifactDir, TrainError, TrainingConfig};
 /// continues from the last checkpoint, provided `config.json` there describes the same run
 /// (only `epochs` may grow).
 ///
-/// Steps reuse the memory earlier steps freed
-/// ([`retain_freed_memory`](crate::ops::retain_freed_memory), unless
-/// `NIN_RETAIN_FREED_MEMORY=0`).
+/// The allocator is left as the program set it: a binary that wants each step to reuse the
+/// memory earlier steps freed calls [`retain_freed_memory`](crate::ops::retain_freed_memory)
+/// first, as the examples do.
 pub fn train<Tr, Te>(
     config: &TrainingConfig,
     train_set: Tr,
@@ -52,7 +52,6 @@ where
     Tr: Dataset<ImageItem> + 'static,
     Te: Dataset<ImageItem> + 'static,
 {
-    crate::ops::memory::retain_freed_memory_once();
     let run = Run::open(config, options, devices, train_set, test_set)?;
     let learner = run.learner()?;
     let (result, record) = run.launch(learner)?;

@@ -37,8 +37,6 @@ impl Conv2dOps for Flex {
         padding: [usize; 2],
         relu: bool,
     ) -> FlexTensor {
-        // A step allocates its activations anew: keep freed memory for the next one.
-        crate::ops::memory::retain_freed_memory_once();
         let g = geometry(&x, &weight, stride, padding);
         let output = forward::conv2d_forward(
             &f32_values(&x),
@@ -57,7 +55,6 @@ impl Conv2dOps for Flex {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> (FlexTensor, FlexTensor) {
-        crate::ops::memory::retain_freed_memory_once();
         let g = geometry(&x, &weight, stride, padding);
         let (output, moments) = forward::conv2d_forward_with_moments(
             &f32_values(&x),
