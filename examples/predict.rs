@@ -17,7 +17,7 @@ mod support;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use clap::Parser;
-use nin::data::{FASHION_MNIST_CLASSES, FashionMnist, ImageItem, Split};
+use nin::data::{FASHION_MNIST_CLASSES, FashionMnist, ImageBatcher, ImageItem, Split};
 use nin::names::Named;
 #[cfg(feature = "pretrained")]
 use nin::pretrained::Weights;
@@ -88,6 +88,38 @@ struct Guess {
     probability: f32,
 }
 
+/// How inputs are prepared for a model: how image files are read, and the batcher that turns
+/// them (and test images) into the model's input, as in training.
+struct Pipeline {
+    file_input: FileInput,
+    batcher: ImageBatcher,
+}
+
+impl Pipeline {
+    /// A training run's: its configuration's normalisation and input size.
+    fn for_run(config: &TrainingConfig) -> Result<Self, String> {
+        let file_input = FileInput::for_model(config)?;
+        let side = file_input.side as usize;
+        Ok(Self {
+            file_input,
+            batcher: config.batcher([side, side]),
+        })
+    }
+
+    /// The shipped weights' own ([`Weights::preprocessing`]).
+    #[cfg(feature = "pretrained")]
+    fn for_weights(weights: Weights) -> Self {
+        let prepare = weights.preprocessing();
+        Self {
+            file_input: FileInput {
+                channels: prepare.channels,
+                side: prepare.side as u32,
+            },
+            batcher: prepare.batcher(),
+        }
+    }
+}
+
 /// How image files are prepared for a model: grayscale or RGB, and the side they are resized
 /// to before the batcher takes over.
 #[derive(Debug, Clone, Copy)]
@@ -131,13 +163,13 @@ fn read_image(path: &Path, invert: bool, input: FileInput) -> Result<ImageItem, 
 /// Where the `fashion_mnist` example writes its run unless told otherwise.
 const DEFAULT_ARTIFACT_DIR: &str = "artifacts/fashion_mnist";
 
-/// The model, the configuration its inputs are prepared with, and the class names: from a
-/// weights file with --weights, else from the artifact directory, else (no directory named and
-/// no run in the default one) the weights shipped in the crate.
+/// The model, how its inputs are prepared, and the class names: from a weights file with
+/// --weights, else from the artifact directory, else (no directory named and no run in the
+/// default one) the weights shipped in the crate.
 fn load(
     args: &Args,
     device: &burn::tensor::Device,
-) -> Result<(Nin, TrainingConfig, Vec<String>), Box<dyn std::error::Error>> {
+) -> Result<(Nin, Pipeline, Vec<String>), Box<dyn std::error::Error>> {
     let fashion_mnist = || owned(&FASHION_MNIST_CLASSES);
     let Some(weights) = &args.weights else {
         if args.preset.is_some() {
@@ -168,18 +200,18 @@ fn load(
                 .collect(),
             Err(_) => fashion_mnist(),
         };
-        return Ok((model, config, class_names));
+        return Ok((model, Pipeline::for_run(&config)?, class_names));
     };
     let config = TrainingConfig::preset(args.preset.unwrap_or(Preset::D2l));
     let model = nin::weights::load(config.model.init(device), weights)?;
-    Ok((model, config, fashion_mnist()))
+    Ok((model, Pipeline::for_run(&config)?, fashion_mnist()))
 }
 
 /// The compact network with the Fashion-MNIST weights shipped in the crate, saying so on stderr.
 #[cfg(feature = "pretrained")]
 fn pretrained(
     device: &burn::tensor::Device,
-) -> Result<(Nin, TrainingConfig, Vec<String>), Box<dyn std::error::Error>> {
+) -> Result<(Nin, Pipeline, Vec<String>), Box<dyn std::error::Error>> {
     let weights = Weights::FashionMnistCompact;
     eprintln!(
         "no training run in {DEFAULT_ARTIFACT_DIR}: using the pretrained Fashion-MNIST weights \
@@ -188,9 +220,11 @@ fn pretrained(
         weights.test_accuracy()
     );
     let model = weights.load(device)?;
-    // The weights were trained with the compact preset's input pipeline.
-    let config = TrainingConfig::preset(Preset::Compact);
-    Ok((model, config, owned(weights.class_names())))
+    Ok((
+        model,
+        Pipeline::for_weights(weights),
+        owned(weights.class_names()),
+    ))
 }
 
 /// Class names as `load` returns them.
@@ -207,15 +241,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let device = args.backend.device()?;
     args.precision.check(&device)?;
-    let (model, config, class_names) = load(&args, &device)?;
+    let (model, pipeline, class_names) = load(&args, &device)?;
     let model = model.with_precision(args.precision);
 
-    let file_input = FileInput::for_model(&config)?;
-    let inputs = inputs(&args, file_input)?;
-    let side = file_input.side as usize;
-    let batcher = config.batcher([side, side]);
+    let inputs = inputs(&args, pipeline.file_input)?;
     let items: Vec<ImageItem> = inputs.iter().map(|(_, _, item)| item.clone()).collect();
-    let batch = batcher.batch(items, &device);
+    let batch = pipeline.batcher.batch(items, &device);
     let predictions = classify(&model, batch.images, args.top.max(1))?;
     device.sync()?;
 

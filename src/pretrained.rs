@@ -33,7 +33,7 @@ use burn::tensor::{Bytes, Device, Tensor, TensorData};
 
 use crate::data::folder::{ImageError, decode_image};
 use crate::data::source::sha256_hex;
-use crate::data::{FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN_STD};
+use crate::data::{FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN_STD, ImageBatcher, ImageItem};
 use crate::{Nin, NinConfig};
 
 /// The weights shipped with the crate. More may be added in later versions, hence
@@ -69,10 +69,30 @@ impl Weights {
         }
     }
 
-    /// The mean and standard deviation to normalise `[0, 1]` pixels with before the network.
+    /// The mean and standard deviation to normalise `[0, 1]` pixels with before the network
+    /// (those of [`preprocessing`](Self::preprocessing)).
     pub fn normalize(self) -> (f32, f32) {
         match self {
             Weights::FashionMnistCompact => FASHION_MNIST_MEAN_STD,
+        }
+    }
+
+    /// How images are prepared for these weights, as they were in training: the one
+    /// description [`Classifier`], the `predict` example and the browser page all follow.
+    ///
+    /// ```
+    /// let prepare = nin::pretrained::Weights::FashionMnistCompact.preprocessing();
+    /// assert_eq!((prepare.channels, prepare.side), (1, 28));
+    /// ```
+    pub fn preprocessing(self) -> Preprocessing {
+        let config = self.config();
+        let [side, _] = config
+            .input_size
+            .expect("every shipped network names its input size");
+        Preprocessing {
+            channels: config.blocks[0].in_channels,
+            side,
+            normalize: self.normalize(),
         }
     }
 
@@ -146,6 +166,69 @@ pub fn fashion_mnist(device: &Device) -> Nin {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// How images are prepared for a set of [`Weights`]: decoded to `channels` planes of
+/// `side × side` pixels, scaled to `[0, 1]` and normalised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocessing {
+    /// Planes per image: 1 for grayscale, 3 for RGB.
+    pub channels: usize,
+    /// Height and width of the network's input.
+    pub side: usize,
+    /// The mean and standard deviation `[0, 1]` pixels are normalised with.
+    pub normalize: (f32, f32),
+}
+
+impl Preprocessing {
+    /// The PNG or JPEG image in `bytes` at this input's channels and size ([`decode_image`]),
+    /// its levels inverted when `invert` is set.
+    pub fn decode(&self, bytes: &[u8], invert: bool) -> Result<ImageItem, ImageError> {
+        let mut item = decode_image(bytes, self.channels, self.side)?;
+        if invert {
+            item.pixels.iter_mut().for_each(|p| *p = 255 - *p);
+        }
+        Ok(item)
+    }
+
+    /// One image from [`decode`](Self::decode) as the network's input, `[1, channels, side,
+    /// side]`: scaled to `[0, 1]` and normalised as [`batcher`](Self::batcher) does, on the
+    /// CPU. [`Classifier`] uses this rather than the batcher, whose resizing and augmentation
+    /// the browser page's module would otherwise carry.
+    ///
+    /// # Errors
+    ///
+    /// [`ImageError::Shape`] when `item` is not `channels` planes of `side × side` pixels.
+    pub fn input(&self, item: &ImageItem, device: &Device) -> Result<Tensor<4>, ImageError> {
+        let shape = [1, self.channels, self.side, self.side];
+        if item.shape() != [self.channels, self.side, self.side]
+            || item.pixels.len() != self.channels * self.side * self.side
+        {
+            return Err(ImageError::Shape {
+                expected: [self.channels, self.side, self.side],
+                actual: item.shape(),
+            });
+        }
+        let (mean, std) = self.normalize;
+        let values: Vec<f32> = item
+            .pixels
+            .iter()
+            .map(|&p| (f32::from(p) / 255.0 - mean) / std)
+            .collect();
+        Ok(Tensor::<4>::from_data(
+            TensorData::new(values, shape),
+            device,
+        ))
+    }
+
+    /// The batcher that turns images into the network's input: scaled, normalised, and
+    /// resized to `side` when they are another size.
+    pub fn batcher(&self) -> ImageBatcher {
+        let (mean, std) = self.normalize;
+        ImageBatcher::new()
+            .with_normalize(mean, std)
+            .with_resize([self.side, self.side])
+    }
+}
+
 /// A network with shipped weights and everything around it that turns an image file into
 /// class probabilities: decoding, the input size, the normalisation, the softmax. The browser
 /// page (`web/`) runs this same code.
@@ -197,21 +280,9 @@ impl Classifier {
     /// normalised as in training. Bytes that are no image, or one too large to decode, are
     /// [`PretrainedError::Image`].
     pub fn classify(&self, bytes: &[u8], invert: bool) -> Result<Classification, PretrainedError> {
-        let config = self.weights.config();
-        let channels = config.blocks[0].in_channels;
-        let [side, _] = config.input_size.unwrap_or([28, 28]);
-        let mut item = decode_image(bytes, channels, side).map_err(PretrainedError::Image)?;
-        if invert {
-            item.pixels.iter_mut().for_each(|p| *p = 255 - *p);
-        }
-        let (mean, std) = self.weights.normalize();
-        let values: Vec<f32> = item
-            .pixels
-            .iter()
-            .map(|&p| (f32::from(p) / 255.0 - mean) / std)
-            .collect();
-        let shape = [1, channels, side, side];
-        let image = Tensor::<4>::from_data(TensorData::new(values, shape), &self.device);
+        let prepare = self.weights.preprocessing();
+        let item = prepare.decode(bytes, invert)?;
+        let image = prepare.input(&item, &self.device)?;
         let probabilities = softmax(self.model.forward(image), 1)
             .into_data()
             .convert::<f32>()

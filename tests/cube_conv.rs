@@ -7,26 +7,10 @@
 
 mod common;
 
-use std::sync::Mutex;
-
 use burn::tensor::Device;
-use common::conv::{Case, assert_close, cases, check, conv_of, input_of};
-use nin::ops::cube_conv::{
-    ConvChoice, ConvKernel, ConvPass, conv_choice, kernel_runs, set_conv_choice, tuned_choices,
-};
-
-/// The kernel choice is the process's: tests that set it or count runs take turns.
-static CHOICE: Mutex<()> = Mutex::new(());
-
-fn with_choice<T>(choice: ConvChoice, run: impl FnOnce() -> T) -> T {
-    let _turn = CHOICE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    set_conv_choice(choice);
-    let result = run();
-    set_conv_choice(ConvChoice::Autotune);
-    result
-}
+use common::conv::{Case, assert_close, cases, check_with, conv_of, input_of};
+use nin::ops::cube_conv::tuned_choices;
+use nin::ops::{ConvChoice, ConvKernel, ConvPass, ConvSettings, KernelRuns};
 
 /// The cases the cube kernel takes: every one but the 1×1 layers, which stay matrix products.
 fn cube_cases(device: &Device) -> Vec<Case> {
@@ -76,17 +60,16 @@ fn both_kernels_and_the_tuned_choice_match_burn_conv2d_in_training() {
     };
     let device = device.autodiff();
     for choice in CHOICES {
-        with_choice(choice, || {
-            for case in cases_for(choice, &device) {
-                let started = std::time::Instant::now();
-                check(&case, &device);
-                println!(
-                    "{choice:?}: {}: output and gradients match ({:.1} s)",
-                    case.name,
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        });
+        let settings = ConvSettings::new(choice);
+        for case in cases_for(choice, &device) {
+            let started = std::time::Instant::now();
+            check_with(&case, &device, &settings);
+            println!(
+                "{choice:?}: {}: output and gradients match ({:.1} s)",
+                case.name,
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
 }
 
@@ -96,27 +79,22 @@ fn both_kernels_and_the_tuned_choice_match_burn_conv2d_in_inference() {
         return;
     };
     for choice in CHOICES {
-        with_choice(choice, || {
-            for case in cases_for(choice, &device) {
-                device.seed(3);
-                let conv = conv_of(&case, &device);
-                let input = input_of(&case, &device);
-                let ours = common::values(nin::ops::conv2d(&conv, input.clone(), case.relu));
-                let reference = conv.forward(input);
-                let reference = if case.relu {
-                    burn::tensor::activation::relu(reference)
-                } else {
-                    reference
-                };
-                assert_close(&case, "inference output", &ours, &common::values(reference));
-            }
-        });
+        let settings = ConvSettings::new(choice);
+        for case in cases_for(choice, &device) {
+            device.seed(3);
+            let conv = conv_of(&case, &device);
+            let input = input_of(&case, &device);
+            let ours = nin::ops::conv2d_with(&conv, input.clone(), case.relu, &settings);
+            let reference = conv.forward(input);
+            let reference = if case.relu {
+                burn::tensor::activation::relu(reference)
+            } else {
+                reference
+            };
+            let (ours, reference) = (common::values(ours), common::values(reference));
+            assert_close(&case, "inference output", &ours, &reference);
+        }
     }
-}
-
-/// Runs of each kernel for `pass` so far.
-fn runs(pass: ConvPass) -> [u64; 2] {
-    ConvKernel::ALL.map(|kernel| kernel_runs(pass, kernel))
 }
 
 #[test]
@@ -125,58 +103,58 @@ fn the_tuned_choice_is_made_once_per_shape_and_reused() {
         return;
     };
     let device = device.autodiff();
-    // A shape no other test uses, so that its key is this test's alone.
+    // A shape no other test uses, so that its key is this test's alone; the runs are counted
+    // for this test's calls only.
     let case = Case {
         padding: 1,
         ..Case::new("tuned once", [3, 5, 11, 13], 7, 3)
     };
-    with_choice(ConvChoice::Autotune, || {
-        assert_eq!(conv_choice(), ConvChoice::Autotune);
-        let conv = conv_of(&case, &device);
-        let images = input_of(&case, &device);
-        let step = || {
-            let input = images.clone().require_grad();
-            let output = nin::ops::conv2d(&conv, input.clone(), true);
-            let grads = output.sum().backward();
-            // Reading the gradient waits for the backward pass to run.
-            common::values(input.grad(&grads).expect("the input takes a gradient"))
-        };
-        let before = ConvPass::ALL.map(runs);
-        let first = step();
-        let after_first = ConvPass::ALL.map(runs);
-        let second = step();
-        let after_second = ConvPass::ALL.map(runs);
+    let counts = KernelRuns::new();
+    let settings = ConvSettings::new(ConvChoice::Autotune).counting_in(&counts);
+    let runs = |pass: ConvPass| ConvKernel::ALL.map(|kernel| counts.get(pass, kernel));
+    let conv = conv_of(&case, &device);
+    let images = input_of(&case, &device);
+    let step = || {
+        let input = images.clone().require_grad();
+        let output = nin::ops::conv2d_with(&conv, input.clone(), true, &settings);
+        let grads = output.sum().backward();
+        // Reading the gradient waits for the backward pass to run.
+        common::values(input.grad(&grads).expect("the input takes a gradient"))
+    };
+    let first = step();
+    let after_first = ConvPass::ALL.map(runs);
+    let second = step();
+    let after_second = ConvPass::ALL.map(runs);
 
-        for (index, pass) in ConvPass::ALL.into_iter().enumerate() {
-            let chosen = tuned_choices()
-                .into_iter()
-                .find(|tuned| {
-                    tuned.pass == pass
-                        && tuned.geometry.input == [11, 13]
-                        && tuned.geometry.in_channels == 5
-                })
-                .unwrap_or_else(|| panic!("{pass:?}: no choice recorded for the shape"))
-                .kernel;
-            let k = chosen as usize;
-            assert!(
-                after_first[index][k] > before[index][k],
-                "{pass:?}: the chosen kernel ({chosen}) did not run on first use"
-            );
-            let second_runs: Vec<u64> = (0..2)
-                .map(|kernel| after_second[index][kernel] - after_first[index][kernel])
-                .collect();
-            let mut expected = vec![0, 0];
-            expected[k] = 1;
-            assert_eq!(
-                second_runs, expected,
-                "{pass:?}: the second step must run the chosen kernel ({chosen}) once and the \
-                 other not at all"
-            );
-            println!("{pass:?}: {chosen} chosen, reused on the second step");
-        }
-        assert_eq!(first.len(), second.len());
-        assert_close(&case, "input gradient of two steps", &second, &first);
-    });
+    for (index, pass) in ConvPass::ALL.into_iter().enumerate() {
+        let chosen = tuned_choices()
+            .into_iter()
+            .find(|tuned| {
+                tuned.pass == pass
+                    && tuned.geometry.input == [11, 13]
+                    && tuned.geometry.in_channels == 5
+            })
+            .unwrap_or_else(|| panic!("{pass:?}: no choice recorded for the shape"))
+            .kernel;
+        let k = chosen as usize;
+        assert!(
+            after_first[index][k] > 0,
+            "{pass:?}: the chosen kernel ({chosen}) did not run on first use"
+        );
+        let second_runs: Vec<u64> = (0..2)
+            .map(|kernel| after_second[index][kernel] - after_first[index][kernel])
+            .collect();
+        let mut expected = vec![0, 0];
+        expected[k] = 1;
+        assert_eq!(
+            second_runs, expected,
+            "{pass:?}: the second step must run the chosen kernel ({chosen}) once and the \
+             other not at all"
+        );
+        println!("{pass:?}: {chosen} chosen, reused on the second step");
+    }
+    assert_eq!(first.len(), second.len());
+    assert_close(&case, "input gradient of two steps", &second, &first);
 }
 
 #[test]
@@ -188,15 +166,15 @@ fn the_column_budget_splits_a_batch_into_runs_with_the_same_result() {
         padding: 2,
         ..Case::new("runs of images", [7, 3, 9, 8], 5, 5)
     };
-    with_choice(ConvChoice::Always(ConvKernel::Im2col), || {
-        let whole = nin::ops::cube_conv::column_budget_bytes();
-        let device = device.autodiff();
-        // Each run one or two images' patches: four runs, the last shorter.
-        let one_image = 3 * 5 * 5 * 9 * 8 * 4;
-        nin::ops::cube_conv::set_column_budget_bytes(2 * one_image);
-        check(&case, &device);
-        nin::ops::cube_conv::set_column_budget_bytes(1);
-        check(&case, &device);
-        nin::ops::cube_conv::set_column_budget_bytes(whole);
-    });
+    let device = device.autodiff();
+    let ours = ConvSettings::new(ConvChoice::Always(ConvKernel::Im2col));
+    // Each run one or two images' patches: four runs, the last shorter; then one image a run.
+    let one_image = 3 * 5 * 5 * 9 * 8 * 4;
+    for budget in [2 * one_image, 1] {
+        check_with(
+            &case,
+            &device,
+            &ours.clone().with_column_budget_bytes(budget),
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! The presets against the reference: parameter counts, stage shapes, weight initialisation,
-//! and the errors for configurations and inputs the model cannot take.
+//! the errors for configurations and inputs the model cannot take, and the features and new
+//! last block that transfer learning uses.
 
 mod common;
 
@@ -335,4 +336,103 @@ fn config_round_trips_through_json() {
     let json = serde_json::to_string(&config).unwrap();
     let back: NinConfig = serde_json::from_str(&json).unwrap();
     assert_eq!(back, config);
+}
+
+/// Every value of every parameter of `block`, in order.
+fn block_values(block: &nin::NinBlock) -> Vec<f32> {
+    let mut values = Vec::new();
+    for (_, layer) in block.layers() {
+        values.extend(common::values(layer.conv.weight.val()));
+        if let Some(bias) = &layer.conv.bias {
+            values.extend(common::values(bias.val()));
+        }
+    }
+    values
+}
+
+#[test]
+fn features_are_the_maps_the_last_block_reads_and_pool_to_their_means() {
+    let cases = [
+        (NinConfig::compact(10).with_batch_norm(true), [3, 1, 28, 28]),
+        (NinConfig::cifar10(), [2, 3, 32, 32]),
+    ];
+    for (config, shape) in cases {
+        let device = flex();
+        let model = config.init(&device);
+        let images = common::pattern_images(shape, &device);
+        // What the stage before dropout puts out, seen from the layer-by-layer run.
+        let mut seen = None;
+        model
+            .forward_observed(images.clone(), |stage, maps| {
+                if stage == Stage::MaxPool(model.blocks.len() - 2) {
+                    seen = Some(maps.clone());
+                }
+            })
+            .unwrap();
+        let seen = seen.expect("the last max pool ran");
+        let features = model.forward_features(images.clone()).unwrap();
+        assert_eq!(features.dims(), seen.dims());
+        assert_eq!(
+            features.dims()[1],
+            model.blocks[model.blocks.len() - 2].layer_channels()[2]
+        );
+        let features_values = common::values(features.clone());
+        assert_eq!(
+            common::max_abs_diff(&features_values, &common::values(seen)),
+            0.0
+        );
+
+        // Pooled: on flex in inference the one-call path, against the maps' means.
+        let [n, c, _, _] = features.dims();
+        let means = common::values(features.mean_dim(3).mean_dim(2).reshape([n, c]));
+        let pooled = model.forward_pooled_features(images.clone()).unwrap();
+        assert_eq!(pooled.dims(), [n, c]);
+        let largest = common::max_abs_diff(&common::values(pooled), &means);
+        assert!(
+            largest < 1e-4,
+            "{shape:?}: pooled features off the means by {largest}"
+        );
+        // And the logits still come from the whole network after the features' plan.
+        let logits = common::values(model.forward(images.clone()));
+        let reference = common::values(common::reference::network(&model, images).expect("fits"));
+        assert!(common::max_abs_diff(&logits, &reference) < 1e-4);
+    }
+}
+
+#[test]
+fn with_classes_gives_a_new_last_block_and_keeps_every_other_weight() {
+    let device = flex();
+    // d2l-style last block (all three widths are the classes) and the paper's CIFAR one (only
+    // the last 1×1 layer's).
+    let cases = [
+        (NinConfig::compact(10), [5, 5, 5]),
+        (NinConfig::cifar10(), [192, 192, 5]),
+    ];
+    for (config, widths) in cases {
+        let model = config.init(&device);
+        let tuned = model.clone().with_classes(5, &device);
+        assert_eq!(tuned.num_classes(), 5);
+        let last = tuned.blocks.len() - 1;
+        assert_eq!(tuned.blocks[last].layer_channels(), widths);
+        assert_eq!(
+            tuned.num_params(),
+            config.with_num_classes(5).init(&device).num_params()
+        );
+        for (before, after) in model.blocks[..last].iter().zip(&tuned.blocks[..last]) {
+            assert_eq!(block_values(before), block_values(after));
+        }
+        let [kernel, stride, padding] = [
+            tuned.blocks[last].kernel_size(),
+            tuned.blocks[last].stride(),
+            tuned.blocks[last].padding(),
+        ];
+        let old = &model.blocks[last];
+        assert_eq!(
+            [kernel, stride, padding],
+            [old.kernel_size(), old.stride(), old.padding()]
+        );
+        let images = Tensor::<4>::zeros([2, tuned.in_channels(), 32, 32], &device);
+        let logits = tuned.forward(images);
+        assert_eq!(logits.dims(), [2, 5]);
+    }
 }

@@ -38,16 +38,6 @@ fn tolerances(precision: Precision) -> [f32; 3] {
 /// accumulated in f32 move them by a few rounding steps of f16 (2⁻¹¹ ≈ 4.9·10⁻⁴ of a value).
 const F16_CONVOLUTION_TOLERANCE: f32 = 3e-3;
 
-/// `f16_convolutions_on_wgpu_accumulate_in_f32` forces burn's kernel for a moment, and the
-/// kernel choice is the process's: the f16 tests on wgpu take turns.
-static WGPU_F16: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn wgpu_turn() -> std::sync::MutexGuard<'static, ()> {
-    WGPU_F16
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn relative_difference(ours: &[f32], reference: &[f32]) -> f32 {
     let scale = reference
         .iter()
@@ -130,7 +120,6 @@ fn f16_on_wgpu_gives_logits_and_gradients_close_to_f32() {
     let Some(device) = common::wgpu("f16_on_wgpu") else {
         return;
     };
-    let _turn = wgpu_turn();
     Precision::F16
         .check(&device)
         .expect("lavapipe and every wgpu GPU this crate targets have shader-f16");
@@ -178,16 +167,15 @@ fn bf16_on_wgpu_is_refused_naming_what_to_use() {
 /// precision because they accumulate in it, are measured on the 5×5 layer and printed.
 #[test]
 fn f16_convolutions_on_wgpu_accumulate_in_f32() {
-    use nin::ops::cube_conv::{ConvChoice, ConvKernel, conv_choice, set_conv_choice};
+    use nin::ops::{ConvChoice, ConvKernel, ConvSettings};
 
     let Some(device) = common::wgpu("f16_convolutions") else {
         return;
     };
-    let _turn = wgpu_turn();
     let device = device.autodiff();
     // Whatever NIN_CONV_KERNEL says: the autotuned pick in f16 is what this test is about.
-    set_conv_choice(ConvChoice::Autotune);
-    assert_eq!(conv_choice(), ConvChoice::Autotune);
+    let tuned = ConvSettings::new(ConvChoice::Autotune);
+    let burns = ConvSettings::new(ConvChoice::Always(ConvKernel::Burn));
     for (input, out, kernel, stride, padding) in [
         ([2, 1, 39, 39], 8, 11, 4, 0),
         ([2, 6, 13, 13], 10, 5, 1, 2),
@@ -202,9 +190,9 @@ fn f16_convolutions_on_wgpu_accumulate_in_f32() {
             .init(&device);
         let x = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), &device);
         // Output, input gradient and weight gradient, as f32 values.
-        let run = |dtype: DType| -> Vec<Vec<f32>> {
+        let run = |dtype: DType, settings: &ConvSettings| -> Vec<Vec<f32>> {
             let x = x.clone().cast(dtype).require_grad();
-            let y = nin::ops::conv2d(&conv, x.clone(), true);
+            let y = nin::ops::conv2d_with(&conv, x.clone(), true, settings);
             let grads = y.clone().cast(DType::F32).sum().backward();
             let weight_grad = conv.weight.val().grad(&grads).expect("a weight gradient");
             let input_grad = x.grad(&grads).expect("an input gradient");
@@ -212,9 +200,9 @@ fn f16_convolutions_on_wgpu_accumulate_in_f32() {
                 .map(common::values)
                 .into()
         };
-        let f32s = run(DType::F32);
+        let f32s = run(DType::F32, &tuned);
         // The autotuner's pick in f16 is this crate's kernel.
-        let ours = run(DType::F16);
+        let ours = run(DType::F16, &tuned);
         let names = ["output", "input gradient", "weight gradient"];
         for (what, (ours, reference)) in names.iter().zip(ours.iter().zip(&f32s)) {
             let difference = relative_difference(ours, reference);
@@ -226,9 +214,7 @@ fn f16_convolutions_on_wgpu_accumulate_in_f32() {
             );
         }
         if kernel == 5 {
-            set_conv_choice(ConvChoice::Always(ConvKernel::Burn));
-            let burn = run(DType::F16);
-            set_conv_choice(ConvChoice::Autotune);
+            let burn = run(DType::F16, &burns);
             for (what, (burn, reference)) in names.iter().zip(burn.iter().zip(&f32s)) {
                 let difference = relative_difference(burn, reference);
                 println!("{kernel}×{kernel}, burn's kernel: f16 {what}: {difference:.2e}");
@@ -242,7 +228,6 @@ fn f16_training_with_loss_scaling_learns() {
     let Some(device) = common::wgpu("f16_training") else {
         return;
     };
-    let _turn = wgpu_turn();
     let config = TrainingConfig {
         model: NinConfig::compact(4)
             .with_batch_norm(true)

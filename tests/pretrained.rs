@@ -46,6 +46,35 @@ fn the_weights_belong_to_the_compact_preset() {
     );
     let bytes = Weights::FashionMnistCompact.bytes().len();
     assert!(bytes <= 1 << 20, "{bytes} bytes: over 1 MiB");
+    let prepare = Weights::FashionMnistCompact.preprocessing();
+    assert_eq!((prepare.channels, prepare.side), (1, 28));
+    assert_eq!(prepare.normalize, Weights::FashionMnistCompact.normalize());
+}
+
+/// `Preprocessing::input`, which the classifier and the browser page use, gives the batcher's
+/// values for an image of the network's size, and refuses an image of another size by name.
+#[test]
+fn one_image_as_input_is_what_the_batcher_makes_of_it() {
+    use burn::data::dataloader::batcher::Batcher;
+    use nin::data::ImageItem;
+
+    let device = Device::flex();
+    let prepare = Weights::FashionMnistCompact.preprocessing();
+    let pixels: Vec<u8> = (0..28 * 28).map(|i| (i * 37 % 256) as u8).collect();
+    let item = ImageItem::grayscale(pixels, 28, 28, 0);
+    let input = prepare.input(&item, &device).unwrap();
+    let batched = prepare.batcher().batch(vec![item], &device).images;
+    assert_eq!(input.dims(), [1, 1, 28, 28]);
+    assert_eq!(
+        input.into_data().try_to_vec::<f32>().unwrap(),
+        batched.into_data().try_to_vec::<f32>().unwrap()
+    );
+    let small = ImageItem::grayscale(vec![0; 14 * 14], 14, 14, 0);
+    let error = prepare.input(&small, &device).unwrap_err().to_string();
+    assert!(
+        error.contains("[1, 14, 14]") && error.contains("Preprocessing::decode"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -106,8 +135,8 @@ fn the_shipped_weights_reach_their_stated_accuracy_on_the_test_set() {
     let test_set = FashionMnist::from_dir(&dir, Split::Test).unwrap();
     let device = Device::flex();
     let weights = Weights::FashionMnistCompact;
-    let config = TrainingConfig::preset(Preset::Compact);
-    let batcher = config.batcher([28, 28]);
+    // The weights' own description of their input, which the classifier and `predict` follow.
+    let batcher = weights.preprocessing().batcher();
     let model = pretrained::fashion_mnist(&device);
     let accuracy = evaluate(&model, &test_set, &batcher, 500, &device)
         .unwrap()

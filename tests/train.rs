@@ -1,7 +1,8 @@
 //! Training on real Fashion-MNIST: a short run learns, an interrupted run resumes without a
 //! gap, a diverging run stops with an error and leaves no model, `predict` agrees with the
 //! report (from the run's files and from the weights exported in PyTorch's layout), and training
-//! starts from exported weights. Skips with a reason without the data; fails instead when `NIN_REQUIRE_DATA=1`.
+//! starts from exported weights; predictions of classes past 255 reach the evaluation and the
+//! report. Skips with a reason without the data; fails instead when `NIN_REQUIRE_DATA=1`.
 #![cfg(feature = "train")]
 
 mod common;
@@ -9,13 +10,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use burn::data::dataset::InMemDataset;
+use burn::module::Param;
 use burn::nn::Initializer;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use nin::NinConfig;
 use nin::data::{FashionMnist, IdxDataset, Split};
 use nin::train::{
-    ArtifactDir, EpochMetrics, Preset, Progress, Strategy, TrainError, TrainOptions, Trained,
-    TrainingConfig,
+    ArtifactDir, EpochMetrics, Optimizer, Preset, Progress, Schedule, Strategy, TrainError,
+    TrainOptions, Trained, TrainingConfig,
 };
 
 fn data(test: &str) -> Option<(IdxDataset, IdxDataset)> {
@@ -73,7 +76,7 @@ fn short(train_limit: usize, test_limit: usize, epochs: usize) -> TrainingConfig
 use common::example;
 
 /// The top class `predict` prints as JSON for the one input `command` names, on flex.
-fn predicted_class(command: &mut Command) -> u64 {
+fn predicted_class(command: &mut Command) -> usize {
     let output = command
         .args(["--backend", "flex", "--json"])
         .output()
@@ -84,7 +87,8 @@ fn predicted_class(command: &mut Command) -> u64 {
         String::from_utf8_lossy(&output.stderr)
     );
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    printed[0]["top"][0]["index"].as_u64().unwrap()
+    let index = printed[0]["top"][0]["index"].as_u64().unwrap();
+    usize::try_from(index).unwrap()
 }
 
 #[test]
@@ -145,7 +149,7 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
             .args(["--index", &index.to_string(), "--artifact-dir"])
             .arg(root.path()),
     );
-    assert_eq!(from_run, u64::from(report.test_predictions[index]));
+    assert_eq!(from_run, report.test_predictions[index]);
 
     // The model exported in PyTorch's layout: `predict --weights` classifies the same.
     let exported = root.path().join("exported.safetensors");
@@ -161,7 +165,7 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
             ])
             .arg(&exported),
     );
-    assert_eq!(from_weights, u64::from(report.test_predictions[index]));
+    assert_eq!(from_weights, report.test_predictions[index]);
 
     // Training that starts from the exported weights starts where this run ended: with a
     // learning rate of ~0 the accuracy stays (a fresh start would be near chance, 0.1).
@@ -571,4 +575,146 @@ fn a_full_disk_stops_the_run_with_an_error_naming_the_file_and_keeps_the_last_ch
     let csv = std::fs::read_to_string(artifacts.metrics()).unwrap();
     let rows = EpochMetrics::parse_csv(&csv).unwrap();
     assert_eq!(rows.first().map(|row| row.epoch), Some(1), "{csv}");
+}
+
+/// An image folder can hold more classes than a byte counts. The network starts with its last
+/// layer set to answer class 299 of 300 for every image, and every image is of that class, so a
+/// short run keeps that answer: `evaluate` and `report.json` must both carry 299 for each test
+/// image (no data set needed).
+#[test]
+fn predictions_past_class_255_reach_the_evaluation_and_the_report() {
+    const CLASSES: usize = 300;
+    const LABEL: usize = 299;
+    let images = |count, seed| {
+        let mut items = common::striped(count, 1, seed);
+        for item in &mut items {
+            item.label = LABEL;
+        }
+        InMemDataset::new(items)
+    };
+    let device = Device::flex();
+    let config = TrainingConfig {
+        model: NinConfig::compact(CLASSES).with_dropout(0.0),
+        epochs: 1,
+        batch_size: 16,
+        workers: 1,
+        optimizer: Optimizer::Sgd {
+            lr: 1e-3,
+            momentum: None,
+            weight_decay: None,
+        },
+        schedule: Schedule::Constant,
+        ..TrainingConfig::preset(Preset::Compact)
+    };
+    let mut model = config.model.init(&device);
+    let last = &mut model.blocks.last_mut().unwrap().mlp2.conv;
+    last.weight = Param::from_tensor(last.weight.val().zeros_like());
+    let mut bias = vec![0f32; CLASSES];
+    bias[LABEL] = 10.0;
+    last.bias = Some(Param::from_tensor(Tensor::from_floats(
+        bias.as_slice(),
+        &device,
+    )));
+
+    let root = tempfile::tempdir().unwrap();
+    let options = TrainOptions {
+        progress: Progress::Quiet,
+        initial_model: Some(model),
+        ..TrainOptions::new(root.path())
+    };
+    let trained = nin::train::train(
+        &config,
+        images(64, 1),
+        images(16, 2),
+        std::slice::from_ref(&device),
+        &options,
+    )
+    .unwrap();
+
+    let evaluation = nin::train::evaluate(
+        &trained.model,
+        &images(16, 2),
+        &config.batcher([28, 28]),
+        5,
+        &device,
+    )
+    .unwrap();
+    assert_eq!(evaluation.predictions, vec![LABEL; 16]);
+    assert_eq!(evaluation.confusion[LABEL][LABEL], 16);
+    let artifacts = ArtifactDir::new(root.path());
+    assert_eq!(
+        artifacts.read_report().unwrap().test_predictions,
+        evaluation.predictions
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifacts.report()).unwrap()).unwrap();
+    assert_eq!(written["test_predictions"][0], 299, "{written}");
+}
+
+/// Every weight of `block` (convolutions and biases, in order), as one list.
+fn block_weights(block: &nin::NinBlock) -> Vec<f32> {
+    block
+        .layers()
+        .iter()
+        .flat_map(|(_, layer)| {
+            let mut values = common::values(layer.conv.weight.val());
+            if let Some(bias) = &layer.conv.bias {
+                values.extend(common::values(bias.val()));
+            }
+            values
+        })
+        .collect()
+}
+
+/// Fine-tuning the shipped network's new last block on classes of one's own with the rest
+/// frozen: after the run, every block before the last has exactly the weights it started with,
+/// and the new block has learnt (no data set needed). The shipped weights, not a random
+/// initialisation, feed the new block: random frozen blocks can leave it no live input at all.
+#[cfg(feature = "pretrained")]
+#[test]
+fn fine_tuning_with_frozen_blocks_trains_the_new_block_alone() {
+    const CLASSES: usize = 3;
+    let device = Device::flex();
+    let shipped = nin::pretrained::Weights::FashionMnistCompact;
+    let model = shipped
+        .load(&device)
+        .unwrap()
+        .with_classes(CLASSES, &device);
+    assert_eq!(model.num_classes(), CLASSES);
+    let config = TrainingConfig {
+        model: shipped.config().with_num_classes(CLASSES),
+        epochs: 1,
+        batch_size: 16,
+        workers: 1,
+        optimizer: Optimizer::Sgd {
+            lr: 0.05,
+            momentum: None,
+            weight_decay: None,
+        },
+        schedule: Schedule::Constant,
+        frozen_blocks: 3,
+        ..TrainingConfig::preset(Preset::Compact)
+    };
+    let root = tempfile::tempdir().unwrap();
+    let options = TrainOptions {
+        progress: Progress::Quiet,
+        initial_model: Some(model.clone()),
+        ..TrainOptions::new(root.path())
+    };
+    let trained = nin::train::train(
+        &config,
+        InMemDataset::new(common::striped(64, CLASSES, 1)),
+        InMemDataset::new(common::striped(16, CLASSES, 2)),
+        std::slice::from_ref(&device),
+        &options,
+    )
+    .unwrap();
+    for (index, (before, after)) in model.blocks.iter().zip(&trained.model.blocks).enumerate() {
+        let moved = common::max_abs_diff(&block_weights(before), &block_weights(after));
+        if index < config.frozen_blocks {
+            assert_eq!(moved, 0.0, "frozen block {index} changed");
+        } else {
+            assert!(moved > 0.0, "the new block {index} did not train");
+        }
+    }
 }

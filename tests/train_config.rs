@@ -48,6 +48,14 @@ fn configs_round_trip_through_json_and_presets_by_name() {
         assert_eq!(preset.name().parse::<Preset>(), Ok(preset));
     }
     assert!("alexnet".parse::<Preset>().is_err());
+    // A config.json written before `frozen_blocks` existed reads as freezing nothing.
+    let mut old = serde_json::to_value(TrainingConfig::preset(Preset::Compact)).unwrap();
+    old.as_object_mut()
+        .unwrap()
+        .remove("frozen_blocks")
+        .unwrap();
+    let read: TrainingConfig = serde_json::from_value(old).unwrap();
+    assert_eq!(read.frozen_blocks, 0);
 }
 
 #[test]
@@ -95,6 +103,13 @@ fn invalid_values_are_named() {
                 ..base.clone()
             },
             "train limit",
+        ),
+        (
+            TrainingConfig {
+                frozen_blocks: base.model.blocks.len(),
+                ..base.clone()
+            },
+            "frozen blocks",
         ),
         (
             TrainingConfig {

@@ -8,12 +8,12 @@ use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use burn::train::TrainStep;
 use nin::data::ImageBatch;
-use nin::train::{Preset, TrainingConfig};
+use nin::train::{Preset, TrainingConfig, TrainingNin};
 use nin::{Nin, Precision};
 
 /// A preset's model and recipe, on random images of its input size.
 pub struct Workload {
-    model: Option<Nin>,
+    model: Option<TrainingNin>,
     eval_model: Nin,
     optimizer: ModuleOptimizer,
     lr: f64,
@@ -53,7 +53,7 @@ impl Workload {
         let model = config.model.init(&device).with_precision(precision);
         Self {
             eval_model: model.valid(),
-            model: Some(model),
+            model: Some(TrainingNin::new(model)),
             optimizer: config.optimizer.init(),
             lr: config.optimizer.lr(),
             batch,

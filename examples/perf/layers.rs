@@ -247,7 +247,7 @@ pub(super) fn cube_layer_table(
     threads: usize,
     layers: &[PresetLayer],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    use nin::ops::cube_conv::ConvKernel;
+    use nin::ops::ConvKernel;
 
     let device = nin::backend::device(&args.backend)?;
     let precision = args.precision.first().copied().unwrap_or_default();

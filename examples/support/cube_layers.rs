@@ -6,7 +6,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{DType, Device, Distribution, Tensor};
 use nin::ops::ConvGeometry;
-use nin::ops::cube_conv::{ConvChoice, ConvKernel, ConvPass, kernel_runs, set_conv_choice};
+use nin::ops::{ConvChoice, ConvKernel, ConvPass, ConvSettings, KernelRuns};
 
 use crate::kernels::median_seconds;
 
@@ -66,60 +66,59 @@ pub fn time_layer(
 ) -> LayerTimes {
     let (conv, x, dy) = layer(g, device, dtype);
     let (conv, x, dy) = (&conv, &x, &dy);
-    let forward = || {
-        std::hint::black_box(nin::ops::conv2d(conv, x.clone(), true));
+    let forward = |settings: &ConvSettings| {
+        std::hint::black_box(nin::ops::conv2d_with(conv, x.clone(), true, settings));
     };
-    let gradients = |with_input: bool| {
-        move || {
-            std::hint::black_box(nin::ops::conv2d_gradients(
-                conv,
-                x.clone(),
-                dy.clone(),
-                with_input,
-            ));
-        }
+    let gradients = |settings: &ConvSettings, with_input: bool| {
+        std::hint::black_box(nin::ops::conv2d_gradients(
+            conv,
+            x.clone(),
+            dy.clone(),
+            with_input,
+            settings,
+        ));
     };
     let mut times = [[None; 2]; 3];
     for (index, kernel) in ConvKernel::ALL.into_iter().enumerate() {
-        set_conv_choice(ConvChoice::Always(kernel));
-        times[0][index] = Some(seconds(device, reps, forward));
-        let weight = seconds(device, reps, gradients(false));
+        let settings = ConvSettings::new(ConvChoice::Always(kernel));
+        times[0][index] = Some(seconds(device, reps, || forward(&settings)));
+        let weight = seconds(device, reps, || gradients(&settings, false));
         times[1][index] = Some(weight);
         if input_grad {
-            let both = seconds(device, reps, gradients(true));
+            let both = seconds(device, reps, || gradients(&settings, true));
             times[2][index] = (both > weight).then_some(both - weight);
         }
     }
 
-    // One call tunes every pass; in the next each pass runs the kernel kept for it.
-    set_conv_choice(ConvChoice::Autotune);
-    let call = || {
-        forward();
-        gradients(input_grad)();
+    // One call tunes every pass; in the next each pass runs the kernel kept for it, which is
+    // the one that second call counts.
+    let tune = ConvSettings::new(ConvChoice::Autotune);
+    let runs = KernelRuns::new();
+    let counted = tune.clone().counting_in(&runs);
+    for settings in [&tune, &counted] {
+        forward(settings);
+        gradients(settings, input_grad);
         device.sync().expect("the device runs the passes");
-    };
-    call();
-    let before = ConvPass::ALL.map(|pass| ConvKernel::ALL.map(|k| kernel_runs(pass, k)));
-    call();
-    let tuned = |index: usize, pass: ConvPass| {
+    }
+    let tuned = |pass: ConvPass| {
         ConvKernel::ALL
             .into_iter()
-            .find(|&k| kernel_runs(pass, k) > before[index][k as usize])
+            .find(|&kernel| runs.get(pass, kernel) > 0)
     };
     let [forward_times, weight_times, input_times] = times;
     LayerTimes {
         forward: PassTimes {
             seconds: forward_times,
-            tuned: tuned(0, ConvPass::Forward),
+            tuned: tuned(ConvPass::Forward),
         },
         weight_grad: PassTimes {
             seconds: weight_times,
-            tuned: tuned(1, ConvPass::WeightGrad),
+            tuned: tuned(ConvPass::WeightGrad),
         },
         input_grad: PassTimes {
             seconds: input_times,
             tuned: if input_grad {
-                tuned(2, ConvPass::InputGrad)
+                tuned(ConvPass::InputGrad)
             } else {
                 None
             },

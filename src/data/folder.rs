@@ -117,6 +117,17 @@ pub enum ImageError {
     /// The image has a side of 0 pixels.
     #[error("the image has no pixels")]
     Empty,
+    /// An image item of another shape than the network reads, or whose pixels do not fill it.
+    #[error(
+        "an image of [channels, height, width] {actual:?} where {expected:?} is read: \
+         prepare it with Preprocessing::decode"
+    )]
+    Shape {
+        /// `[channels, height, width]` the network reads.
+        expected: [usize; 3],
+        /// The item's shape.
+        actual: [usize; 3],
+    },
 }
 
 /// A file that was skipped, and why.

@@ -11,8 +11,6 @@ use super::error::{ConfigError, ShapeError};
 use super::precision::Precision;
 use super::shape::Stage;
 use crate::ops;
-#[cfg(feature = "train")]
-use crate::train::LossScale;
 
 /// Configuration of a [`Nin`] classifier.
 ///
@@ -207,9 +205,6 @@ impl NinConfig {
             global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             input_size: self.input_size,
             precision: Precision::F32,
-            #[cfg(feature = "train")]
-            loss_scale: LossScale::new(),
-            #[cfg(feature = "flex")]
             inference: ops::InferenceCache::default(),
         }
     }
@@ -236,13 +231,8 @@ pub struct Nin {
     /// The float type the layers compute in ([`with_precision`](Self::with_precision)).
     #[module(skip)]
     pub precision: Precision,
-    /// The loss scale of `f16` training steps, kept from step to step.
-    #[cfg(feature = "train")]
-    #[module(skip)]
-    pub(crate) loss_scale: LossScale,
-    /// The packed weights of inference on flex, kept between calls (see
-    /// [`try_forward`](Self::try_forward)).
-    #[cfg(feature = "flex")]
+    /// The packed weights of inference on flex, kept between calls and shared by copies of the
+    /// model (see [`try_forward`](Self::try_forward)).
     #[module(skip)]
     pub(crate) inference: ops::InferenceCache,
 }
@@ -264,10 +254,6 @@ impl Nin {
     /// ```
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
-        #[cfg(feature = "train")]
-        {
-            self.loss_scale = LossScale::new();
-        }
         self
     }
 
@@ -293,44 +279,150 @@ impl Nin {
     ///
     /// In inference on flex (a device without autodiff, `f32`), the whole network runs in one
     /// call of the crate's blocked-layout kernels, with each batch norm folded into its
-    /// convolution; the packed weights are kept in the model and packed again only after a
-    /// parameter changes. Everywhere else the layers run one by one.
+    /// convolution; the packed weights are kept in the model, shared by its copies (`clone`,
+    /// [`valid`](Module::valid), `to_device`), and packed again only after a parameter changes.
+    /// Everywhere else the layers run one by one.
     pub fn try_forward(&self, images: Tensor<4>) -> Result<Tensor<2>, ShapeError> {
         self.check_input(images.dims())?;
         #[cfg(feature = "flex")]
-        if let Some(logits) = self.forward_blocked(&images) {
+        if self.global_pool.output_size == [1, 1]
+            && let Some(logits) = self.forward_blocked(&images, &self.stages())
+        {
             return Ok(logits);
         }
         Ok(self.run(images, |_, _| {}))
     }
 
-    /// The whole network through `ops`' blocked inference path, or `None` where it does not
-    /// run: autodiff, another backend or precision, a head other than the global average.
+    /// The feature maps the last block classifies: the output of the last max pool,
+    /// `[N, C, H', W']`, with `C` the second-last block's output channels (`[N, 384, 5, 5]` for
+    /// d2l's network at 224×224), in the network's [`precision`](Self::precision). Dropout and
+    /// the last block, which a new task replaces ([`with_classes`](Self::with_classes)), do not
+    /// run. A network of one block has no features but its input.
+    ///
+    /// ```
+    /// use burn::tensor::Tensor;
+    ///
+    /// let device = nin::backend::device("auto").unwrap();
+    /// let model = nin::NinConfig::compact(10).init(&device);
+    /// let maps = model.forward_features(Tensor::<4>::zeros([2, 1, 28, 28], &device)).unwrap();
+    /// assert_eq!(maps.dims(), [2, 128, 2, 2]);
+    /// ```
+    pub fn forward_features(&self, images: Tensor<4>) -> Result<Tensor<4>, ShapeError> {
+        self.check_input(images.dims())?;
+        let input = ops::cast_to(images, self.precision.dtype());
+        Ok(self
+            .feature_stages()
+            .into_iter()
+            .fold(input, |x, stage| self.apply(stage, x)))
+    }
+
+    /// [`forward_features`](Self::forward_features) averaged over each map: one `f32` vector of
+    /// `C` values per image, `[N, C]`, for a classifier or a nearest-neighbour search of your
+    /// own. In inference on flex it runs on the same one-call path as
+    /// [`try_forward`](Self::try_forward).
+    ///
+    /// ```
+    /// use burn::tensor::Tensor;
+    ///
+    /// let device = nin::backend::device("auto").unwrap();
+    /// let model = nin::NinConfig::compact(10).init(&device);
+    /// let images = Tensor::<4>::zeros([2, 1, 28, 28], &device);
+    /// assert_eq!(model.forward_pooled_features(images).unwrap().dims(), [2, 128]);
+    /// ```
+    pub fn forward_pooled_features(&self, images: Tensor<4>) -> Result<Tensor<2>, ShapeError> {
+        self.check_input(images.dims())?;
+        let stages = self.feature_stages();
+        #[cfg(feature = "flex")]
+        if !stages.is_empty() {
+            let pooled_stages = [stages.as_slice(), &[Stage::GlobalAvgPool]].concat();
+            if let Some(pooled) = self.forward_blocked(&images, &pooled_stages) {
+                return Ok(pooled);
+            }
+        }
+        let input = ops::cast_to(images, self.precision.dtype());
+        let maps = stages
+            .into_iter()
+            .fold(input, |x, stage| self.apply(stage, x));
+        let [batch, channels, _, _] = maps.dims();
+        Ok(ops::cast_to(maps, DType::F32)
+            .mean_dim(3)
+            .mean_dim(2)
+            .reshape([batch, channels]))
+    }
+
+    /// The stages before dropout and the last block: those of
+    /// [`forward_features`](Self::forward_features).
+    fn feature_stages(&self) -> Vec<Stage> {
+        self.stages()
+            .into_iter()
+            .take_while(|stage| *stage != Stage::Dropout)
+            .collect()
+    }
+
+    /// The same network for `num_classes` classes: a new last block, drawn afresh on `device`
+    /// as [`NinConfig::init`] draws it, and every other weight kept. The new block has the old
+    /// one's kernel, stride, padding and batch norm; its widths change as
+    /// [`NinConfig::with_num_classes`] changes them (all three where they were all the class
+    /// count, as in d2l's network, else the last 1×1 layer's alone). The way to fine-tune
+    /// trained weights on classes of your own; freeze the rest with `freeze` on
+    /// `model.blocks[..n - 1]` to train the new block alone.
+    ///
+    /// ```
+    /// use burn::tensor::Tensor;
+    ///
+    /// let device = nin::backend::device("auto").unwrap();
+    /// let model = nin::NinConfig::compact(10).init(&device).with_classes(3, &device);
+    /// assert_eq!(model.num_classes(), 3);
+    /// let logits = model.forward(Tensor::<4>::zeros([2, 1, 28, 28], &device));
+    /// assert_eq!(logits.dims(), [2, 3]);
+    /// ```
+    pub fn with_classes(mut self, num_classes: usize, device: &Device) -> Self {
+        let Some(last) = self.blocks.pop() else {
+            return self;
+        };
+        let [spatial, mlp1, mlp2] = last.layer_channels();
+        let widths = if spatial == mlp2 && mlp1 == mlp2 {
+            [num_classes; 3]
+        } else {
+            [spatial, mlp1, num_classes]
+        };
+        let config = NinBlockConfig::new(last.in_channels(), widths[0], last.kernel_size())
+            .with_stride(last.stride())
+            .with_padding(last.padding())
+            .with_mlp_channels(Some([widths[1], widths[2]]))
+            .with_batch_norm(last.conv.norm.is_some());
+        self.blocks.push(config.init(device));
+        self
+    }
+
+    /// The whole network, or its pooled features, through `ops`' blocked inference path:
+    /// `stages` end with the global average. `None` where it does not run: autodiff, another
+    /// backend or precision.
     #[cfg(feature = "flex")]
-    fn forward_blocked(&self, images: &Tensor<4>) -> Option<Tensor<2>> {
-        if self.precision != Precision::F32 || self.global_pool.output_size != [1, 1] {
+    fn forward_blocked(&self, images: &Tensor<4>, stages: &[Stage]) -> Option<Tensor<2>> {
+        if self.precision != Precision::F32 {
             return None;
         }
-        let mut stages = Vec::with_capacity(4 * self.blocks.len());
-        for stage in self.stages() {
+        let mut network = Vec::with_capacity(4 * self.blocks.len());
+        for &stage in stages {
             match stage {
                 Stage::Block(index) => {
                     let block = &self.blocks[index];
                     for (_, layer) in block.layers() {
-                        stages.push(ops::NetworkStage::Conv {
+                        network.push(ops::NetworkStage::Conv {
                             conv: &layer.conv,
                             norm: layer.norm.as_ref(),
                             relu: true,
                         });
                     }
                 }
-                Stage::MaxPool(_) => stages.push(ops::NetworkStage::MaxPool(&self.pool)),
+                Stage::MaxPool(_) => network.push(ops::NetworkStage::MaxPool(&self.pool)),
                 // Dropout is the identity without autodiff, where this path runs.
                 Stage::Dropout => {}
-                Stage::GlobalAvgPool => stages.push(ops::NetworkStage::GlobalAvgPool),
+                Stage::GlobalAvgPool => network.push(ops::NetworkStage::GlobalAvgPool),
             }
         }
-        self.inference.forward(&stages, images)
+        self.inference.forward(&network, images)
     }
 
     /// Runs the network and hands each stage's output to `observe`, as d2l's layer-by-layer
@@ -366,5 +458,48 @@ impl Nin {
             // The class maps are averaged, and the loss taken, in f32.
             Stage::GlobalAvgPool => self.global_pool.forward(ops::cast_to(x, DType::F32)),
         }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::module::{Module, Param};
+    use burn::tensor::{Device, Tensor};
+
+    use super::NinConfig;
+    use crate::ops::PACKINGS;
+
+    fn packings() -> usize {
+        PACKINGS.with(|packings| packings.get())
+    }
+
+    #[test]
+    fn copies_share_the_packed_weights_until_a_parameter_changes() {
+        let device = Device::flex();
+        let model = NinConfig::compact(10).with_batch_norm(true).init(&device);
+        let images = Tensor::<4>::ones([2, 1, 28, 28], &device);
+        let start = packings();
+        let logits = model.forward(images.clone());
+        assert_eq!(packings(), start + 1, "the first call packs");
+
+        let copies = [
+            model.valid(),
+            model.clone(),
+            model.clone().to_device(&device),
+        ];
+        for copy in &copies {
+            let again = copy.forward(images.clone());
+            let largest = (again - logits.clone()).abs().max().into_scalar::<f32>();
+            assert_eq!(largest, 0.0);
+        }
+        assert_eq!(packings(), start + 1, "valid, clone and to_device repacked");
+
+        let mut changed = model.clone();
+        let weight = &mut changed.blocks[0].conv.conv.weight;
+        *weight = Param::from_tensor(weight.val().mul_scalar(2.0));
+        let changed_logits = changed.forward(images);
+        assert_eq!(packings(), start + 2, "a changed parameter is packed again");
+        let largest = (changed_logits - logits).abs().max().into_scalar::<f32>();
+        assert!(largest > 0.0, "the new weights are the ones used");
     }
 }

@@ -11,6 +11,7 @@ mod blocked;
 mod composed;
 #[cfg(any(feature = "flex", feature = "cube"))]
 mod conv_extension;
+mod conv_settings;
 #[cfg(feature = "cube")]
 pub mod cube_conv;
 #[cfg(feature = "flex")]
@@ -37,8 +38,19 @@ mod team;
 #[cfg(feature = "flex")]
 #[doc(hidden)]
 pub use blocked::DirectConvLayer;
+#[cfg(all(test, feature = "flex"))]
+pub(crate) use blocked::PACKINGS;
 #[cfg(feature = "flex")]
 pub(crate) use blocked::{InferenceCache, NetworkStage};
+/// Without flex there is no blocked path and nothing to keep; the type is there so that a
+/// model has the same fields with every feature set.
+#[cfg(not(feature = "flex"))]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct InferenceCache;
+pub use conv_settings::{
+    CONV_KERNEL_VAR, ConvChoice, ConvKernel, ConvPass, ConvSettings, DEFAULT_COLUMN_BUDGET_BYTES,
+    KernelRuns,
+};
 pub use geometry::ConvGeometry;
 pub use memory::retain_freed_memory;
 
@@ -117,6 +129,29 @@ pub(crate) fn conv_norm_relu(
 /// assert_eq!(maps.dims(), [2, 8, 16, 16]);
 /// ```
 pub fn conv2d(conv: &Conv2d, input: Tensor<4>, with_relu: bool) -> Tensor<4> {
+    conv2d_with(conv, input, with_relu, &ConvSettings::default())
+}
+
+/// [`conv2d`] with the cube backends' kernel run as `settings` say, for this call and its
+/// gradients (flex has one kernel and ignores them).
+///
+/// ```
+/// use burn::nn::conv::Conv2dConfig;
+/// use burn::tensor::Tensor;
+/// use nin::ops::{ConvChoice, ConvKernel, ConvSettings};
+///
+/// let device = nin::backend::device("flex").unwrap();
+/// let conv = Conv2dConfig::new([3, 8], [3, 3]).init(&device);
+/// let burns = ConvSettings::new(ConvChoice::Always(ConvKernel::Burn));
+/// let maps = nin::ops::conv2d_with(&conv, Tensor::ones([1, 3, 8, 8], &device), true, &burns);
+/// assert_eq!(maps.dims(), [1, 8, 6, 6]);
+/// ```
+pub fn conv2d_with(
+    conv: &Conv2d,
+    input: Tensor<4>,
+    with_relu: bool,
+    settings: &ConvSettings,
+) -> Tensor<4> {
     let dtype = input.dtype();
     let weight = cast_to(conv.weight.val(), dtype);
     let bias = conv.bias.as_ref().map(|bias| cast_to(bias.val(), dtype));
@@ -127,7 +162,7 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>, with_relu: bool) -> Tensor<4> {
         // cores take half-precision operands and accumulate in f32.
         let input = cast_to(input, DType::F32);
         let Some(padding) = kernel_padding(conv, &input) else {
-            return cast_to(conv2d(conv, input, with_relu), dtype);
+            return cast_to(conv2d_with(conv, input, with_relu, settings), dtype);
         };
         let output = conv_extension::conv2d_relu(
             input,
@@ -136,13 +171,23 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>, with_relu: bool) -> Tensor<4> {
             conv.stride,
             padding,
             with_relu,
+            settings,
         );
         return cast_to(output, dtype);
     }
     #[cfg(any(feature = "flex", feature = "cube"))]
     if let Some(padding) = kernel_padding(conv, &input) {
-        return conv_extension::conv2d_relu(input, weight, bias, conv.stride, padding, with_relu);
+        return conv_extension::conv2d_relu(
+            input,
+            weight,
+            bias,
+            conv.stride,
+            padding,
+            with_relu,
+            settings,
+        );
     }
+    let _ = settings;
     let x = if composed::is_pointwise(conv)
         && (input.device().is_autodiff() || dtype != conv.weight.dtype())
     {
@@ -183,14 +228,16 @@ fn conv2d_with_statistics(conv: &Conv2d, input: Tensor<4>) -> (Tensor<4>, Option
 
 /// The gradients of [`conv2d`]'s convolution outside autodiff, given the gradient of its output
 /// before any ReLU: `(input's when input_grad is set, weight's, bias's)`, each in the input's
-/// float type; `None` where [`conv2d_uses_kernel`] is false. For benchmarks of the kernel's
-/// passes (`perf --layers`); training gets the same gradients from autodiff.
+/// float type; `None` where [`conv2d_uses_kernel`] is false. Cube backends run the passes as
+/// `settings` say. For benchmarks of the kernel's passes (`perf --layers`); training gets the
+/// same gradients from autodiff.
 #[allow(clippy::type_complexity)]
 pub fn conv2d_gradients(
     conv: &Conv2d,
     input: Tensor<4>,
     output_grad: Tensor<4>,
     input_grad: bool,
+    settings: &ConvSettings,
 ) -> Option<(Option<Tensor<4>>, Tensor<4>, Tensor<1>)> {
     #[cfg(any(feature = "flex", feature = "cube"))]
     if let Some(padding) = kernel_padding(conv, &input) {
@@ -202,9 +249,10 @@ pub fn conv2d_gradients(
             conv.stride,
             padding,
             input_grad,
+            settings,
         ));
     }
-    let _ = (conv, input, output_grad, input_grad);
+    let _ = (conv, input, output_grad, input_grad, settings);
     None
 }
 

@@ -266,7 +266,7 @@ pub struct Report {
     pub wall_seconds: f64,
     /// Predicted class of each evaluated test image, by index, so a single prediction can be
     /// checked against the run.
-    pub test_predictions: Vec<u8>,
+    pub test_predictions: Vec<usize>,
 }
 
 /// One class's accuracy.

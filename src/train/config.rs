@@ -92,6 +92,14 @@ pub struct TrainingConfig {
     /// and loss stay `f32`. `f16` trains with a dynamic loss scale.
     #[serde(default)]
     pub precision: Precision,
+    /// The first this many blocks keep the weights the run starts from
+    /// ([`TrainOptions::initial_model`](super::TrainOptions::initial_model)): the optimiser
+    /// updates only the blocks after them. `model.blocks.len() - 1` fine-tunes a new last block
+    /// ([`Nin::with_classes`](crate::Nin::with_classes)) alone; 0 (the default) trains every
+    /// block. Batch-norm running statistics of frozen blocks still follow the data, as
+    /// PyTorch's do for parameters without `requires_grad`.
+    #[serde(default)]
+    pub frozen_blocks: usize,
 }
 
 pub use crate::data::FASHION_MNIST_MEAN_STD;
@@ -113,6 +121,7 @@ impl TrainingConfig {
             train_limit: None,
             test_limit: None,
             precision: Precision::F32,
+            frozen_blocks: 0,
         };
         match preset {
             // d2l: `d2l.load_data_fashion_mnist(batch_size=128, resize=224)` (ToTensor only, no
@@ -203,8 +212,13 @@ impl TrainingConfig {
             crate::Precision::F32 => String::new(),
             other => format!(", {other}"),
         };
+        let frozen = match self.frozen_blocks {
+            0 => String::new(),
+            1 => ", the first block frozen".to_string(),
+            n => format!(", the first {n} blocks frozen"),
+        };
         format!(
-            "{} epochs of batch {}, {optimizer}, {schedule}{precision}",
+            "{} epochs of batch {}, {optimizer}, {schedule}{precision}{frozen}",
             self.epochs, self.batch_size
         )
     }
@@ -273,6 +287,17 @@ impl TrainingConfig {
             return bad(
                 "normalize",
                 format!("mean {mean}, std {std}: std must be positive"),
+            );
+        }
+        let blocks = self.model.blocks.len();
+        if self.frozen_blocks >= blocks {
+            return bad(
+                "frozen blocks",
+                format!(
+                    "{} of a network of {blocks} blocks leaves nothing to train; at most {}",
+                    self.frozen_blocks,
+                    blocks - 1
+                ),
             );
         }
         for (what, limit) in [

@@ -21,8 +21,8 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<u64>>,
     /// Sum of the per-image cross-entropy.
     pub loss_sum: f64,
-    /// Predicted class of each image, in dataset order.
-    pub predictions: Vec<u8>,
+    /// Predicted class index of each image, in dataset order.
+    pub predictions: Vec<usize>,
     /// Seconds spent.
     pub seconds: f64,
 }
@@ -106,7 +106,7 @@ pub fn evaluate<D: Dataset<ImageItem> + ?Sized>(
         let predicted = read_indices(logits.argmax(1).flatten::<1>(0, 1))?;
         for (label, predicted) in labels.into_iter().zip(predicted) {
             evaluation.confusion[label][predicted] += 1;
-            evaluation.predictions.push(predicted as u8);
+            evaluation.predictions.push(predicted);
         }
     }
     evaluation.seconds = started.elapsed().as_secs_f64();

@@ -14,8 +14,8 @@ use burn::train::{
     TrainingStrategy,
 };
 
+use super::TrainingNin;
 use crate::data::ImageItem;
-use crate::model::Nin;
 
 use super::TrainError;
 use super::checkpoints::{Ledger, RecordedCheckpointer};
@@ -30,8 +30,8 @@ impl<Te: Dataset<ImageItem>> Run<'_, Te> {
     /// result and what the recorder saw, or a panic inside burn-train as an error.
     pub(super) fn launch(
         &self,
-        learner: Learner<Nin>,
-    ) -> Result<(LearningResult<Nin>, Record), TrainError> {
+        learner: Learner<TrainingNin>,
+    ) -> Result<(LearningResult<TrainingNin>, Record), TrainError> {
         let dashboard = self.options.progress == Progress::Dashboard
             && cfg!(feature = "tui")
             && std::io::stdout().is_terminal();
@@ -55,7 +55,7 @@ impl<Te: Dataset<ImageItem>> Run<'_, Te> {
 
     /// burn-train's training of this run: its loaders, epochs, checkpointers, metrics,
     /// renderer, the checkpoint it resumes from and how several devices share the work.
-    fn supervised_training(&self, dashboard: bool) -> SupervisedTraining<Nin> {
+    fn supervised_training(&self, dashboard: bool) -> SupervisedTraining<TrainingNin> {
         let (run, data) = (&self.dir, &self.data);
         let ledger = Ledger::new(run.artifacts.clone());
         let mut training = SupervisedTraining::new(

@@ -40,6 +40,7 @@ pub use options::{Progress, Strategy, TrainOptions, Trained};
 pub use plot::{PlotError, training_svg, write_training_svg};
 pub use recorder::{Divergence, EpochMetrics, METRICS_CSV_HEADER, MetricsCsvError, write_csv};
 pub use run::train;
+pub use step::TrainingNin;
 
 pub(crate) use loss_scale::LossScale;
 

@@ -11,8 +11,8 @@ use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::{Learner, LearningResult};
 
+use super::TrainingNin;
 use crate::data::{Augment, ImageBatch, ImageBatcher, ImageItem, Split};
-use crate::model::Nin;
 
 use super::artifacts::RunConfig;
 use super::checks::{check_channels, check_devices, check_items, limit};
@@ -56,7 +56,7 @@ where
     let learner = run.learner()?;
     let (result, record) = run.launch(learner)?;
     let completed = run.outcome(&result, &record)?;
-    run.report(result.model, record, completed)
+    run.report(result.model.into_model(), record, completed)
 }
 
 /// A run from its opened directory to its report: what it computes, where and how it works,
@@ -229,7 +229,7 @@ impl<Te: Dataset<ImageItem> + 'static> RunData<Te> {
 impl<Te: Dataset<ImageItem>> Run<'_, Te> {
     /// The model (fresh, or the options' initial weights), its optimiser and its learning-rate
     /// schedule, on the training device.
-    fn learner(&self) -> Result<Learner<Nin>, TrainError> {
+    fn learner(&self) -> Result<Learner<TrainingNin>, TrainError> {
         let (config, options, data) = (self.config, self.options, &self.data);
         // With n devices burn-train cuts the training set into n parts, the last taking the
         // remainder, and takes one step per batch of each part.
@@ -258,14 +258,25 @@ impl<Te: Dataset<ImageItem>> Run<'_, Te> {
                 })?,
             None => model,
         };
-        let model = model.with_precision(config.precision);
-        Ok(Learner::new(model, optimizer.init(), scheduler))
+        let mut model = model.with_precision(config.precision);
+        for block in &mut model.blocks[..config.frozen_blocks] {
+            *block = block.clone().freeze();
+        }
+        Ok(Learner::new(
+            TrainingNin::new(model),
+            optimizer.init(),
+            scheduler,
+        ))
     }
 
     /// The epochs completed, or the error that ended the run before its last epoch: a diverged
     /// loss (whose epoch's checkpoints are removed), burn-train's error, a failed metrics write, or
     /// an interruption.
-    fn outcome(&self, result: &LearningResult<Nin>, record: &Record) -> Result<usize, TrainError> {
+    fn outcome(
+        &self,
+        result: &LearningResult<TrainingNin>,
+        record: &Record,
+    ) -> Result<usize, TrainError> {
         let (config, run) = (self.config, &self.dir);
         let artifacts = &run.artifacts;
         if let Some(divergence) = record.divergence {

@@ -237,6 +237,11 @@ pub fn assert_close(case: &Case, what: &str, ours: &[f32], burn: &[f32]) {
 }
 
 pub fn check(case: &Case, device: &Device) {
+    check_with(case, device, &nin::ops::ConvSettings::default());
+}
+
+/// [`check`] with the cube backends' kernel run as `settings` say.
+pub fn check_with(case: &Case, device: &Device, settings: &nin::ops::ConvSettings) {
     device.seed(7);
     let conv = conv_of(case, device);
     let input = input_of(case, device);
@@ -252,7 +257,7 @@ pub fn check(case: &Case, device: &Device) {
     );
 
     let ours = pass(case, &conv, &input, &upstream, |conv, x| {
-        nin::ops::conv2d(conv, x, case.relu)
+        nin::ops::conv2d_with(conv, x, case.relu, settings)
     });
     // burn's convolution runs on flex whatever `device` is: on a cube backend it would autotune
     // its kernels for every case's shape (minutes on lavapipe) to give the values flex gives.

@@ -45,18 +45,24 @@ pub(crate) enum NetworkStage<'a> {
     GlobalAvgPool,
 }
 
-/// A model's packed plan, kept between calls and rebuilt when a parameter tensor is another
-/// one than the plan was packed from (after an optimiser step or a load). A copy of a model
-/// starts with an empty cache.
-#[derive(Default)]
+/// A model's packed plans, kept between calls and rebuilt when a parameter tensor is another
+/// one than a plan was packed from (after an optimiser step or a load). Copies of a model
+/// (`clone`, `valid`, `to_device`) share them: they hold the same parameter tensors, so a plan
+/// fits them all until one of them changes a parameter and packs its own.
+#[derive(Clone, Default)]
 pub(crate) struct InferenceCache {
-    cached: Mutex<Option<Arc<Cached>>>,
+    /// The plans used last, oldest first: at most [`KEPT_PLANS`].
+    cached: Arc<Mutex<Vec<Arc<Cached>>>>,
 }
 
-impl Clone for InferenceCache {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
+/// Plans a cache keeps: a network's logits and its pooled features, or two copies of a model
+/// whose parameters have diverged, without packing again on every call.
+const KEPT_PLANS: usize = 2;
+
+#[cfg(test)]
+thread_local! {
+    /// Plans packed on this thread: what the tests of the cache count.
+    pub(crate) static PACKINGS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl std::fmt::Debug for InferenceCache {
@@ -119,21 +125,28 @@ impl InferenceCache {
         ))
     }
 
-    /// The plan packed from `stages`, whose sources are `key`: the kept one if it was packed
-    /// from the same, else a new one, kept for the next call.
+    /// The plan packed from `stages`, whose sources are `key`: a kept one if it was packed
+    /// from the same, else a new one, kept for the next calls in place of the oldest.
     fn plan_for(&self, key: Vec<Source>, stages: &[NetworkStage<'_>]) -> Arc<Cached> {
         let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(kept) = cached.as_ref()
-            && kept.key.len() == key.len()
-            && kept.key.iter().zip(&key).all(|(a, b)| a.same(b))
-        {
-            return Arc::clone(kept);
+        let same = |kept: &Cached| {
+            kept.key.len() == key.len() && kept.key.iter().zip(&key).all(|(a, b)| a.same(b))
+        };
+        if let Some(index) = cached.iter().position(|kept| same(kept)) {
+            let kept = cached.remove(index);
+            cached.push(Arc::clone(&kept));
+            return kept;
         }
+        #[cfg(test)]
+        PACKINGS.with(|packings| packings.set(packings.get() + 1));
         let fresh = Arc::new(Cached {
             key,
             plan: pack(stages),
         });
-        *cached = Some(Arc::clone(&fresh));
+        if cached.len() == KEPT_PLANS {
+            cached.remove(0);
+        }
+        cached.push(Arc::clone(&fresh));
         fresh
     }
 }

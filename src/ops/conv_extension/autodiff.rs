@@ -11,6 +11,7 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 
 use super::{Conv2dGradients, Conv2dOps};
+use crate::ops::conv_settings::ConvSettings;
 
 #[derive(Debug)]
 struct Conv2dBackward;
@@ -24,6 +25,8 @@ struct Saved<B: Backend> {
     relu_output: Option<FloatTensor<B>>,
     stride: [usize; 2],
     padding: [usize; 2],
+    /// The forward call's, so that the backward passes run as the caller asked.
+    settings: ConvSettings,
 }
 
 impl<B: Backend + Conv2dOps> Backward<B, 3> for Conv2dBackward {
@@ -44,6 +47,7 @@ impl<B: Backend + Conv2dOps> Backward<B, 3> for Conv2dBackward {
             saved.stride,
             saved.padding,
             x_node.is_some(),
+            saved.settings,
         )
         .into_parts();
         if let (Some(node), Some(grad)) = (x_node, grad_x) {
@@ -66,9 +70,19 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
         stride: [usize; 2],
         padding: [usize; 2],
         relu: bool,
+        settings: ConvSettings,
     ) -> FloatTensor<Self> {
-        track::<B, C, _>(x, weight, bias, stride, padding, relu, |x, weight, bias| {
-            (B::conv2d_relu(x, weight, bias, stride, padding, relu), ())
+        let geometry = Geometry {
+            stride,
+            padding,
+            relu,
+            settings: settings.clone(),
+        };
+        track::<B, C, _>(x, weight, bias, geometry, |x, weight, bias| {
+            (
+                B::conv2d_relu(x, weight, bias, stride, padding, relu, settings),
+                (),
+            )
         })
         .0
     }
@@ -81,15 +95,16 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let (output, statistics) = track::<B, C, _>(
-            x,
-            weight,
-            bias,
+        let geometry = Geometry {
             stride,
             padding,
-            false,
-            |x, weight, bias| B::conv2d_with_statistics(x, weight, bias, stride, padding),
-        );
+            relu: false,
+            settings: ConvSettings::default(),
+        };
+        let (output, statistics) =
+            track::<B, C, _>(x, weight, bias, geometry, |x, weight, bias| {
+                B::conv2d_with_statistics(x, weight, bias, stride, padding)
+            });
         (output, Self::from_inner(statistics))
     }
 
@@ -100,6 +115,7 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
         stride: [usize; 2],
         padding: [usize; 2],
         input_grad: bool,
+        settings: ConvSettings,
     ) -> Conv2dGradients<Self> {
         // Gradients are not themselves differentiated: compute on the inner backend.
         let (dx, dw, db) = B::conv2d_backward(
@@ -109,6 +125,7 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
             stride,
             padding,
             input_grad,
+            settings,
         )
         .into_parts();
         Conv2dGradients::from_parts(
@@ -119,6 +136,15 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
     }
 }
 
+/// What a convolution's node needs besides its tensors.
+struct Geometry {
+    stride: [usize; 2],
+    padding: [usize; 2],
+    /// Whether the output is after a ReLU.
+    relu: bool,
+    settings: ConvSettings,
+}
+
 /// Runs `forward` (a convolution of `x` with `weight` and `bias` on the inner backend, which
 /// may return something besides its output) and registers the convolution's autodiff node on
 /// its output.
@@ -126,9 +152,7 @@ fn track<B, C, Extra>(
     x: FloatTensor<Autodiff<B, C>>,
     weight: FloatTensor<Autodiff<B, C>>,
     bias: FloatTensor<Autodiff<B, C>>,
-    stride: [usize; 2],
-    padding: [usize; 2],
-    relu: bool,
+    geometry: Geometry,
     forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> (FloatTensor<B>, Extra),
 ) -> (FloatTensor<Autodiff<B, C>>, Extra)
 where
@@ -147,9 +171,10 @@ where
             let saved = Saved {
                 x,
                 weight,
-                relu_output: relu.then(|| output.clone()),
-                stride,
-                padding,
+                relu_output: geometry.relu.then(|| output.clone()),
+                stride: geometry.stride,
+                padding: geometry.padding,
+                settings: geometry.settings,
             };
             prep.finish(saved, output)
         }

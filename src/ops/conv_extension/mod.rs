@@ -12,6 +12,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, ExtensionType, backend_extension};
 use burn::tensor::Tensor;
 
+use super::conv_settings::ConvSettings;
 use super::geometry::ConvGeometry;
 
 /// The convolution as a backend operation.
@@ -24,7 +25,7 @@ use super::geometry::ConvGeometry;
 pub(crate) trait Conv2dOps: Backend {
     /// `x` (`[N, C, H, W]`) convolved with `weight` (`[C_out, C, kh, kw]`), plus `bias`
     /// (`[C_out]`), with symmetric zero `padding`; then a ReLU when `relu` is set. All three in
-    /// one float type, which the output has too.
+    /// one float type, which the output has too. Cube backends run it as `settings` say.
     #[fusion(dtype = x, shape = output_shape(x, weight, stride, padding))]
     fn conv2d_relu(
         x: FloatTensor<Self>,
@@ -33,6 +34,7 @@ pub(crate) trait Conv2dOps: Backend {
         stride: [usize; 2],
         padding: [usize; 2],
         relu: bool,
+        settings: ConvSettings,
     ) -> FloatTensor<Self>;
 
     /// [`Conv2dOps::conv2d_relu`] without a ReLU, and the batch mean and biased variance of
@@ -50,7 +52,15 @@ pub(crate) trait Conv2dOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         use burn::backend::TensorMetadata;
 
-        let output = Self::conv2d_relu(x, weight, bias, stride, padding, false);
+        let output = Self::conv2d_relu(
+            x,
+            weight,
+            bias,
+            stride,
+            padding,
+            false,
+            ConvSettings::default(),
+        );
         let [n, c, h, w] = output.shape().dims::<4>();
         let per_channel = Self::float_reshape(
             Self::float_swap_dims(output.clone(), 0, 1),
@@ -65,7 +75,7 @@ pub(crate) trait Conv2dOps: Backend {
 
     /// Gradients of `weight` and `bias`, and of `x` when `input_grad` is set, given the gradient
     /// of the convolution's output. A ReLU is not part of it: the caller has already masked
-    /// `output_grad` with the ReLU's output.
+    /// `output_grad` with the ReLU's output. Cube backends run it as `settings` say.
     #[fusion(meta = gradients_metadata)]
     fn conv2d_backward(
         x: FloatTensor<Self>,
@@ -74,6 +84,7 @@ pub(crate) trait Conv2dOps: Backend {
         stride: [usize; 2],
         padding: [usize; 2],
         input_grad: bool,
+        settings: ConvSettings,
     ) -> Conv2dGradients<Self>;
 }
 
@@ -163,6 +174,7 @@ fn gradients_metadata(
     _stride: &[usize; 2],
     _padding: &[usize; 2],
     input_grad: &bool,
+    _settings: &ConvSettings,
 ) -> Conv2dGradientsMetadata {
     use burn::backend::fusion::custom::TensorSpec;
 
@@ -188,6 +200,7 @@ pub(crate) fn conv2d_relu(
     stride: [usize; 2],
     padding: [usize; 2],
     relu: bool,
+    settings: &ConvSettings,
 ) -> Tensor<4> {
     let bias = bias_or_zeros(bias, &weight);
     Tensor::from_dispatch(<Dispatch as Conv2dOps>::conv2d_relu(
@@ -197,6 +210,7 @@ pub(crate) fn conv2d_relu(
         stride,
         padding,
         relu,
+        settings.clone(),
     ))
 }
 
@@ -235,6 +249,7 @@ pub(crate) fn conv2d_backward(
     stride: [usize; 2],
     padding: [usize; 2],
     input_grad: bool,
+    settings: &ConvSettings,
 ) -> (Option<Tensor<4>>, Tensor<4>, Tensor<1>) {
     let (input, weight, bias) = <Dispatch as Conv2dOps>::conv2d_backward(
         x.into_dispatch(),
@@ -243,6 +258,7 @@ pub(crate) fn conv2d_backward(
         stride,
         padding,
         input_grad,
+        settings.clone(),
     )
     .into_parts();
     (

@@ -1,5 +1,5 @@
 //! The convolution lowered to matrix products on a cube backend, in runs of images whose patch
-//! matrices fit [`column_budget_bytes`]:
+//! matrices fit a budget of bytes (`ConvSettings::column_budget_bytes`):
 //! - forward: `Y = W · im2col(X)`, then bias and ReLU as the product's columns are written back
 //!   into maps;
 //! - weight gradient: `dW = Σ dY · im2col(X)ᵀ` over the runs (the transpose is a view: the
@@ -7,8 +7,6 @@
 //! - input gradient: `dX = col2im(Wᵀ · dY)`, run by run.
 //!
 //! Design notes: `docs/design.md`, "ops::cube_conv::lowered".
-
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::backend::ops::FloatTensorOps;
 use burn_cubecl::CubeBackend;
@@ -19,28 +17,15 @@ use crate::ops::geometry::ConvGeometry;
 
 type B = CubeBackend;
 
-/// Default for [`column_budget_bytes`]: large enough that a run of d2l's widest layer at batch
-/// 128 (`[2400, 39·676]` patches) makes a product the tiles fill, small enough beside a
-/// training step's activations on an 8 GB card.
-const DEFAULT_COLUMN_BUDGET: usize = 256 << 20;
-
-static COLUMN_BUDGET: AtomicUsize = AtomicUsize::new(DEFAULT_COLUMN_BUDGET);
-
-/// The most bytes one run's patch matrix (or its gradient) may take; a run has at least one
-/// image whatever the budget.
-pub fn column_budget_bytes() -> usize {
-    COLUMN_BUDGET.load(Ordering::Relaxed)
-}
-
-/// Sets [`column_budget_bytes`] for the process: smaller trades product width for memory.
-pub fn set_column_budget_bytes(bytes: usize) {
-    COLUMN_BUDGET.store(bytes, Ordering::Relaxed);
-}
-
-/// The runs `(first image, images)` of a batch, each with a patch matrix within the budget.
-fn runs(g: &ConvGeometry, element_bytes: usize) -> impl Iterator<Item = (usize, usize)> {
+/// The runs `(first image, images)` of a batch, each with a patch matrix within `budget` bytes
+/// (a run has at least one image whatever the budget).
+fn runs(
+    g: &ConvGeometry,
+    element_bytes: usize,
+    budget: usize,
+) -> impl Iterator<Item = (usize, usize)> {
     let per_image = g.patch_len() * g.output_plane() * element_bytes;
-    let images = (column_budget_bytes() / per_image.max(1)).clamp(1, g.batch);
+    let images = (budget / per_image.max(1)).clamp(1, g.batch);
     (0..g.batch)
         .step_by(images)
         .map(move |first| (first, images.min(g.batch - first)))
@@ -58,10 +43,11 @@ pub(super) fn forward(
     bias: &CubeTensor,
     g: &ConvGeometry,
     relu: bool,
+    budget: usize,
 ) -> CubeTensor {
     let weight = weight_matrix(weight.clone(), g);
     let output = empty(x, g.output_shape());
-    for run in runs(g, x.dtype.size()) {
+    for run in runs(g, x.dtype.size(), budget) {
         let columns = im2col(x, g, run.0, run.1);
         let product = B::float_matmul(weight.clone(), columns);
         write_maps(&product, bias, &output, g, run, relu);
@@ -70,9 +56,14 @@ pub(super) fn forward(
 }
 
 /// The weight gradient `[C_out, C, kh, kw]` given the output gradient `dy`.
-pub(super) fn weight_grad(x: &CubeTensor, dy: &CubeTensor, g: &ConvGeometry) -> CubeTensor {
+pub(super) fn weight_grad(
+    x: &CubeTensor,
+    dy: &CubeTensor,
+    g: &ConvGeometry,
+    budget: usize,
+) -> CubeTensor {
     let mut sum: Option<CubeTensor> = None;
-    for (first, images) in runs(g, x.dtype.size()) {
+    for (first, images) in runs(g, x.dtype.size(), budget) {
         let columns = B::float_swap_dims(im2col(x, g, first, images), 0, 1);
         let part = B::float_matmul(channel_rows(dy, g, first, images), columns);
         sum = Some(match sum {
@@ -88,10 +79,15 @@ pub(super) fn weight_grad(x: &CubeTensor, dy: &CubeTensor, g: &ConvGeometry) -> 
 }
 
 /// The input gradient `[N, C, H, W]` given the output gradient `dy`.
-pub(super) fn input_grad(weight: &CubeTensor, dy: &CubeTensor, g: &ConvGeometry) -> CubeTensor {
+pub(super) fn input_grad(
+    weight: &CubeTensor,
+    dy: &CubeTensor,
+    g: &ConvGeometry,
+    budget: usize,
+) -> CubeTensor {
     let weight_t = B::float_swap_dims(weight_matrix(weight.clone(), g), 0, 1);
     let input_grad = empty(dy, [g.batch, g.in_channels, g.input[0], g.input[1]]);
-    for (first, images) in runs(g, dy.dtype.size()) {
+    for (first, images) in runs(g, dy.dtype.size(), budget) {
         let columns = B::float_matmul(weight_t.clone(), channel_rows(dy, g, first, images));
         col2im(&columns, &input_grad, g, first, images);
     }

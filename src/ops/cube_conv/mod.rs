@@ -7,11 +7,7 @@ mod choice;
 mod kernels;
 mod lowered;
 
-pub use choice::{
-    CONV_KERNEL_VAR, ConvChoice, ConvKernel, ConvPass, TunedChoice, conv_choice, kernel_runs,
-    set_conv_choice, tuned_choices,
-};
-pub use lowered::{column_budget_bytes, set_column_budget_bytes};
+pub use choice::{TunedChoice, tuned_choices};
 
 use burn::backend::TensorMetadata;
 use burn::backend::ops::FloatTensorOps;
@@ -21,6 +17,7 @@ use burn_cubecl::tensor::CubeTensor;
 use choice::{PassInputs, run_pass};
 
 use super::conv_extension::{Conv2dGradients, Conv2dOps, geometry};
+use super::conv_settings::{ConvPass, ConvSettings};
 
 impl Conv2dOps for CubeBackend {
     fn conv2d_relu(
@@ -30,6 +27,7 @@ impl Conv2dOps for CubeBackend {
         stride: [usize; 2],
         padding: [usize; 2],
         relu: bool,
+        settings: ConvSettings,
     ) -> CubeTensor {
         let geometry = geometry(&x.shape(), &weight.shape(), stride, padding);
         run_pass(
@@ -40,6 +38,7 @@ impl Conv2dOps for CubeBackend {
                 other: bias,
                 geometry,
                 relu,
+                settings,
             },
         )
     }
@@ -51,6 +50,7 @@ impl Conv2dOps for CubeBackend {
         stride: [usize; 2],
         padding: [usize; 2],
         input_grad: bool,
+        settings: ConvSettings,
     ) -> Conv2dGradients<Self> {
         let geometry = geometry(&x.shape(), &weight.shape(), stride, padding);
         // The bias gradient is the same sum whichever kernel takes the weights'.
@@ -65,6 +65,7 @@ impl Conv2dOps for CubeBackend {
             other: output_grad,
             geometry,
             relu: false,
+            settings,
         };
         let input = input_grad.then(|| run_pass(ConvPass::InputGrad, inputs.clone()));
         let weight = run_pass(ConvPass::WeightGrad, inputs);

@@ -17,6 +17,7 @@ use burn::backend::Flex;
 use burn_flex::FlexTensor;
 
 use super::conv_extension::{self, Conv2dGradients, Conv2dOps};
+use super::conv_settings::ConvSettings;
 use super::flex::{dims4, f32_values, flex_tensor};
 
 fn geometry(
@@ -36,6 +37,8 @@ impl Conv2dOps for Flex {
         stride: [usize; 2],
         padding: [usize; 2],
         relu: bool,
+        // Cube backends' choice of kernel and budget: flex has one kernel.
+        _: ConvSettings,
     ) -> FlexTensor {
         let g = geometry(&x, &weight, stride, padding);
         let output = forward::conv2d_forward(
@@ -77,6 +80,7 @@ impl Conv2dOps for Flex {
         stride: [usize; 2],
         padding: [usize; 2],
         input_grad: bool,
+        _: ConvSettings,
     ) -> Conv2dGradients<Self> {
         let g = geometry(&x, &weight, stride, padding);
         let grads = backward::conv2d_backward(
