@@ -18,6 +18,7 @@ mod support;
 
 use burn::data::dataset::InMemDataset;
 use clap::Parser;
+use nin::BackendName;
 use nin::data::ImageItem;
 use nin::pretrained::Weights;
 use nin::train::{EpochMetrics, Preset, Progress, TrainOptions, TrainingConfig};
@@ -42,9 +43,10 @@ struct Args {
     /// block alone.
     #[arg(long, default_value_t = 0)]
     frozen_blocks: usize,
-    /// Backend: `auto`, `flex`, `wgpu`, … (as `fashion_mnist` takes them).
-    #[arg(long, default_value = "auto")]
-    backend: String,
+    /// Backend to train on.
+    #[arg(long, default_value_t = BackendName::Auto,
+          value_parser = support::named(&BackendName::ALL))]
+    backend: BackendName,
     /// Keep the two runs' artifacts in DIR/shipped and DIR/scratch (replacing earlier ones)
     /// [default: a temporary directory].
     #[arg(long)]
@@ -108,7 +110,7 @@ fn parse_digit(line: &str) -> Result<ImageItem, String> {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (train, test) = read_digits(&args.digits)?;
-    let device = nin::backend::device(&args.backend)?;
+    let device = args.backend.device()?;
     let weights = Weights::FashionMnistCompact;
     let config = TrainingConfig {
         // The shipped network's layers, with a last block for ten digits; images resized to

@@ -235,6 +235,7 @@ impl Preprocessing {
 #[derive(Debug)]
 pub struct Classifier {
     weights: Weights,
+    preprocessing: Preprocessing,
     model: Nin,
     device: Device,
 }
@@ -264,6 +265,7 @@ impl Classifier {
     pub fn new(weights: Weights, device: &Device) -> Result<Self, PretrainedError> {
         Ok(Self {
             weights,
+            preprocessing: weights.preprocessing(),
             model: weights.load(device)?,
             device: device.clone(),
         })
@@ -280,9 +282,8 @@ impl Classifier {
     /// normalised as in training. Bytes that are no image, or one too large to decode, are
     /// [`PretrainedError::Image`].
     pub fn classify(&self, bytes: &[u8], invert: bool) -> Result<Classification, PretrainedError> {
-        let prepare = self.weights.preprocessing();
-        let item = prepare.decode(bytes, invert)?;
-        let image = prepare.input(&item, &self.device)?;
+        let item = self.preprocessing.decode(bytes, invert)?;
+        let image = self.preprocessing.input(&item, &self.device)?;
         let probabilities = softmax(self.model.forward(image), 1)
             .into_data()
             .convert::<f32>()

@@ -338,18 +338,6 @@ fn config_round_trips_through_json() {
     assert_eq!(back, config);
 }
 
-/// Every value of every parameter of `block`, in order.
-fn block_values(block: &nin::NinBlock) -> Vec<f32> {
-    let mut values = Vec::new();
-    for (_, layer) in block.layers() {
-        values.extend(common::values(layer.conv.weight.val()));
-        if let Some(bias) = &layer.conv.bias {
-            values.extend(common::values(bias.val()));
-        }
-    }
-    values
-}
-
 #[test]
 fn features_are_the_maps_the_last_block_reads_and_pool_to_their_means() {
     let cases = [
@@ -419,7 +407,7 @@ fn with_classes_gives_a_new_last_block_and_keeps_every_other_weight() {
             config.with_num_classes(5).init(&device).num_params()
         );
         for (before, after) in model.blocks[..last].iter().zip(&tuned.blocks[..last]) {
-            assert_eq!(block_values(before), block_values(after));
+            assert_eq!(common::block_weights(before), common::block_weights(after));
         }
         let [kernel, stride, padding] = [
             tuned.blocks[last].kernel_size(),

@@ -651,21 +651,6 @@ fn predictions_past_class_255_reach_the_evaluation_and_the_report() {
     assert_eq!(written["test_predictions"][0], 299, "{written}");
 }
 
-/// Every weight of `block` (convolutions and biases, in order), as one list.
-fn block_weights(block: &nin::NinBlock) -> Vec<f32> {
-    block
-        .layers()
-        .iter()
-        .flat_map(|(_, layer)| {
-            let mut values = common::values(layer.conv.weight.val());
-            if let Some(bias) = &layer.conv.bias {
-                values.extend(common::values(bias.val()));
-            }
-            values
-        })
-        .collect()
-}
-
 /// Fine-tuning the shipped network's new last block on classes of one's own with the rest
 /// frozen: after the run, every block before the last has exactly the weights it started with,
 /// and the new block has learnt (no data set needed). The shipped weights, not a random
@@ -710,7 +695,10 @@ fn fine_tuning_with_frozen_blocks_trains_the_new_block_alone() {
     )
     .unwrap();
     for (index, (before, after)) in model.blocks.iter().zip(&trained.model.blocks).enumerate() {
-        let moved = common::max_abs_diff(&block_weights(before), &block_weights(after));
+        let moved = common::max_abs_diff(
+            &common::block_weights(before),
+            &common::block_weights(after),
+        );
         if index < config.frozen_blocks {
             assert_eq!(moved, 0.0, "frozen block {index} changed");
         } else {

@@ -28,7 +28,6 @@ pub fn exit_with(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
 
 /// A command-line parser for `values`, by the names the library gives them; `--help` lists
 /// them.
-#[allow(dead_code)] // every example includes this module; not every one takes a named value
 pub fn named<T>(values: &'static [T]) -> impl TypedValueParser<Value = T>
 where
     T: nin::names::Named + Clone + Send + Sync,

@@ -309,11 +309,7 @@ impl Nin {
     /// ```
     pub fn forward_features(&self, images: Tensor<4>) -> Result<Tensor<4>, ShapeError> {
         self.check_input(images.dims())?;
-        let input = ops::cast_to(images, self.precision.dtype());
-        Ok(self
-            .feature_stages()
-            .into_iter()
-            .fold(input, |x, stage| self.apply(stage, x)))
+        Ok(self.run_stages(images, self.feature_stages(), |_, _| {}))
     }
 
     /// [`forward_features`](Self::forward_features) averaged over each map: one `f32` vector of
@@ -339,10 +335,7 @@ impl Nin {
                 return Ok(pooled);
             }
         }
-        let input = ops::cast_to(images, self.precision.dtype());
-        let maps = stages
-            .into_iter()
-            .fold(input, |x, stage| self.apply(stage, x));
+        let maps = self.run_stages(images, stages, |_, _| {});
         let [batch, channels, _, _] = maps.dims();
         Ok(ops::cast_to(maps, DType::F32)
             .mean_dim(3)
@@ -438,15 +431,26 @@ impl Nin {
 
     /// The network as a fold of [`stages`](Self::stages) over [`apply`](Self::apply), with
     /// each stage's output shown to `observe`.
-    fn run(&self, images: Tensor<4>, mut observe: impl FnMut(Stage, &Tensor<4>)) -> Tensor<2> {
+    fn run(&self, images: Tensor<4>, observe: impl FnMut(Stage, &Tensor<4>)) -> Tensor<2> {
+        let maps = self.run_stages(images, self.stages(), observe);
+        let [batch, classes, _, _] = maps.dims();
+        maps.reshape([batch, classes])
+    }
+
+    /// `stages` in order on `images` cast to the network's precision; `observe` sees each
+    /// stage's output.
+    fn run_stages(
+        &self,
+        images: Tensor<4>,
+        stages: Vec<Stage>,
+        mut observe: impl FnMut(Stage, &Tensor<4>),
+    ) -> Tensor<4> {
         let input = ops::cast_to(images, self.precision.dtype());
-        let maps = self.stages().into_iter().fold(input, |x, stage| {
+        stages.into_iter().fold(input, |x, stage| {
             let x = self.apply(stage, x);
             observe(stage, &x);
             x
-        });
-        let [batch, classes, _, _] = maps.dims();
-        maps.reshape([batch, classes])
+        })
     }
 
     /// One stage of the network.
@@ -471,6 +475,19 @@ mod tests {
 
     fn packings() -> usize {
         PACKINGS.with(|packings| packings.get())
+    }
+
+    #[test]
+    fn logits_and_pooled_features_keep_a_plan_each() {
+        let device = Device::flex();
+        let model = NinConfig::compact(10).init(&device);
+        let images = Tensor::<4>::ones([2, 1, 28, 28], &device);
+        let start = packings();
+        for _ in 0..2 {
+            model.forward(images.clone());
+            model.forward_pooled_features(images.clone()).unwrap();
+        }
+        assert_eq!(packings(), start + 2, "one packing each, then none");
     }
 
     #[test]

@@ -78,6 +78,18 @@ pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
         .expect("f32 data")
 }
 
+/// Every convolution weight and bias of `block`, layer by layer, as one list.
+pub fn block_weights(block: &nin::NinBlock) -> Vec<f32> {
+    let mut weights = Vec::new();
+    for (_, layer) in block.layers() {
+        weights.extend(values(layer.conv.weight.val()));
+        if let Some(bias) = &layer.conv.bias {
+            weights.extend(values(bias.val()));
+        }
+    }
+    weights
+}
+
 /// Largest absolute difference between two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "compared tensors differ in size");

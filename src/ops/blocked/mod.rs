@@ -128,21 +128,27 @@ impl InferenceCache {
     /// The plan packed from `stages`, whose sources are `key`: a kept one if it was packed
     /// from the same, else a new one, kept for the next calls in place of the oldest.
     fn plan_for(&self, key: Vec<Source>, stages: &[NetworkStage<'_>]) -> Arc<Cached> {
-        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-        let same = |kept: &Cached| {
-            kept.key.len() == key.len() && kept.key.iter().zip(&key).all(|(a, b)| a.same(b))
-        };
-        if let Some(index) = cached.iter().position(|kept| same(kept)) {
-            let kept = cached.remove(index);
-            cached.push(Arc::clone(&kept));
-            return kept;
+        let lock = || self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        {
+            let mut cached = lock();
+            let same = |kept: &Cached| {
+                kept.key.len() == key.len() && kept.key.iter().zip(&key).all(|(a, b)| a.same(b))
+            };
+            if let Some(index) = cached.iter().position(|kept| same(kept)) {
+                let kept = cached.remove(index);
+                cached.push(Arc::clone(&kept));
+                return kept;
+            }
         }
+        // Packed without the lock: copies of the model on other threads keep using their plans
+        // meanwhile.
         #[cfg(test)]
         PACKINGS.with(|packings| packings.set(packings.get() + 1));
         let fresh = Arc::new(Cached {
             key,
             plan: pack(stages),
         });
+        let mut cached = lock();
         if cached.len() == KEPT_PLANS {
             cached.remove(0);
         }
