@@ -1,7 +1,7 @@
 //! The same model on every backend: equal logits for equal weights, a training step that lowers
 //! the loss, records that round-trip exactly, and the backend-name errors.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;

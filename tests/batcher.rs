@@ -1,7 +1,7 @@
 //! The batcher: scaling, layout, labels, bilinear resize as PyTorch does it, normalisation.
 #![cfg(feature = "dataset")]
 
-mod common;
+use crate::common;
 
 use burn::data::dataloader::batcher::Batcher;
 use nin::data::{Augment, ImageBatcher, ImageItem};

@@ -4,7 +4,7 @@
 //! batches (an image per thread), odd sizes and channel counts, batch norms with their running
 //! statistics, and after a parameter changes.
 
-mod common;
+use crate::common;
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};

@@ -4,7 +4,7 @@
 //! hang in a loader fails the test instead of stalling the suite.
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

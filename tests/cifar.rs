@@ -3,7 +3,7 @@
 //! folder itself; and each corruption of the format refused with an error naming the file.
 #![cfg(feature = "dataset")]
 
-mod common;
+use crate::common;
 
 use burn::data::dataset::Dataset;
 use common::cifar::{

@@ -3,7 +3,7 @@
 //! is refused before anything is written; dataset and shape errors keep their types.
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! the output, the input gradient, and the weight and bias gradients agree within 1e-4 of each
 //! tensor's scale, for every shape the NiN networks use and the awkward ones around them.
 
-mod common;
+use crate::common;
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;

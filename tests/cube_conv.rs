@@ -5,7 +5,7 @@
 //! then reused.
 #![cfg(feature = "wgpu")]
 
-mod common;
+use crate::common;
 
 use burn::tensor::Device;
 use common::conv::{Case, assert_close, cases, check_with, conv_of, input_of};

@@ -2,7 +2,7 @@
 //! and missing files, and only verified files may land in the cache.
 #![cfg(feature = "download")]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

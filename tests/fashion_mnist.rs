@@ -3,7 +3,7 @@
 //! absent; fails instead when `NIN_REQUIRE_DATA=1`.
 #![cfg(feature = "dataset")]
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 

@@ -5,7 +5,7 @@
 //! gradients for every parameter and for the input, and the same running statistics, on every
 //! backend this run has; and, on flex, the same for whole networks.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;

@@ -4,7 +4,7 @@
 //! GNU time is installed (CI installs it) the test reads the process's peak resident set.
 #![cfg(all(feature = "pytorch", feature = "train"))]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

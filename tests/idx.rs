@@ -2,7 +2,7 @@
 //! no input makes it panic.
 #![cfg(feature = "dataset")]
 
-mod common;
+use crate::common;
 
 use common::idx::{gzip, idx_file, images};
 use nin::data::idx::{self, IdxFault};

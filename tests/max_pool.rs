@@ -1,7 +1,7 @@
 //! The crate's max-pool kernel (`nin::ops::max_pool2d` on flex) against burn's `MaxPool2d`: the
 //! same output and the same input gradient (routed to the first maximum of each window).
 
-mod common;
+use crate::common;
 
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::{Device, Distribution, Tensor};

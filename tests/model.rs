@@ -2,7 +2,7 @@
 //! the errors for configurations and inputs the model cannot take, and the features and new
 //! last block that transfer learning uses.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::Tensor;

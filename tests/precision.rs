@@ -3,7 +3,7 @@
 //! a short f16 training run with its dynamic loss scale learns.
 #![cfg(all(feature = "train", feature = "pretrained"))]
 
-mod common;
+use crate::common;
 
 use burn::data::dataset::InMemDataset;
 use burn::module::{Module, Param};

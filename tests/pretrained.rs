@@ -2,7 +2,7 @@
 //! that is repeatable and refuses damaged bytes, and `predict` using them when there is no run.
 #![cfg(all(feature = "pretrained", feature = "train", feature = "flex"))]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

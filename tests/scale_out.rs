@@ -4,7 +4,7 @@
 //! written.
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use burn::data::dataset::InMemDataset;
 use burn::tensor::Device;

@@ -2,7 +2,7 @@
 //! message when nothing is found, and the content check.
 #![cfg(feature = "dataset")]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 //! report. Skips with a reason without the data; fails instead when `NIN_REQUIRE_DATA=1`.
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -9,7 +9,7 @@
 //! under `NIN_REQUIRE_DATA`.
 #![cfg(all(feature = "pretrained", feature = "flex"))]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};

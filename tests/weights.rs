@@ -2,7 +2,7 @@
 //! `.safetensors` files written by PyTorch (tests/fixtures/pytorch/reference.py) and matching
 //! PyTorch's logits, saving in the same layout, and the errors for files that do not fit.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
