@@ -377,7 +377,7 @@ fn the_page_classifies_in_headless_chromium() {
     );
     // The native figure means something only where this test is built with optimisations.
     let build = if cfg!(debug_assertions) {
-        "an unoptimised build; `cargo test --release --test web` times an optimised one"
+        "an unoptimised build; `cargo test --release --test all -- web::` times an optimised one"
     } else {
         "an optimised build"
     };
