@@ -17,7 +17,7 @@ mod support;
 mod training;
 
 use clap::Parser;
-use nin::data::{CIFAR10, CIFAR100, Split, cifar, pixel_mean_std};
+use nin::data::{Cifar10, Cifar100, Split, pixel_mean_std};
 use nin::train::{Preset, TrainingConfig};
 use training::{RunData, TrainFlags};
 
@@ -45,25 +45,24 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let (format, example) = if args.cifar100 {
-        (&CIFAR100, "cifar100")
+    let data_dir = args.data_dir.as_deref();
+    let (example, name, (train, found), test) = if args.cifar100 {
+        let (train, found) = Cifar100::load(Split::Train, data_dir)?;
+        let test = Cifar100::from_dir(&found.dir, Split::Test)?;
+        ("cifar100", "CIFAR-100", (train, found), test)
     } else {
-        (&CIFAR10, "cifar10")
+        let (train, found) = Cifar10::load(Split::Train, data_dir)?;
+        let test = Cifar10::from_dir(&found.dir, Split::Test)?;
+        ("cifar10", "CIFAR-10", (train, found), test)
     };
-    let (train, found) = cifar::load(format, Split::Train, args.data_dir.as_deref())?;
-    let test = cifar::read(format, &found.dir, Split::Test)?;
     // One mean and standard deviation over the training images' pixels.
     let normalize = pixel_mean_std(&train)?;
-    let config = TrainingConfig::preset(args.preset).for_images(3, 32, format.classes, normalize);
+    let classes = train.class_names().len();
+    let config = TrainingConfig::preset(args.preset).for_images(3, 32, classes, normalize);
     let config = args.flags.apply(config, 4);
     let data = RunData {
         classes: train.class_names().to_vec(),
-        source: format!(
-            "{} {} ({})",
-            format.display_name,
-            found.dir.display(),
-            found.place
-        ),
+        source: format!("{name} {} ({})", found.dir.display(), found.place),
         train,
         test,
     };

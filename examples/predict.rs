@@ -21,7 +21,7 @@ use nin::data::{FASHION_MNIST_CLASSES, FashionMnist, ImageBatcher, ImageItem, Sp
 use nin::names::Named;
 #[cfg(feature = "pretrained")]
 use nin::pretrained::Weights;
-use nin::train::{ArtifactDir, Preset, TrainingConfig, classify};
+use nin::train::{ArtifactDir, Preset, TrainingConfig, predict};
 use nin::{BackendName, Nin, Precision};
 use serde::Serialize;
 
@@ -203,7 +203,7 @@ fn load(
         return Ok((model, Pipeline::for_run(&config)?, class_names));
     };
     let config = TrainingConfig::preset(args.preset.unwrap_or(Preset::D2l));
-    let model = nin::weights::load(config.model.init(device), weights)?;
+    let model = nin::pytorch::load(config.model.init(device), weights)?;
     Ok((model, Pipeline::for_run(&config)?, fashion_mnist()))
 }
 
@@ -247,7 +247,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let inputs = inputs(&args, pipeline.file_input)?;
     let items: Vec<ImageItem> = inputs.iter().map(|(_, _, item)| item.clone()).collect();
     let batch = pipeline.batcher.batch(items, &device);
-    let predictions = classify(&model, batch.images, args.top.max(1))?;
+    let predictions = predict(&model, batch.images, args.top.max(1))?;
     device.sync()?;
 
     let name = |index: usize| {

@@ -313,6 +313,7 @@ fn auto_device() -> Result<Device, BackendError> {
 /// The first hardware GPU this build can use: a CUDA device, else a discrete, integrated or
 /// virtual GPU through wgpu. Software adapters such as lavapipe are not GPUs here. This is
 /// what `auto` picks when it finds one.
+#[doc(hidden)] // for the tests: `device("auto")` is the way in
 pub fn hardware_gpu() -> Option<Device> {
     #[cfg(feature = "cuda")]
     if let Ok(device) = cuda_device() {

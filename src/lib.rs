@@ -9,10 +9,10 @@ pub mod names;
 pub mod ops;
 #[cfg(feature = "pretrained")]
 pub mod pretrained;
+#[cfg(feature = "pytorch")]
+pub mod pytorch;
 #[cfg(feature = "train")]
 pub mod train;
-#[cfg(feature = "pytorch")]
-pub mod weights;
 
 pub use backend::{BackendError, BackendName};
 pub use model::{

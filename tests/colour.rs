@@ -205,7 +205,7 @@ fn errors_keep_their_type_and_their_source() {
 
     // Images the network cannot take are its own ShapeError.
     let model = config(3).model.init(&Device::flex());
-    let err = nin::train::classify(
+    let err = nin::train::predict(
         &model,
         Tensor::<4>::zeros([1, 1, 28, 28], &Device::flex()),
         1,

@@ -92,7 +92,7 @@ fn bombs_truncated_and_empty_images_are_clean_errors_in_bounded_memory() {
     let model = TrainingConfig::preset(Preset::Compact)
         .model
         .init(&Device::flex());
-    nin::weights::save_safetensors(&model, &weights).unwrap();
+    nin::pytorch::save_safetensors(&model, &weights).unwrap();
 
     let png = encoded(image::ImageFormat::Png);
     let jpeg = encoded(image::ImageFormat::Jpeg);

@@ -153,7 +153,7 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
 
     // The model exported in PyTorch's layout: `predict --weights` classifies the same.
     let exported = root.path().join("exported.safetensors");
-    nin::weights::save_safetensors(&trained.model, &exported).unwrap();
+    nin::pytorch::save_safetensors(&trained.model, &exported).unwrap();
     let from_weights = predicted_class(
         Command::new(&predict)
             .args([
@@ -169,7 +169,7 @@ fn a_short_compact_run_learns_and_writes_every_artifact() {
 
     // Training that starts from the exported weights starts where this run ended: with a
     // learning rate of ~0 the accuracy stays (a fresh start would be near chance, 0.1).
-    let initial = nin::weights::load(config.model.init(&Device::flex()), &exported).unwrap();
+    let initial = nin::pytorch::load(config.model.init(&Device::flex()), &exported).unwrap();
     let frozen = TrainingConfig {
         optimizer: config.optimizer.with_lr(1e-12),
         ..short(256, 2_000, 1)

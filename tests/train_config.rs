@@ -3,7 +3,7 @@
 
 use nin::train::{
     EpochMetrics, METRICS_CSV_HEADER, Optimizer, Preset, Schedule, TrainError, TrainingConfig,
-    training_svg, write_csv,
+    metrics_csv, training_svg,
 };
 
 fn row(epoch: usize, loss: f64) -> EpochMetrics {
@@ -137,7 +137,7 @@ fn invalid_values_are_named() {
 #[test]
 fn metrics_csv_round_trips_and_rejects_damage() {
     let rows = vec![row(1, 0.9), row(2, 0.5), row(3, 0.4)];
-    let text = write_csv(&rows);
+    let text = metrics_csv(&rows);
     assert!(text.starts_with(METRICS_CSV_HEADER));
     let back = EpochMetrics::parse_csv(&text).unwrap();
     assert_eq!(back.len(), 3);

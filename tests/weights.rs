@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use nin::weights::{self, WeightsError, WeightsFormat};
+use nin::pytorch::{self, WeightsError, WeightsFormat};
 use nin::{Nin, NinBlockConfig, NinConfig};
 use serde_json::Value;
 
@@ -84,7 +84,7 @@ fn eval_logits(model: &Nin, device: &Device) -> Vec<f32> {
 fn assert_pytorch_logits(test: &str, name: &str, file: &str) {
     let expected = floats(&fixtures()[name]["logits"]);
     for (backend, device) in common::backends(test) {
-        let model = weights::load(small_model(name, &device), fixture(file))
+        let model = pytorch::load(small_model(name, &device), fixture(file))
             .unwrap_or_else(|err| panic!("{file} on {backend}: {err}"));
         let got = eval_logits(&model, &device);
         let diff = common::max_abs_diff(&expected, &got);
@@ -111,7 +111,7 @@ fn d2l_layout_is_pytorchs_state_dict() {
         })
         .collect();
     let model = NinConfig::d2l(10).init(&flex());
-    let ours: Vec<(String, Vec<usize>)> = weights::torch_layout(&model)
+    let ours: Vec<(String, Vec<usize>)> = pytorch::torch_layout(&model)
         .into_iter()
         .map(|entry| (entry.key, entry.shape))
         .collect();
@@ -144,16 +144,16 @@ fn saved_safetensors_reload_to_the_same_model() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["small", "small_bn"] {
         let model =
-            weights::load(small_model(name, &device), fixture(&format!("{name}.pth"))).unwrap();
+            pytorch::load(small_model(name, &device), fixture(&format!("{name}.pth"))).unwrap();
         let path = dir.path().join(format!("{name}.safetensors"));
-        weights::save_safetensors(&model, &path).unwrap();
+        pytorch::save_safetensors(&model, &path).unwrap();
         let head = std::fs::read(&path).unwrap();
         assert_eq!(
             WeightsFormat::sniff(&head),
             Some(WeightsFormat::Safetensors)
         );
 
-        let reloaded = weights::load(small_model(name, &device), &path).unwrap();
+        let reloaded = pytorch::load(small_model(name, &device), &path).unwrap();
         assert_eq!(
             eval_logits(&reloaded, &device),
             eval_logits(&model, &device),
@@ -169,12 +169,12 @@ fn saved_safetensors_reload_to_the_same_model() {
     }
 }
 
-/// `model` saved by `weights::save_safetensors` as `dir/name`, and the file read back as
+/// `model` saved by `pytorch::save_safetensors` as `dir/name`, and the file read back as
 /// PyTorch's loader reads it (an 8-byte length, then JSON): its bytes, its header, and the
 /// header's length.
 fn save_and_read_safetensors(model: &Nin, dir: &Path, name: &str) -> (Vec<u8>, Value, usize) {
     let path = dir.join(name);
-    weights::save_safetensors(model, &path).unwrap();
+    pytorch::save_safetensors(model, &path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
@@ -202,7 +202,7 @@ fn saved_safetensors_have_the_pytorch_keys() {
         })
         .collect();
     keys.sort();
-    let mut expected: Vec<(String, Vec<usize>)> = weights::torch_layout(&model)
+    let mut expected: Vec<(String, Vec<usize>)> = pytorch::torch_layout(&model)
         .into_iter()
         .map(|e| (e.key, e.shape))
         .collect();
@@ -228,7 +228,7 @@ fn exported_weights_give_the_same_logits_in_pytorch() {
         device.seed(5);
         let model = small_model(name, &device);
         let path = dir.path().join(format!("{name}.safetensors"));
-        weights::save_safetensors(&model, &path).unwrap();
+        pytorch::save_safetensors(&model, &path).unwrap();
         let logits = serde_json::to_string(&eval_logits(&model, &device)).unwrap();
         std::fs::write(
             dir.path().join(format!("{name}.safetensors.logits.json")),
@@ -255,7 +255,7 @@ fn exported_weights_give_the_same_logits_in_pytorch() {
 #[test]
 fn a_shape_mismatch_names_the_key_and_both_shapes() {
     let model = NinConfig::compact(10).init(&flex());
-    let err = weights::load(model, fixture("small.pth")).unwrap_err();
+    let err = pytorch::load(model, fixture("small.pth")).unwrap_err();
     println!("{err}");
     match &err {
         WeightsError::ShapeMismatch {
@@ -279,7 +279,7 @@ fn a_shape_mismatch_names_the_key_and_both_shapes() {
 fn a_missing_or_extra_key_is_named() {
     let device = flex();
     // Batch-norm weights into the network without: its convolutions have no bias.
-    let err = weights::load(small_model("small", &device), fixture("small_bn.pth")).unwrap_err();
+    let err = pytorch::load(small_model("small", &device), fixture("small_bn.pth")).unwrap_err();
     println!("{err}");
     assert!(
         matches!(&err, WeightsError::MissingKey { key, .. } if key == "0.0.bias"),
@@ -292,14 +292,14 @@ fn a_missing_or_extra_key_is_named() {
         NinBlockConfig::new(8, 12, 3).with_padding(1),
     ])
     .init(&device);
-    let err = weights::load(two_blocks, fixture("small.pth")).unwrap_err();
+    let err = pytorch::load(two_blocks, fixture("small.pth")).unwrap_err();
     println!("{err}");
     assert!(
         matches!(&err, WeightsError::MissingKey { key, .. } if key == "3.0.weight"),
         "{err:?}"
     );
     // Every key the model needs and a dense head it has none for.
-    let err = weights::load(
+    let err = pytorch::load(
         small_model("small", &device),
         fixture("small_with_head.safetensors"),
     )
@@ -331,7 +331,7 @@ fn unknown_truncated_and_empty_files_are_errors() {
     for (name, bytes) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
-        let err = weights::load(small_model("small", &device), &path).unwrap_err();
+        let err = pytorch::load(small_model("small", &device), &path).unwrap_err();
         println!("{name}: {err}");
         assert!(
             matches!(
@@ -345,7 +345,7 @@ fn unknown_truncated_and_empty_files_are_errors() {
             "{name}: the error names the file"
         );
     }
-    let err = weights::load(small_model("small", &device), dir.path().join("absent.pth"));
+    let err = pytorch::load(small_model("small", &device), dir.path().join("absent.pth"));
     assert!(matches!(err, Err(WeightsError::Io { .. })));
 }
 
@@ -357,7 +357,7 @@ fn a_nan_or_infinite_weight_is_refused_naming_its_key() {
     let (bytes, header, header_len) =
         save_and_read_safetensors(&model, dir.path(), "compact.safetensors");
 
-    let layout = weights::torch_layout(&model);
+    let layout = pytorch::torch_layout(&model);
     let keys = [&layout[3].key, &layout.last().unwrap().key];
     for (key, value) in keys.into_iter().zip([f32::NAN, f32::INFINITY]) {
         // The fourth value of `key`, wherever the file keeps it.
@@ -368,7 +368,7 @@ fn a_nan_or_infinite_weight_is_refused_naming_its_key() {
         let bad = dir.path().join(format!("{key}.safetensors"));
         std::fs::write(&bad, &corrupted).unwrap();
 
-        let err = weights::load(NinConfig::compact(10).init(&device), &bad).unwrap_err();
+        let err = pytorch::load(NinConfig::compact(10).init(&device), &bad).unwrap_err();
         println!("{err}");
         match &err {
             WeightsError::NonFinite {
@@ -391,7 +391,7 @@ fn a_safetensors_header_that_lies_is_a_clean_error() {
     let (bytes, header, header_len) =
         save_and_read_safetensors(&model, dir.path(), "compact.safetensors");
     let data_len = (bytes.len() - 8 - header_len) as u64;
-    let key = weights::torch_layout(&model)[0].key.clone();
+    let key = pytorch::torch_layout(&model)[0].key.clone();
 
     // Each lie: a field of the first tensor's entry, written back with a header of the right
     // length field.
@@ -427,7 +427,7 @@ fn a_safetensors_header_that_lies_is_a_clean_error() {
         let bad = dir.path().join("lying.safetensors");
         std::fs::write(&bad, &corrupted).unwrap();
         // A panic fails the test as surely as an Ok does.
-        let err = weights::load(NinConfig::compact(10).init(&device), &bad)
+        let err = pytorch::load(NinConfig::compact(10).init(&device), &bad)
             .err()
             .unwrap_or_else(|| panic!("{lie}: loaded"));
         println!("{lie}: {err}");

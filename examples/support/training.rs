@@ -199,7 +199,7 @@ where
         println!("  {:<12} {:.4}", class.class, class.accuracy);
     }
     if let Some(path) = &flags.export {
-        nin::weights::save_safetensors(&trained.model, path)?;
+        nin::pytorch::save_safetensors(&trained.model, path)?;
         println!("PyTorch weights: {}", path.display());
     }
     println!("artifacts: {}", artifact_dir.display());
@@ -259,7 +259,7 @@ fn initial_model(
     let Some(path) = &flags.init_from else {
         return Ok(None);
     };
-    let model = nin::weights::load(config.model.init(device), path)?;
+    let model = nin::pytorch::load(config.model.init(device), path)?;
     println!("initial weights: {}", path.display());
     Ok(Some(model))
 }

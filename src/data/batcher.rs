@@ -10,7 +10,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::mnist::ImageItem;
+use super::item::ImageItem;
 
 /// A batch ready for [`Nin::forward`](crate::Nin::forward).
 #[derive(Debug, Clone)]

@@ -12,13 +12,13 @@ use flate2::read::GzDecoder;
 
 use super::catalogue::{DatasetSource, KnownFile};
 use super::error::DataError;
+use super::item::{ImageItem, Split, item_or_out_of_range};
 use super::locate::Located;
-use super::mnist::{ImageItem, Split, item_or_out_of_range};
 use super::source;
 use super::verify::{ArchiveHasher, check_published};
 
 /// Side of a CIFAR image.
-pub const CIFAR_SIDE: usize = 32;
+pub(crate) const CIFAR_SIDE: usize = 32;
 /// Pixel bytes of a CIFAR image: three 32×32 planes.
 const PIXELS: usize = 3 * CIFAR_SIDE * CIFAR_SIDE;
 /// The most records one file may hold: the whole dataset's 60,000 images. A member or file
@@ -234,11 +234,12 @@ impl Dataset<ImageItem> for CifarDataset {
     }
 }
 
-/// CIFAR-10 (see [`CIFAR10`]).
+/// CIFAR-10 (Krizhevsky, 2009): 32×32 colour images in 10 classes, 50,000 for training and
+/// 10,000 for testing.
 pub struct Cifar10;
 
-/// CIFAR-100 (see [`CIFAR100`]), with fine labels as the label and the superclass from
-/// [`CifarDataset::coarse_label`].
+/// CIFAR-100: 32×32 colour images in 100 classes, with fine labels as the label and the
+/// superclass (one of 20) from [`CifarDataset::coarse_label`].
 pub struct Cifar100;
 
 impl Cifar10 {
@@ -254,6 +255,16 @@ impl Cifar10 {
     pub fn load(split: Split, dir: Option<&Path>) -> Result<(CifarDataset, Located), DataError> {
         load(&CIFAR10, split, dir)
     }
+
+    /// The training split (50,000 images), found as [`load`](Self::load) does.
+    pub fn train() -> Result<CifarDataset, DataError> {
+        Self::load(Split::Train, None).map(|(data, _)| data)
+    }
+
+    /// The test split (10,000 images), found as [`load`](Self::load) does.
+    pub fn test() -> Result<CifarDataset, DataError> {
+        Self::load(Split::Test, None).map(|(data, _)| data)
+    }
 }
 
 impl Cifar100 {
@@ -266,6 +277,16 @@ impl Cifar100 {
     /// Finds the dataset as [`Cifar10::load`] does and reads `split` from it.
     pub fn load(split: Split, dir: Option<&Path>) -> Result<(CifarDataset, Located), DataError> {
         load(&CIFAR100, split, dir)
+    }
+
+    /// The training split (50,000 images), found as [`load`](Self::load) does.
+    pub fn train() -> Result<CifarDataset, DataError> {
+        Self::load(Split::Train, None).map(|(data, _)| data)
+    }
+
+    /// The test split (10,000 images), found as [`load`](Self::load) does.
+    pub fn test() -> Result<CifarDataset, DataError> {
+        Self::load(Split::Test, None).map(|(data, _)| data)
     }
 }
 

@@ -9,22 +9,22 @@ use burn::data::dataset::{Dataset, DatasetError};
 use image::imageops::FilterType;
 
 use super::error::DataError;
-use super::mnist::{ImageItem, item_or_out_of_range};
+use super::item::{ImageItem, item_or_out_of_range};
 
 /// The extensions read, compared without regard to case.
-pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+pub(crate) const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// The largest image side decoded, and the most memory a decoder may take: a file whose header
 /// claims more (a decompression bomb) is refused before anything is allocated.
-pub const MAX_SIDE: u32 = 16_384;
-/// See [`MAX_SIDE`].
-pub const MAX_DECODE_BYTES: u64 = 256 << 20;
+pub(crate) const MAX_SIDE: u32 = 16_384;
+/// See `MAX_SIDE`.
+pub(crate) const MAX_DECODE_BYTES: u64 = 256 << 20;
 
 /// Reads an image file as an item of `channels` (1: grayscale, 3: RGB) planes of
 /// `side × side` pixels, channels first, with label 0: the file's bytes through
 /// [`decode_image`].
 ///
-/// A file larger than [`MAX_DECODE_BYTES`] is refused before it is read. The error says why
+/// A file larger than 256 MiB is refused before it is read. The error says why
 /// the file could not be read, without its path.
 pub fn read_image(path: &Path, channels: usize, side: usize) -> Result<ImageItem, ImageError> {
     let io = |e: std::io::Error| ImageError::Io(e.to_string());
@@ -40,8 +40,8 @@ pub fn read_image(path: &Path, channels: usize, side: usize) -> Result<ImageItem
 /// one way an image becomes a network's input here, for image folders, `predict` and the
 /// browser page.
 ///
-/// Decoding is bounded by [`MAX_SIDE`] and [`MAX_DECODE_BYTES`]: a header that claims more is
-/// refused before anything is allocated. The image is converted to the channel count and
+/// Decoding is bounded to sides of 16,384 pixels and 256 MiB of decoder memory: a header that
+/// claims more (a decompression bomb) is refused before anything is allocated. The image is converted to the channel count and
 /// resized to the side with a triangle filter.
 ///
 /// ```
@@ -102,10 +102,10 @@ pub enum ImageError {
     /// A channel count other than 1 (grayscale) or 3 (RGB) was asked for.
     #[error("images are read as grayscale (1 channel) or RGB (3), not {0} channels")]
     Channels(usize),
-    /// A side of 0 pixels or more than [`MAX_SIDE`] was asked for.
+    /// A side of 0 pixels or more than 16,384 was asked for.
     #[error("a side of {0} pixels is outside 1..={MAX_SIDE}")]
     Side(usize),
-    /// The file is larger than [`MAX_DECODE_BYTES`]; it was not read.
+    /// The file is larger than 256 MiB; it was not read.
     #[error("the file holds {0} bytes, more than the {MAX_DECODE_BYTES} an image may take")]
     TooLarge(u64),
     /// The file could not be read.

@@ -6,86 +6,13 @@ use std::sync::Arc;
 
 use burn::data::dataset::{Dataset, DatasetError};
 
-use super::catalogue::{DatasetFiles, FASHION_MNIST_FILES, KnownFile, MNIST_FILES, find_file};
+use super::catalogue::{DatasetFiles, FASHION_MNIST_FILES, MNIST_FILES, find_file};
 use super::error::DataError;
 use super::idx::{self, IdxError, IdxImages};
+use super::item::{ImageItem, Split, item_or_out_of_range};
 use super::locate::Located;
 use super::source;
 use super::verify::read_verified;
-
-/// Which half of a dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Split {
-    /// The training split (60,000 images for both datasets).
-    Train,
-    /// The test split (10,000 images).
-    Test,
-}
-
-impl Split {
-    /// Position of the split's image file in [`DatasetFiles::files`]; its label file follows.
-    fn first_file(self) -> usize {
-        match self {
-            Split::Train => 0,
-            Split::Test => 2,
-        }
-    }
-
-    /// The split's image and label files in `files`.
-    pub fn files(self, files: &DatasetFiles) -> [&KnownFile; 2] {
-        let first = self.first_file();
-        [&files.files[first], &files.files[first + 1]]
-    }
-}
-
-/// `training` or `test`, as errors name the split.
-impl std::fmt::Display for Split {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Split::Train => "training",
-            Split::Test => "test",
-        })
-    }
-}
-
-/// One image with its label: `channels` planes of `height × width` bytes, channels first (the
-/// layout the batcher hands the model). Fashion-MNIST and MNIST items have one channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageItem {
-    /// Pixels `[channels, height, width]`, row-major within each plane.
-    pub pixels: Vec<u8>,
-    /// Planes of the image: 1 for grayscale, 3 for RGB.
-    pub channels: usize,
-    /// Rows of the image.
-    pub height: usize,
-    /// Columns of the image.
-    pub width: usize,
-    /// Class index.
-    pub label: usize,
-}
-
-impl ImageItem {
-    /// A one-channel image of `height × width` bytes.
-    pub fn grayscale(pixels: Vec<u8>, height: usize, width: usize, label: usize) -> Self {
-        Self {
-            pixels,
-            channels: 1,
-            height,
-            width,
-            label,
-        }
-    }
-
-    /// Planes of the image: 1 for grayscale, 3 for RGB.
-    pub fn channels(&self) -> usize {
-        self.channels
-    }
-
-    /// `[channels, height, width]`.
-    pub fn shape(&self) -> [usize; 3] {
-        [self.channels, self.height, self.width]
-    }
-}
 
 /// A split of an IDX image-classification dataset held in memory as bytes (the Fashion-MNIST
 /// training split is 47 MB this way).
@@ -132,7 +59,9 @@ impl IdxDataset {
     }
 
     /// Loads `split` of a known dataset from `dir` (standard file names, plain or `.gz`),
-    /// checking each file against its recorded SHA-256 where one exists.
+    /// checking each file against its recorded SHA-256 where one exists. Each data set's own
+    /// `from_dir` is the way in; this one takes the hidden file catalogue.
+    #[doc(hidden)]
     pub fn from_dir(dir: &Path, split: Split, files: &DatasetFiles) -> Result<Self, DataError> {
         let [images_file, labels_file] = split.files(files);
         let find = |name: &str| {
@@ -154,7 +83,7 @@ impl IdxDataset {
     /// Finds a known dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache, the system
     /// copy, then, with the `download` feature, a download into the user cache) and loads
     /// `split` from it. Returns where it was found too.
-    pub fn load(
+    pub(crate) fn load(
         files: &DatasetFiles,
         split: Split,
         dir: Option<&Path>,
@@ -189,15 +118,6 @@ impl IdxDataset {
     }
 }
 
-/// `item`, or the error of reading `index` past the end of a dataset of `len` items.
-pub(crate) fn item_or_out_of_range(
-    item: Option<ImageItem>,
-    index: usize,
-    len: usize,
-) -> Result<ImageItem, DatasetError> {
-    item.ok_or_else(|| DatasetError::new(DataError::OutOfRange { index, len }))
-}
-
 impl Dataset<ImageItem> for IdxDataset {
     fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
         item_or_out_of_range(self.item(index), index, self.labels.len())
@@ -218,8 +138,9 @@ impl FashionMnist {
         IdxDataset::from_dir(dir, split, &FASHION_MNIST_FILES)
     }
 
-    /// Finds the dataset as [`IdxDataset::load`] does and loads `split` from it. Returns where
-    /// it was found too.
+    /// Finds the dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache, the system copy
+    /// from Debian's `dataset-fashion-mnist`, then, with the `download` feature, a download into
+    /// the user cache) and loads `split` from it. Returns where it was found too.
     pub fn load(split: Split, dir: Option<&Path>) -> Result<(IdxDataset, Located), DataError> {
         IdxDataset::load(&FASHION_MNIST_FILES, split, dir)
     }
@@ -244,9 +165,20 @@ impl Mnist {
         IdxDataset::from_dir(dir, split, &MNIST_FILES)
     }
 
-    /// Finds the dataset as [`IdxDataset::load`] does (MNIST has no system copy) and loads
+    /// Finds the dataset (`dir` if given, else `NIN_DATA_DIR`, the user cache, then, with the
+    /// `download` feature, a download into the user cache; MNIST has no system copy) and loads
     /// `split` from it. Returns where it was found too.
     pub fn load(split: Split, dir: Option<&Path>) -> Result<(IdxDataset, Located), DataError> {
         IdxDataset::load(&MNIST_FILES, split, dir)
+    }
+
+    /// The training split (60,000 images), found as [`load`](Self::load) does.
+    pub fn train() -> Result<IdxDataset, DataError> {
+        Self::load(Split::Train, None).map(|(data, _)| data)
+    }
+
+    /// The test split (10,000 images), found as [`load`](Self::load) does.
+    pub fn test() -> Result<IdxDataset, DataError> {
+        Self::load(Split::Test, None).map(|(data, _)| data)
     }
 }

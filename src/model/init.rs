@@ -12,7 +12,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::Device;
 
 /// The initializer d2l's `init_cnn` applies to convolution weights: Xavier-uniform, gain 1.
-pub const D2L_WEIGHT_INIT: Initializer = Initializer::XavierUniform { gain: 1.0 };
+pub(crate) const D2L_WEIGHT_INIT: Initializer = Initializer::XavierUniform { gain: 1.0 };
 
 /// Shape of one square convolution, as the NiN layers use them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,6 @@ pub use block::{ConvNormRelu, NinBlock, NinBlockConfig};
 pub use error::{ConfigError, ShapeError};
 #[cfg(any(feature = "pytorch", feature = "train"))]
 pub(crate) use finite::first_non_finite;
-pub use init::D2L_WEIGHT_INIT;
 pub use nin::{Nin, NinConfig};
 pub use precision::{Precision, PrecisionError};
 pub use shape::Stage;

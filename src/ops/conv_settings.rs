@@ -91,12 +91,12 @@ impl ConvPass {
 
 /// The environment variable that sets the default [`ConvChoice`]: `autotune` (the default),
 /// `burn` or `im2col`. Read once, on the first convolution with default settings.
-pub const CONV_KERNEL_VAR: &str = "NIN_CONV_KERNEL";
+pub(crate) const CONV_KERNEL_VAR: &str = "NIN_CONV_KERNEL";
 
 /// Default of [`ConvSettings::column_budget_bytes`]: large enough that a run of d2l's widest
 /// layer at batch 128 (`[2400, 39·676]` patches) makes a product the tiles fill, small enough
 /// beside a training step's activations on an 8 GB card.
-pub const DEFAULT_COLUMN_BUDGET_BYTES: usize = 256 << 20;
+pub(crate) const DEFAULT_COLUMN_BUDGET_BYTES: usize = 256 << 20;
 
 /// How a cube backend runs a k×k convolution: passed with each call
 /// ([`conv2d_with`](super::conv2d_with), [`conv2d_gradients`](super::conv2d_gradients)); the

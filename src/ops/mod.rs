@@ -13,6 +13,7 @@ mod composed;
 mod conv_extension;
 mod conv_settings;
 #[cfg(feature = "cube")]
+#[doc(hidden)] // the GPU kernel's autotune records, for its tests and `perf`
 pub mod cube_conv;
 #[cfg(feature = "flex")]
 mod flex;
@@ -47,10 +48,11 @@ pub(crate) use blocked::{InferenceCache, NetworkStage};
 #[cfg(not(feature = "flex"))]
 #[derive(Clone, Debug, Default)]
 pub(crate) struct InferenceCache;
-pub use conv_settings::{
-    CONV_KERNEL_VAR, ConvChoice, ConvKernel, ConvPass, ConvSettings, DEFAULT_COLUMN_BUDGET_BYTES,
-    KernelRuns,
-};
+// How the cube backends' convolution runs for one call (`conv2d_with`): the tests and `perf`
+// force a kernel or count its passes with these; a model's `forward` needs none of them.
+#[doc(hidden)]
+pub use conv_settings::{ConvChoice, ConvKernel, ConvPass, ConvSettings, KernelRuns};
+#[doc(hidden)]
 pub use geometry::ConvGeometry;
 pub use memory::retain_freed_memory;
 
@@ -68,6 +70,7 @@ use burn::tensor::{DType, Tensor};
 /// assert!([1, 4, 8, 16].contains(&level.f32_lanes), "{level:?}");
 /// ```
 #[cfg(feature = "flex")]
+#[doc(hidden)] // for `perf`'s report
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SimdLevel {
     /// `AVX-512`, `AVX2`, `NEON`, `simd128` or `portable`.
@@ -78,6 +81,7 @@ pub struct SimdLevel {
 
 /// See [`SimdLevel`].
 #[cfg(feature = "flex")]
+#[doc(hidden)] // for `perf`'s report
 pub fn simd_level() -> SimdLevel {
     let level = simd::Level::best();
     SimdLevel {
@@ -146,6 +150,7 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>, with_relu: bool) -> Tensor<4> {
 /// let maps = nin::ops::conv2d_with(&conv, Tensor::ones([1, 3, 8, 8], &device), true, &burns);
 /// assert_eq!(maps.dims(), [1, 8, 6, 6]);
 /// ```
+#[doc(hidden)] // for the tests and `perf`: a model's `forward` uses the default settings
 pub fn conv2d_with(
     conv: &Conv2d,
     input: Tensor<4>,
@@ -232,6 +237,7 @@ fn conv2d_with_statistics(conv: &Conv2d, input: Tensor<4>) -> (Tensor<4>, Option
 /// `settings` say. For benchmarks of the kernel's passes (`perf --layers`); training gets the
 /// same gradients from autodiff.
 #[allow(clippy::type_complexity)]
+#[doc(hidden)] // for `perf --layers`
 pub fn conv2d_gradients(
     conv: &Conv2d,
     input: Tensor<4>,

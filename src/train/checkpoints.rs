@@ -142,6 +142,7 @@ impl ArtifactDir {
     /// written. A file the manifest has no record of (a run of an earlier version, or a process
     /// ended between writing the file and recording it) is loaded instead, which finds a file
     /// cut short but not one whose bytes were changed in place.
+    #[doc(hidden)]
     pub fn intact_checkpoint(&self) -> Result<(usize, Vec<Damage>), Vec<Damage>> {
         let recorded = self
             .recorded_checkpoints()

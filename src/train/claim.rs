@@ -53,6 +53,7 @@ impl ArtifactDir {
     ///
     /// [`TrainError::Locked`] when another run holds it; [`TrainError::Artifact`] when the lock
     /// file cannot be opened.
+    #[doc(hidden)]
     pub fn lock(&self) -> Result<RunLock, TrainError> {
         let path = self.root().join(LOCK);
         let mut file = OpenOptions::new()
@@ -91,7 +92,7 @@ impl ArtifactDir {
     ///
     /// [`TrainError::Occupied`], [`TrainError::Foreign`], or [`TrainError::Artifact`] when a
     /// file cannot be read or removed.
-    pub fn claim(&self, overwrite: bool) -> Result<(), TrainError> {
+    pub(crate) fn claim(&self, overwrite: bool) -> Result<(), TrainError> {
         let listed = self.manifest_files()?;
         let present: Vec<&str> = RUN_FILES
             .into_iter()

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Augment, ImageBatcher};
+use crate::data::{Augment, FASHION_MNIST_MEAN_STD, ImageBatcher};
 use crate::model::{NinConfig, Precision};
 
 use super::TrainError;
@@ -101,8 +101,6 @@ pub struct TrainingConfig {
     #[serde(default)]
     pub frozen_blocks: usize,
 }
-
-pub use crate::data::FASHION_MNIST_MEAN_STD;
 
 impl TrainingConfig {
     /// The configuration of `preset` for 10 classes. Every preset trains in batches of 128.

@@ -130,7 +130,7 @@ pub struct Prediction {
 
 /// The `k` most likely classes of each image of `images` (`[N, C, H, W]`, prepared as the
 /// model was trained), with softmax probabilities.
-pub fn classify(model: &Nin, images: Tensor<4>, k: usize) -> Result<Vec<Prediction>, TrainError> {
+pub fn predict(model: &Nin, images: Tensor<4>, k: usize) -> Result<Vec<Prediction>, TrainError> {
     let logits = model.valid().try_forward(images)?;
     let [n, classes] = logits.dims();
     let probabilities = softmax(logits, 1)

@@ -3,7 +3,7 @@
 //!
 //! [`train`] runs a [`TrainingConfig`] on any datasets of [`ImageItem`](crate::data::ImageItem)s
 //! and leaves everything a user needs afterwards in an [`ArtifactDir`]; [`evaluate`] and
-//! [`classify`] use a trained model.
+//! [`predict`] use a trained model.
 
 mod artifacts;
 mod checkpoints;
@@ -30,17 +30,29 @@ use burn::data::dataset::DatasetError;
 use crate::data::Split;
 use crate::model::{ConfigError, PrecisionError, ShapeError};
 
-pub use artifacts::{ArtifactDir, ClassAccuracy, Report, write_atomic, write_json};
-pub use checkpoints::Damage;
-pub use claim::RunLock;
-pub use config::{FASHION_MNIST_MEAN_STD, Preset, TrainingConfig};
-pub use evaluate::{Evaluation, Prediction, classify, evaluate};
+pub use artifacts::{ArtifactDir, ClassAccuracy, Report};
+pub use config::{Preset, TrainingConfig};
+pub use evaluate::{Evaluation, Prediction, evaluate, predict};
 pub use optimizer::{Optimizer, OptimizerKind, Schedule};
 pub use options::{Progress, Strategy, TrainOptions, Trained};
-pub use plot::{PlotError, training_svg, write_training_svg};
-pub use recorder::{Divergence, EpochMetrics, METRICS_CSV_HEADER, MetricsCsvError, write_csv};
+pub use recorder::{Divergence, EpochMetrics};
 pub use run::train;
+
+// The machinery below stays public, out of the documentation, for the crate's tests and the
+// `perf` example: checkpoint damage and the run lock, the plot and the CSV writers, and the
+// model the Learner trains.
+#[doc(hidden)]
+pub use checkpoints::Damage;
+#[doc(hidden)]
+pub use claim::RunLock;
+#[doc(hidden)]
+pub use plot::{PlotError, training_svg};
+#[doc(hidden)]
+pub use recorder::{METRICS_CSV_HEADER, MetricsCsvError, metrics_csv};
+#[doc(hidden)]
 pub use step::TrainingNin;
+
+pub(crate) use artifacts::write_json;
 
 pub(crate) use loss_scale::LossScale;
 

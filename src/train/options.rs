@@ -68,7 +68,7 @@ pub struct TrainOptions {
     /// Continue the run in `artifact_dir` from its last checkpoint instead of starting over.
     pub resume: bool,
     /// Start over in a directory that holds an earlier run, removing that run's files (only
-    /// those: see [`ArtifactDir::claim`](super::ArtifactDir::claim)). Without it, such a directory is refused.
+    /// those its `manifest.json` lists). Without it, such a directory is refused.
     pub overwrite: bool,
     /// How progress is shown.
     pub progress: Progress,
@@ -80,7 +80,7 @@ pub struct TrainOptions {
     /// Class names, by label, for the report.
     pub class_names: Vec<String>,
     /// Weights to start from instead of a fresh initialisation, such as a model that
-    /// `nin::weights::load` filled from a PyTorch file. It must have the configuration's
+    /// `nin::pytorch::load` filled from a PyTorch file. It must have the configuration's
     /// layers; it cannot be combined with `resume`, which starts from the last checkpoint.
     pub initial_model: Option<Nin>,
     /// How several devices share the work.

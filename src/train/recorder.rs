@@ -53,7 +53,8 @@ impl EpochMetrics {
         )
     }
 
-    /// Parses the rows of a `metrics.csv` written by [`write_csv`].
+    /// Parses the rows of a `metrics.csv` written by [`metrics_csv`].
+    #[doc(hidden)]
     pub fn parse_csv(text: &str) -> Result<Vec<Self>, MetricsCsvError> {
         let mut lines = text.lines();
         match lines.next() {
@@ -108,7 +109,7 @@ impl EpochMetrics {
 pub struct MetricsCsvError(pub String);
 
 /// `metrics.csv`'s text for these rows.
-pub fn write_csv(rows: &[EpochMetrics]) -> String {
+pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
     let mut text = String::from(METRICS_CSV_HEADER);
     text.push('\n');
     for row in rows {
@@ -252,7 +253,7 @@ impl EpochRecorder {
         let mut record = self.lock();
         record.rows.retain(|r| r.epoch < epoch);
         record.rows.push(row);
-        if let Err(e) = artifacts::write_atomic(&csv_path, write_csv(&record.rows).as_bytes()) {
+        if let Err(e) = artifacts::write_atomic(&csv_path, metrics_csv(&record.rows).as_bytes()) {
             record.write_error = Some(e.to_string());
         }
         drop(record);

@@ -32,11 +32,11 @@ use super::{ArtifactDir, TrainError, TrainingConfig};
 /// applies to that global batch's mean gradient. `config.json` records their number, and a
 /// resumed run must have as many.
 ///
-/// The run holds the directory's lock throughout ([`ArtifactDir::lock`]): a second run there
-/// is refused, naming this one's process. A fresh run refuses a directory that holds an earlier
-/// run's files unless `options.overwrite` ([`ArtifactDir::claim`]); with `options.resume` it
-/// continues from the last checkpoint, provided `config.json` there describes the same run
-/// (only `epochs` may grow).
+/// The run holds the directory's lock (`.nin-lock`) throughout: a second run there is refused,
+/// naming this one's process. A fresh run refuses a directory that holds an earlier run's files
+/// unless `options.overwrite` (which removes only the files its `manifest.json` lists); with
+/// `options.resume` it continues from the last checkpoint, provided `config.json` there
+/// describes the same run (only `epochs` may grow).
 ///
 /// The allocator is left as the program set it: a binary that wants each step to reuse the
 /// memory earlier steps freed calls [`retain_freed_memory`](crate::ops::retain_freed_memory)

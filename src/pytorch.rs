@@ -4,13 +4,13 @@
 //!
 //! ```no_run
 //! use nin::NinConfig;
-//! use nin::weights;
+//! use nin::pytorch;
 //!
 //! let device = nin::backend::device("auto")?;
 //! // Trained with d2l's PyTorch code and saved with torch.save(net.state_dict(), ...).
-//! let model = weights::load(NinConfig::d2l(10).init(&device), "nin_d2l.pth")?;
+//! let model = pytorch::load(NinConfig::d2l(10).init(&device), "nin_d2l.pth")?;
 //! // And back: net.load_state_dict(safetensors.torch.load_file("nin.safetensors")).
-//! weights::save_safetensors(&model, "nin.safetensors")?;
+//! pytorch::save_safetensors(&model, "nin.safetensors")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -75,7 +75,7 @@ pub struct TorchTensor {
 ///
 /// ```
 /// let model = nin::NinConfig::d2l(10).init(&nin::backend::device("flex").unwrap());
-/// let layout = nin::weights::torch_layout(&model);
+/// let layout = nin::pytorch::torch_layout(&model);
 /// assert_eq!(layout[0].key, "0.0.weight");
 /// assert_eq!(layout[0].shape, [96, 1, 11, 11]);
 /// assert_eq!(layout.last().unwrap().key, "7.4.bias");
