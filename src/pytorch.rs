@@ -14,7 +14,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Design notes: `docs/design.md`, "weights".
+//! Design notes: `docs/design.md`, "pytorch".
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

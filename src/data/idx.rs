@@ -109,7 +109,7 @@ pub enum IdxFault {
         /// Number of classes.
         classes: usize,
     },
-    /// The file, or its decompressed content, is larger than [`MAX_FILE_BYTES`].
+    /// The file, or its decompressed content, is larger than 1 GiB.
     #[error("larger than the {MAX_FILE_BYTES}-byte limit for IDX files")]
     TooLarge,
     /// The gzip stream is corrupt or cut short.

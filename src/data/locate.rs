@@ -82,7 +82,7 @@ impl std::error::Error for NotFound {}
 /// The directory a dataset was found in, and which place it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
-    /// The directory holding the four files.
+    /// The directory holding the data set's files.
     pub dir: PathBuf,
     /// Where it came from.
     pub place: Place,

@@ -1,9 +1,11 @@
 //! Datasets for NiN (feature `dataset`): Fashion-MNIST and MNIST, CIFAR-10 and CIFAR-100, and
 //! folders of your own images, each served through Burn's `Dataset` trait as [`ImageItem`]s.
 //!
-//! Every data set has the same shape: `X::train()` and `X::test()` find it (`NIN_DATA_DIR`, the
-//! user cache, a system copy, then a download), `X::load(split, dir)` also says where it was
-//! found, and `X::from_dir(dir, split)` reads a directory you name.
+//! The built-in data sets (`FashionMnist`, `Mnist`, `Cifar10`, `Cifar100`) have the same shape:
+//! `X::train()` and `X::test()` find it (`NIN_DATA_DIR`, the user cache, Debian's copy for
+//! Fashion-MNIST, then, with the `download` feature, a download), `X::load(split, dir)` also
+//! says where it was found, and `X::from_dir(dir, split)` reads a directory you name.
+//! [`ImageFolder::open`] reads folders of your own images.
 
 mod batcher;
 mod catalogue;
