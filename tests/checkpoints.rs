@@ -18,7 +18,7 @@ use nin::train::{ArtifactDir, Preset, Progress, TrainError, TrainOptions, Traini
 const CLASSES: usize = 4;
 /// A run of this test's size takes seconds an epoch on flex alone, but it shares the machine
 /// with the lavapipe tests of the same test binary: in a cold CI run, while they tuned their
-/// kernels, one call took over 120 s. Ten minutes is a hang.
+/// kernels, one call took over 120 s (2-core Intel Xeon). Ten minutes is a hang.
 const DEADLINE: Duration = Duration::from_secs(600);
 
 fn config(epochs: usize) -> TrainingConfig {
