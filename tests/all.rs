@@ -26,6 +26,7 @@ mod model;
 mod precision;
 mod pretrained;
 mod scale_out;
+mod simd_levels;
 mod source;
 mod train;
 mod train_config;

@@ -25,8 +25,9 @@ pub(super) fn preset_layers(args: &Args) -> Result<Vec<PresetLayer>, Box<dyn std
 pub(super) fn peak_line() -> f64 {
     let peak = nin::ops::gemm::measured_peak_gflops();
     println!(
-        "peak: {peak:.0} GFLOP/s, measured with independent FMAs of the widest vectors on all {} threads \
+        "peak: {peak:.0} GFLOP/s, measured with independent FMAs of {} vectors on all {} threads \
          (nin::ops::gemm::measured_peak_gflops)",
+        nin::ops::SimdLevel::active().label(),
         rayon::current_num_threads()
     );
     peak

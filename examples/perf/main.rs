@@ -7,6 +7,7 @@
 //! cargo run --release --example perf -- --python ~/.venvs/torch/bin/python --rounds 5
 //! cargo run --release --example perf -- --layers   # every convolution, pass by pass
 //! cargo run --release --example perf -- --gemm     # the matrix products under them
+//! cargo run --release --example perf -- --simd-levels  # the table at each SIMD level
 //! ```
 //!
 //! Every measurement runs in a fresh process (this program again, or
@@ -34,7 +35,7 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, ValueEnum};
 use nin::Precision;
 use nin::names::Named;
-use nin::ops::ConvGeometry;
+use nin::ops::{ConvGeometry, SimdLevel};
 use nin::train::{Optimizer, Preset, TrainingConfig};
 use serde_json::{Value, json};
 use workload::Workload;
@@ -100,6 +101,11 @@ struct Args {
     /// machine's peak, instead of whole steps.
     #[arg(long)]
     gemm: bool,
+    /// Run the table (or --layers, --gemm) once per vector level the CPU has, widest first, each
+    /// with the crate's kernels capped there (`NIN_SIMD`), so that an AVX-512 machine also
+    /// measures the AVX2 path. The portable level is left out: it is for correctness, not speed.
+    #[arg(long)]
+    simd_levels: bool,
     /// Print what the --backend device is and offers (its compiler, float types and
     /// tensor-core tiles), instead of timing anything.
     #[arg(long)]
@@ -164,8 +170,23 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         precision.check(&device)?;
     }
 
+    if !args.simd_levels {
+        return tables(&args, &device);
+    }
+    let levels = SimdLevel::available();
+    for level in levels.into_iter().filter(|l| *l != SimdLevel::Portable) {
+        SimdLevel::cap(Some(level));
+        tables(&args, &device)?;
+        println!();
+    }
+    SimdLevel::cap(None);
+    Ok(())
+}
+
+/// The table the flags ask for, at the active SIMD level.
+fn tables(args: &Args, device: &burn::tensor::Device) -> Result<(), Box<dyn std::error::Error>> {
     if args.gemm {
-        return gemm_table(&args);
+        return gemm_table(args);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let python = args
@@ -175,9 +196,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| PathBuf::from("python3"));
     let script = pytorch_script();
     if args.layers {
-        return layer_table(&args, &python, &script, threads);
+        return layer_table(args, &python, &script, threads);
     }
-    step_table(&args, &device, &python, &script, threads)
+    step_table(args, device, &python, &script, threads)
 }
 
 /// `perf --probe`: the device, and for a cube device its compiler, float types and tensor-core

@@ -232,13 +232,18 @@ impl Peers {
 /// The table's first lines: the CPU, what is compared, and the column heads.
 fn print_heading(args: &Args, threads: usize, peers: Peers) {
     let Peers { with_ort, on_cuda } = peers;
-    let level = nin::ops::simd_level();
+    let level = SimdLevel::active();
     println!(
-        "CPU: {}, {threads} threads; SIMD: {} ({} f32 lanes); peak {:.0} GFLOP/s (measured, \
+        "CPU: {}, {threads} threads; SIMD: {}{} ({} f32 lanes); peak {:.0} GFLOP/s (measured, \
          nin::ops::gemm::measured_peak_gflops)",
         cpu_model(),
-        level.name,
-        level.f32_lanes,
+        level.label(),
+        if level == SimdLevel::detected() {
+            String::new()
+        } else {
+            format!(", capped (the CPU has {})", SimdLevel::detected().label())
+        },
+        level.lanes(),
         nin::ops::gemm::measured_peak_gflops(),
     );
     println!(
@@ -428,6 +433,8 @@ pub(super) fn measure_nin(
 ) -> Result<Measured, Box<dyn std::error::Error>> {
     let mut command = Command::new(std::env::current_exe()?);
     command.args(["--worker", row.mode.name(), "--preset", row.preset.name()]);
+    // The worker's kernels run at this process's level, capped or not.
+    command.env("NIN_SIMD", SimdLevel::active().name());
     command.args(["--backend", &args.backend]);
     command.args(["--precision", precision.name()]);
     command.args(["--steps", &steps_for(args, &row).to_string()]);

@@ -275,9 +275,9 @@ fn product_shape(
 }
 
 /// This machine's single-precision peak in GFLOP/s, measured: every thread of the rayon pool
-/// runs a loop of independent fused multiply-adds of the widest vectors the CPU has (see
-/// [`simd_level`](crate::ops::simd_level)) at once. It is the ceiling against which `perf --gemm` and `perf --layers`
-/// report; it takes about a tenth of a second.
+/// runs a loop of independent fused multiply-adds of the active level's vectors (see
+/// [`SimdLevel`](crate::ops::SimdLevel)) at once. It is the ceiling against which `perf --gemm`
+/// and `perf --layers` report; it takes about a tenth of a second.
 ///
 /// On CPUs whose 512-bit FMAs retire twice the work of 256-bit ones per cycle (Intel server
 /// parts with two FMA ports) this is what 512-bit vectors reach; on Zen 4, which runs a 512-bit

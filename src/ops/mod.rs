@@ -55,40 +55,14 @@ pub use conv_settings::{ConvChoice, ConvKernel, ConvPass, ConvSettings, KernelRu
 #[doc(hidden)]
 pub use geometry::ConvGeometry;
 pub use memory::retain_freed_memory;
+#[cfg(feature = "flex")]
+pub use simd::SimdLevel;
 
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{DType, Tensor};
-
-/// The vector instructions this crate's CPU kernels run with on this machine: the widest the
-/// CPU has, detected at run time.
-///
-/// ```
-/// let level = nin::ops::simd_level();
-/// assert!([1, 4, 8, 16].contains(&level.f32_lanes), "{level:?}");
-/// ```
-#[cfg(feature = "flex")]
-#[doc(hidden)] // for `perf`'s report
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SimdLevel {
-    /// `AVX-512`, `AVX2`, `NEON`, `simd128` or `portable`.
-    pub name: &'static str,
-    /// `f32` values in one vector.
-    pub f32_lanes: usize,
-}
-
-/// See [`SimdLevel`].
-#[cfg(feature = "flex")]
-#[doc(hidden)] // for `perf`'s report
-pub fn simd_level() -> SimdLevel {
-    let level = simd::Level::best();
-    SimdLevel {
-        name: level.name(),
-        f32_lanes: level.lanes(),
-    }
-}
 
 /// `relu(norm(conv(input)))`, or `relu(conv(input))` without a norm, with batch statistics when
 /// the input is on an autodiff device and the norm is in training mode, running statistics

@@ -5,52 +5,132 @@
 
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use pulp::{Simd, WithSimd};
 
-/// An instruction-set level the vector loops can run at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Level {
-    /// Plain scalar code: one lane, on every CPU.
-    Portable,
+/// The vector instructions this crate's CPU kernels (flex's convolutions, pools and batch
+/// norm) run with: the widest the CPU has, detected at run time, unless capped.
+///
+/// A cap lowers the level, to measure a narrower machine's code path on a wider one or to
+/// rule a level out: the environment variable `NIN_SIMD` (one of the names below, read on the
+/// kernels' first use) or [`SimdLevel::cap`]. A cap above what the CPU has changes nothing, and
+/// a cap the CPU has no level at or under (`neon` on x86-64) leaves the portable code. The
+/// `gemm` crate's matrix products under the kernels pick their own instructions and are not
+/// capped (docs/performance.md, "SIMD levels").
+///
+/// ```
+/// use nin::ops::SimdLevel;
+///
+/// let widest = SimdLevel::active();
+/// assert!(SimdLevel::available().contains(&widest));
+/// assert_eq!(SimdLevel::cap(Some(SimdLevel::Portable)), SimdLevel::Portable);
+/// assert_eq!(SimdLevel::active().lanes(), 1);
+/// SimdLevel::cap(None);
+/// assert_eq!(SimdLevel::active(), widest);
+/// assert_eq!("AVX2".parse::<SimdLevel>().unwrap(), SimdLevel::Avx2);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SimdLevel {
+    /// x86-64 with AVX-512 (F, BW, CD, DQ, VL): 16 `f32` lanes.
+    Avx512,
     /// x86-64 with AVX2 and FMA: 8 lanes.
     Avx2,
-    /// x86-64 with AVX-512 (F, BW, CD, DQ, VL): 16 lanes.
-    Avx512,
     /// AArch64's NEON: 4 lanes.
     Neon,
     /// WebAssembly's simd128, where the module was built with it: 4 lanes.
     Simd128,
+    /// Plain scalar code: one lane, on every CPU.
+    Portable,
 }
 
-impl Level {
-    /// Every level, widest first.
-    const ALL: [Level; 5] = [
-        Level::Avx512,
-        Level::Avx2,
-        Level::Neon,
-        Level::Simd128,
-        Level::Portable,
-    ];
+impl crate::names::Named for SimdLevel {
+    const KIND: &'static str = "SIMD level";
 
-    /// The widest level this CPU runs, detected once.
-    pub(crate) fn best() -> Level {
-        static BEST: OnceLock<Level> = OnceLock::new();
-        *BEST.get_or_init(|| {
-            Self::ALL
-                .into_iter()
-                .find(|level| level.is_available())
-                .unwrap_or(Level::Portable)
-        })
+    fn all() -> &'static [Self] {
+        &SimdLevel::ALL
     }
 
-    /// The levels this CPU runs, widest first; [`Level::Portable`] is always among them.
-    #[cfg(test)]
-    pub(crate) fn available() -> Vec<Level> {
+    fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Avx512 => "avx512",
+            SimdLevel::Avx2 => "avx2",
+            SimdLevel::Neon => "neon",
+            SimdLevel::Simd128 => "simd128",
+            SimdLevel::Portable => "portable",
+        }
+    }
+}
+
+crate::names::impl_named!(SimdLevel);
+
+/// The environment variable that caps the level ([`SimdLevel`]).
+pub(crate) const SIMD_VAR: &str = "NIN_SIMD";
+
+/// The active level as `SimdLevel::ALL`'s index, or `UNSET` before the first use.
+static ACTIVE: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = u8::MAX;
+
+impl SimdLevel {
+    /// Every level, widest first.
+    const ALL: [SimdLevel; 5] = [
+        SimdLevel::Avx512,
+        SimdLevel::Avx2,
+        SimdLevel::Neon,
+        SimdLevel::Simd128,
+        SimdLevel::Portable,
+    ];
+
+    /// The widest level this CPU runs, detected once; caps do not change it.
+    pub fn detected() -> SimdLevel {
+        static DETECTED: OnceLock<SimdLevel> = OnceLock::new();
+        *DETECTED.get_or_init(|| Self::widest_under(None))
+    }
+
+    /// The level the kernels run at now: [`SimdLevel::detected`], or the widest level under the
+    /// cap.
+    #[inline]
+    pub fn active() -> SimdLevel {
+        match ACTIVE.load(Ordering::Relaxed) {
+            UNSET => Self::set_active(Self::cap_from_environment()),
+            index => Self::ALL[usize::from(index)],
+        }
+    }
+
+    /// Caps the level of every later kernel call in this process at `max` (`None` lifts the
+    /// cap) and returns the level they will run at. Calls already running finish at their level.
+    pub fn cap(max: Option<SimdLevel>) -> SimdLevel {
+        Self::set_active(max)
+    }
+
+    /// The levels this CPU runs, widest first; [`SimdLevel::Portable`] is always among them.
+    pub fn available() -> Vec<SimdLevel> {
         Self::ALL
             .into_iter()
             .filter(|level| level.is_available())
             .collect()
+    }
+
+    /// `f32` lanes of one vector at this level.
+    pub fn lanes(self) -> usize {
+        match self {
+            SimdLevel::Avx512 => 16,
+            SimdLevel::Avx2 => 8,
+            SimdLevel::Neon | SimdLevel::Simd128 => 4,
+            SimdLevel::Portable => 1,
+        }
+    }
+
+    /// The level's name as its vendor writes it (`AVX-512`), for reports; its
+    /// [`Named`](crate::names::Named) name (`avx512`) is what `NIN_SIMD` takes.
+    pub fn label(self) -> &'static str {
+        match self {
+            SimdLevel::Avx512 => "AVX-512",
+            SimdLevel::Avx2 => "AVX2",
+            SimdLevel::Neon => "NEON",
+            SimdLevel::Simd128 => "simd128",
+            SimdLevel::Portable => "portable",
+        }
     }
 
     /// Whether this CPU (or this WebAssembly build) runs the level.
@@ -58,48 +138,66 @@ impl Level {
         self.run(Lanes).is_some()
     }
 
-    /// The level's name, as `perf` prints it.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Level::Portable => "portable",
-            Level::Avx2 => "AVX2",
-            Level::Avx512 => "AVX-512",
-            Level::Neon => "NEON",
-            Level::Simd128 => "simd128",
-        }
+    fn set_active(max: Option<SimdLevel>) -> SimdLevel {
+        let level = Self::widest_under(max);
+        let index = Self::ALL.iter().position(|l| *l == level).unwrap_or(4);
+        ACTIVE.store(index as u8, Ordering::Relaxed);
+        level
     }
 
-    /// `f32` lanes of one vector at this level.
-    pub(crate) fn lanes(self) -> usize {
-        self.run(Lanes).unwrap_or(1)
+    /// The widest level the CPU runs with at most `max`'s lanes.
+    fn widest_under(max: Option<SimdLevel>) -> SimdLevel {
+        let lanes = max.map_or(usize::MAX, SimdLevel::lanes);
+        Self::ALL
+            .into_iter()
+            .find(|level| level.lanes() <= lanes && level.is_available())
+            .unwrap_or(SimdLevel::Portable)
+    }
+
+    /// The cap `NIN_SIMD` names; a name that is no level is reported once and ignored, as a
+    /// kernel call has no error to return it in.
+    fn cap_from_environment() -> Option<SimdLevel> {
+        let given = std::env::var(SIMD_VAR).ok()?;
+        if given.trim().is_empty() {
+            return None;
+        }
+        match given.parse() {
+            Ok(level) => Some(level),
+            Err(err) => {
+                eprintln!("nin: ignoring {SIMD_VAR}: {err}");
+                None
+            }
+        }
     }
 
     /// Runs `op` at this level, or returns `None` where the CPU lacks it.
     #[inline]
     pub(crate) fn run<Op: WithSimd>(self, op: Op) -> Option<Op::Output> {
         match self {
-            Level::Portable => Some(Simd::vectorize(pulp::Scalar::new(), op)),
+            SimdLevel::Portable => Some(Simd::vectorize(pulp::Scalar::new(), op)),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => pulp::x86::V3::try_new().map(|simd| Simd::vectorize(simd, op)),
+            SimdLevel::Avx2 => pulp::x86::V3::try_new().map(|simd| Simd::vectorize(simd, op)),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => pulp::x86::V4::try_new().map(|simd| Simd::vectorize(simd, op)),
+            SimdLevel::Avx512 => pulp::x86::V4::try_new().map(|simd| Simd::vectorize(simd, op)),
             #[cfg(target_arch = "aarch64")]
-            Level::Neon => pulp::aarch64::Neon::try_new().map(|simd| Simd::vectorize(simd, op)),
+            SimdLevel::Neon => pulp::aarch64::Neon::try_new().map(|simd| Simd::vectorize(simd, op)),
             #[cfg(target_arch = "wasm32")]
-            Level::Simd128 => pulp::wasm::Simd128::try_new().map(|simd| Simd::vectorize(simd, op)),
+            SimdLevel::Simd128 => {
+                pulp::wasm::Simd128::try_new().map(|simd| Simd::vectorize(simd, op))
+            }
             #[allow(unreachable_patterns)]
             _ => None,
         }
     }
 }
 
-/// Runs `op` at the widest level this CPU has.
+/// Runs `op` at the active level ([`SimdLevel::active`]).
 #[inline]
 pub(crate) fn dispatch<Op: WithSimd>(op: Op) -> Op::Output {
-    match Level::best().run(op) {
+    match SimdLevel::active().run(op) {
         Some(output) => output,
-        // `best` only names a level that `run` found available.
-        None => unreachable!("the best SIMD level is available"),
+        // `active` only names a level that `run` found available.
+        None => unreachable!("the active SIMD level is available"),
     }
 }
 
@@ -306,7 +404,7 @@ impl WithSimd for MaskedSums<'_> {
     }
 }
 
-/// Runs `rounds` rounds of 12 independent multiply-adds of the widest vectors this CPU has on
+/// Runs `rounds` rounds of 12 independent multiply-adds of the active level's vectors on
 /// this thread, and returns the floating-point operations done: a loop with no memory traffic
 /// and no dependency between neighbouring multiply-adds, so it runs at the FMA units' peak.
 pub(crate) fn fma_flops(rounds: u64) -> u64 {
@@ -354,7 +452,7 @@ mod tests {
     }
 
     /// `op` run at `level`, which the CPU has.
-    fn at<Op: WithSimd>(level: Level, op: Op) -> Op::Output {
+    fn at<Op: WithSimd>(level: SimdLevel, op: Op) -> Op::Output {
         level.run(op).expect("an available level")
     }
 
@@ -363,7 +461,7 @@ mod tests {
     }
 
     /// `max(0, a·x + b)` of each value at `level`.
-    fn shifted(level: Level, x: &[f32], a: f32, b: f32) -> Vec<f32> {
+    fn shifted(level: SimdLevel, x: &[f32], a: f32, b: f32) -> Vec<f32> {
         let fill = |out: &mut [MaybeUninit<f32>]| {
             at(
                 level,
@@ -383,16 +481,38 @@ mod tests {
     }
 
     #[test]
-    fn the_portable_level_is_always_there_and_best_is_the_widest() {
-        let available = Level::available();
-        assert!(available.contains(&Level::Portable));
-        assert_eq!(Level::best(), available[0]);
-        assert_eq!(Level::Portable.lanes(), 1);
+    fn the_portable_level_is_always_there_and_detected_is_the_widest() {
+        let available = SimdLevel::available();
+        assert!(available.contains(&SimdLevel::Portable));
+        assert_eq!(SimdLevel::detected(), available[0]);
+        for level in available {
+            assert_eq!(level.run(Lanes), Some(level.lanes()), "{level:?}");
+        }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
-            assert_eq!(Level::best(), Level::Avx512);
-            assert_eq!(Level::best().lanes(), 16);
+            assert_eq!(SimdLevel::detected(), SimdLevel::Avx512);
         }
+    }
+
+    /// A cap picks the widest level the CPU has at or under its lanes: itself where the CPU has
+    /// it, never a wider one, and the portable code for a level of another architecture.
+    #[test]
+    fn a_cap_never_picks_a_wider_level_than_it_names() {
+        let available = SimdLevel::available();
+        for cap in SimdLevel::ALL {
+            let picked = SimdLevel::widest_under(Some(cap));
+            assert!(picked.lanes() <= cap.lanes(), "{cap:?} picked {picked:?}");
+            assert!(available.contains(&picked), "{cap:?} picked {picked:?}");
+            if available.contains(&cap) {
+                assert_eq!(picked, cap);
+            }
+        }
+        assert_eq!(SimdLevel::widest_under(None), SimdLevel::detected());
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            SimdLevel::widest_under(Some(SimdLevel::Neon)),
+            SimdLevel::Portable
+        );
     }
 
     /// Every level the CPU has against the portable one, at every length from empty to past two
@@ -400,11 +520,12 @@ mod tests {
     /// covered.
     #[test]
     fn each_level_agrees_with_the_portable_one() {
-        for level in Level::available() {
+        for level in SimdLevel::available() {
             for len in 0..40 {
                 let (x, g, y) = (values(len, 1), values(len, 2), values(len, 3));
                 let scale = len as f32 * 4.0;
-                let both = |op: &dyn Fn(Level) -> (f32, f32)| (op(level), op(Level::Portable));
+                let both =
+                    |op: &dyn Fn(SimdLevel) -> (f32, f32)| (op(level), op(SimdLevel::Portable));
 
                 let ((s, q), (sp, qp)) = both(&|level| {
                     at(
@@ -439,13 +560,13 @@ mod tests {
 
                 assert_eq!(
                     shifted(level, &x, 1.5, -0.25),
-                    shifted(Level::Portable, &x, 1.5, -0.25),
+                    shifted(SimdLevel::Portable, &x, 1.5, -0.25),
                     "scale_shift_relu at {level:?}, {len}"
                 );
 
                 let coefficients = [0.7, 0.1, -0.3];
                 let (mut grad, mut grad_p) = (y.clone(), y.clone());
-                for (level, grad) in [(level, &mut grad), (Level::Portable, &mut grad_p)] {
+                for (level, grad) in [(level, &mut grad), (SimdLevel::Portable, &mut grad_p)] {
                     at(
                         level,
                         BatchNormInputGrad {
@@ -472,7 +593,7 @@ mod tests {
     fn the_backward_mask_is_where_the_forward_output_is_positive() {
         let x: Vec<f32> = (0..4000).map(|i| (i as f32 - 2000.0) * 1e-3).collect();
         let ones = vec![1.0; x.len()];
-        for level in Level::available() {
+        for level in SimdLevel::available() {
             for (a, b) in [
                 (1.0, 0.0),
                 (0.3, 0.1),
@@ -501,7 +622,7 @@ mod tests {
         let x = [1.0, -2.0, 3.0, 0.0];
         assert_eq!(
             at(
-                Level::Portable,
+                SimdLevel::Portable,
                 PlaneSums {
                     values: &x,
                     centre: 0.5
@@ -512,7 +633,7 @@ mod tests {
         // Only positions where 2·x − 1 is positive count: the first and the third.
         let g = [1.0, 2.0, 4.0, 8.0];
         let sums = at(
-            Level::Portable,
+            SimdLevel::Portable,
             MaskedSums {
                 grad: &g,
                 x: &x,
@@ -523,7 +644,7 @@ mod tests {
         assert_eq!(sums, (5.0, 8.0));
         let mut grad = g;
         at(
-            Level::Portable,
+            SimdLevel::Portable,
             BatchNormInputGrad {
                 grad: &mut grad,
                 x: &x,
@@ -533,12 +654,15 @@ mod tests {
             },
         );
         assert_eq!(grad, [1.0, 0.0, 4.0, 0.0]);
-        assert_eq!(shifted(Level::Portable, &x, 2.0, 1.0), [3.0, 0.0, 7.0, 1.0]);
+        assert_eq!(
+            shifted(SimdLevel::Portable, &x, 2.0, 1.0),
+            [3.0, 0.0, 7.0, 1.0]
+        );
     }
 
     #[test]
-    fn the_peak_loop_counts_its_flops_at_the_widest_level() {
-        let lanes = Level::best().lanes() as u64;
+    fn the_peak_loop_counts_its_flops_at_the_active_level() {
+        let lanes = SimdLevel::active().lanes() as u64;
         assert_eq!(fma_flops(10), 10 * 12 * lanes * 2);
     }
 }

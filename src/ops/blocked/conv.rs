@@ -12,7 +12,7 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 
 use super::layout::{BLOCK, Map, Packing, Strides};
-use crate::ops::simd::Level;
+use crate::ops::simd::SimdLevel;
 
 /// Vectors of output channels a tile computes (two weight loads per input value broadcast).
 const TILE_VECTORS: usize = 2;
@@ -111,7 +111,7 @@ impl PackedConv {
 
     /// The units of work of one image at `level`, as [`run`](Self::run) numbers them: each is
     /// one segment of output pixels for one group of output channels.
-    pub(crate) fn units(&self, level: Level, output: &Map) -> usize {
+    pub(crate) fn units(&self, level: SimdLevel, output: &Map) -> usize {
         self.groups(level.lanes()) * Segments::of(self, output).count
     }
 
@@ -131,7 +131,7 @@ impl PackedConv {
     /// `output_map` blocked, of `output_size` of the input's size.
     pub(crate) unsafe fn run(
         &self,
-        level: Level,
+        level: SimdLevel,
         input: &[f32],
         input_map: &Map,
         output: *mut f32,

@@ -29,7 +29,7 @@ use self::plan::{Plan, Step, Unsupported};
 use self::pool::MaxPool;
 use super::composed::symmetric_padding;
 use super::flex::f32_values;
-use super::simd::Level;
+use super::simd::SimdLevel;
 
 /// One stage of a network, as the blocked path takes it.
 pub(crate) enum NetworkStage<'a> {
@@ -117,7 +117,7 @@ impl InferenceCache {
         let plan = cached.plan.as_ref().ok()?;
         let shape = images.dims();
         let flex = images.clone().try_into_primitive::<Flex>().ok()?;
-        let logits = plan.forward(Level::best(), &f32_values(&flex), shape)?;
+        let logits = plan.forward(SimdLevel::active(), &f32_values(&flex), shape)?;
         let classes = logits.len() / shape[0];
         Some(Tensor::from_data(
             TensorData::new(logits, [shape[0], classes]),
@@ -373,7 +373,7 @@ impl DirectConvLayer {
     /// Convolves every image of the batch, an image per thread as inference does, and returns
     /// a sum of the outputs (so that nothing is optimised away).
     pub fn run(&self) -> f32 {
-        let level = Level::best();
+        let level = SimdLevel::active();
         let next = std::sync::atomic::AtomicUsize::new(0);
         let total = Mutex::new(0f32);
         let threads = rayon::current_num_threads().max(1);

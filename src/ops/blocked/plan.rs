@@ -12,7 +12,7 @@ use super::conv::PackedConv;
 use super::layout::{Map, Packing, planes_with_border};
 use super::pool::{MaxPool, global_average};
 use crate::ops::scratch::Scratch;
-use crate::ops::simd::Level;
+use crate::ops::simd::SimdLevel;
 use crate::ops::team;
 
 /// One layer of a plan.
@@ -105,7 +105,7 @@ impl Plan {
     /// and the helpers of `ops::team`, as many in all as rayon's current pool has.
     pub(crate) fn forward(
         &self,
-        level: Level,
+        level: SimdLevel,
         images: &[f32],
         shape: [usize; 4],
     ) -> Option<Vec<f32>> {
@@ -150,7 +150,7 @@ impl Plan {
 struct ImageRun<'a> {
     steps: &'a [Step],
     maps: &'a [Map],
-    level: Level,
+    level: SimdLevel,
     /// The image, or a copy of it with the first step's border.
     input: Input<'a>,
     /// The two buffers the steps write in turn, each as long as the largest map.
@@ -165,7 +165,7 @@ enum Input<'a> {
 }
 
 impl<'a> ImageRun<'a> {
-    fn new(plan: &'a Plan, level: Level, maps: &'a [Map], image: &'a [f32]) -> Self {
+    fn new(plan: &'a Plan, level: SimdLevel, maps: &'a [Map], image: &'a [f32]) -> Self {
         let input_map = &maps[0];
         // The image is the first step's input as it is, unless that step pads it.
         let input = if input_map.border == [0, 0] {

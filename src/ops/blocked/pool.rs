@@ -8,7 +8,7 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 
 use super::layout::{BLOCK, Map, Packing};
-use crate::ops::simd::Level;
+use crate::ops::simd::SimdLevel;
 
 /// A max pool without padding: `kernel` windows every `stride` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +41,7 @@ impl MaxPool {
     /// output of `output_size` of the input's size.
     pub(crate) unsafe fn run(
         &self,
-        level: Level,
+        level: SimdLevel,
         input: &[f32],
         input_map: &Map,
         output: *mut f32,
@@ -141,7 +141,7 @@ fn nan_max<S: Simd>(simd: S, value: S::f32s, max: S::f32s) -> S::f32s {
 
 /// The mean of each of the first `channels` maps of `input` (blocked, no border), into
 /// `means`.
-pub(crate) fn global_average(level: Level, input: &[f32], map: &Map, means: &mut [f32]) {
+pub(crate) fn global_average(level: SimdLevel, input: &[f32], map: &Map, means: &mut [f32]) {
     debug_assert!(map.packing == Packing::Blocked && map.border == [0, 0]);
     let op = GlobalAverage { input, map, means };
     if level.run(op).is_none() {

@@ -5,7 +5,7 @@ use super::conv::{ConvParameters, PackedConv};
 use super::layout::{BLOCK, Map, Packing, planes_with_border};
 use super::plan::{Plan, Step};
 use super::pool::{MaxPool, global_average};
-use crate::ops::simd::Level;
+use crate::ops::simd::SimdLevel;
 
 /// Deterministic values in [-1, 1) with some exact zeros.
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -167,7 +167,7 @@ fn assert_close(what: &str, got: &[f32], expected: &[f32]) {
 fn run_conv(
     case: &Case,
     input: Packing,
-    level: Level,
+    level: SimdLevel,
     border: [usize; 2],
     chunks: usize,
 ) -> Vec<f32> {
@@ -255,8 +255,8 @@ fn cases() -> Vec<(Case, Packing)> {
 #[test]
 fn every_level_convolves_as_defined_and_as_the_portable_level() {
     for (case, input) in cases() {
-        let portable = run_conv(&case, input, Level::Portable, [0, 0], 1);
-        for level in Level::available() {
+        let portable = run_conv(&case, input, SimdLevel::Portable, [0, 0], 1);
+        for level in SimdLevel::available() {
             for (border, chunks) in [([0, 0], 1), ([1, 2], 3), ([0, 0], 7)] {
                 let got = run_conv(&case, input, level, border, chunks);
                 assert_close(&format!("{level:?} against portable"), &got, &portable);
@@ -290,7 +290,7 @@ fn pools_take_the_maximum_and_keep_nan() {
         width: ow,
         border: [1, 1],
     };
-    for level in Level::available() {
+    for level in SimdLevel::available() {
         let mut output = vec![0f32; to.len()];
         // SAFETY: the buffers hold the maps.
         #[allow(unsafe_code)]
@@ -337,7 +337,7 @@ fn the_global_average_is_each_maps_mean() {
         border: [0, 0],
     };
     let data = to_blocked(&planes, &map);
-    for level in Level::available() {
+    for level in SimdLevel::available() {
         let mut means = vec![0f32; channels];
         global_average(level, &data, &map, &mut means);
         let expected: Vec<f32> = planes
@@ -379,15 +379,17 @@ fn every_level_runs_a_plan_as_the_portable_level() {
     for batch in [1, 5] {
         let shape = [batch, 3, 21, 19];
         let images = values(shape.iter().product(), 17);
-        let portable = plan.forward(Level::Portable, &images, shape).expect("fits");
+        let portable = plan
+            .forward(SimdLevel::Portable, &images, shape)
+            .expect("fits");
         assert!(portable.iter().any(|&v| v != portable[0]));
-        for level in Level::available() {
+        for level in SimdLevel::available() {
             let got = plan.forward(level, &images, shape).expect("fits");
             assert_close(&format!("{level:?}, batch {batch}"), &got, &portable);
         }
     }
     assert!(
-        plan.forward(Level::Portable, &[0.0; 3 * 4 * 4], [1, 3, 4, 4])
+        plan.forward(SimdLevel::Portable, &[0.0; 3 * 4 * 4], [1, 3, 4, 4])
             .is_none()
     );
 }
