@@ -219,7 +219,7 @@ pub(super) fn pytorch_layers(
         })
         .collect();
     std::fs::write(&file, serde_json::to_vec(&listing)?)?;
-    let mut command = Command::new(python);
+    let mut command = peer_command(python);
     command.arg(script).arg("--layers").arg(&file);
     command.args(["--threads", &threads.to_string()]);
     command.args(["--steps", &args.steps.to_string()]);

@@ -250,6 +250,32 @@ fn pytorch_script() -> PathBuf {
     }
 }
 
+/// A command for a peer's process (PyTorch, ONNX Runtime), with its CPU kernels capped at this
+/// process's SIMD level where it has a setting for it: PyTorch's own kernels
+/// (`ATEN_CPU_CAPABILITY`) and oneDNN's convolutions (`ONEDNN_MAX_CPU_ISA`). ONNX Runtime's
+/// kernels have none, so capped rows hold this crate's AVX2 path to its AVX-512 one.
+fn peer_command(python: &Path) -> Command {
+    let mut command = Command::new(python);
+    if let Some((aten, onednn)) = peer_cap() {
+        command.env("ATEN_CPU_CAPABILITY", aten);
+        command.env("ONEDNN_MAX_CPU_ISA", onednn);
+    }
+    command
+}
+
+/// The peers' settings for the active SIMD level where a cap lowered it: `None` uncapped, and
+/// where PyTorch has no matching level.
+fn peer_cap() -> Option<(&'static str, &'static str)> {
+    if SimdLevel::active() == SimdLevel::detected() {
+        return None;
+    }
+    match SimdLevel::active() {
+        SimdLevel::Avx2 => Some(("avx2", "AVX2")),
+        SimdLevel::Portable => Some(("default", "SSE41")),
+        _ => None,
+    }
+}
+
 /// Runs `command` and reads the JSON line it prints last.
 fn run_json(command: Command, what: &str) -> Result<Measured, Box<dyn std::error::Error>> {
     let value = run_json_value(command, what)?;

@@ -266,6 +266,12 @@ fn print_heading(args: &Args, threads: usize, peers: Peers) {
             ""
         }
     );
+    if let Some((aten, onednn)) = peer_cap() {
+        println!(
+            "PyTorch capped as well (ATEN_CPU_CAPABILITY={aten}, ONEDNN_MAX_CPU_ISA={onednn}); \
+             ONNX Runtime has no such setting and runs the CPU's widest kernels"
+        );
+    }
     println!();
     let mut header = String::from(
         "| preset | batch | mode | precision | nin img/s | PyTorch img/s | nin / PyTorch |",
@@ -463,7 +469,7 @@ pub(super) fn export_onnx(
     model_json: &Path,
     onnx: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut command = Command::new(python);
+    let mut command = peer_command(python);
     command.arg(script).arg("--config").arg(model_json);
     command.arg("--export-onnx").arg(onnx);
     let output = command
@@ -492,7 +498,7 @@ pub(super) fn measure_onnxruntime(
     steps: usize,
     args: &Args,
 ) -> Result<Measured, Box<dyn std::error::Error>> {
-    let mut command = Command::new(python);
+    let mut command = peer_command(python);
     command.arg(script).arg("--onnx-model").arg(onnx);
     command.args(["--batch", &batch.to_string()]);
     command.args(["--threads", &threads.to_string()]);
@@ -526,7 +532,7 @@ pub(super) fn measure_pytorch(
         threads,
         precision,
     } = *run;
-    let mut command = Command::new(python);
+    let mut command = peer_command(python);
     command.arg(script).arg("--config").arg(model_json);
     command.args(["--precision", precision.name()]);
     command.args(["--mode", mode.name()]);
