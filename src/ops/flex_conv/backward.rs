@@ -10,6 +10,7 @@ use super::group::{
     transposed_convolve_group,
 };
 use super::tasks::ImageTasks;
+use crate::ops::flex::zeros;
 use crate::ops::gemm::{MatRef, Threads, matmul};
 use crate::ops::geometry::ConvGeometry;
 use crate::ops::scratch::Scratch;
@@ -51,7 +52,7 @@ pub fn conv2d_backward(
     };
 
     let mut dx = if input_grad {
-        vec![0f32; g.batch * g.input_image()]
+        zeros(g.batch * g.input_image())
     } else {
         Vec::new()
     };

@@ -9,7 +9,7 @@ use super::group::{
     GroupScratch, convolve_group, join, preferred_mirror, transposed_convolve_group,
 };
 use super::tasks::ImageTasks;
-use crate::ops::flex::merge_in_order;
+use crate::ops::flex::{merge_in_order, zeros};
 use crate::ops::gemm::MatRef;
 use crate::ops::geometry::ConvGeometry;
 use crate::ops::moments::{Moments, accumulate};
@@ -54,7 +54,7 @@ fn forward(
     let group = tasks.images_per_product(g);
     let mirror = preferred_mirror(weight, g);
     let weight = MatRef::row_major(weight, g.out_channels, g.patch_len());
-    let mut output = vec![0f32; g.batch * g.output_image()];
+    let mut output = zeros(g.batch * g.output_image());
     let moments_of_tasks: Vec<Vec<Moments>> = output
         .par_chunks_mut(tasks.images_per_task * g.output_image())
         .zip(x.par_chunks(tasks.images_per_task * g.input_image()))

@@ -2,6 +2,8 @@
 
 use rayon::prelude::*;
 
+use crate::ops::flex::zeros;
+
 /// Sizes of a max pool over `[N, C, H, W]` with a `kernel` window every `stride` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PoolGeometry {
@@ -108,7 +110,7 @@ pub(crate) fn forward(x: &[f32], g: &PoolGeometry) -> Vec<f32> {
     let [out_height, out_width] = g.output;
     let [kh, kw] = g.kernel;
     let [sh, sw] = g.stride;
-    let mut output = vec![0f32; g.planes * g.output_plane()];
+    let mut output = zeros(g.planes * g.output_plane());
     if output.is_empty() {
         return output;
     }
@@ -172,7 +174,7 @@ fn route(
     let [_, width] = g.input;
     let [_, out_width] = g.output;
     let [sh, sw] = g.stride;
-    let mut dx = vec![0f32; g.planes * g.input_plane()];
+    let mut dx = zeros(g.planes * g.input_plane());
     if dx.is_empty() || output.is_empty() {
         return dx;
     }
