@@ -162,19 +162,22 @@ fn bf16_on_wgpu_is_refused_naming_what_to_use() {
 }
 
 /// The cube backend's convolution in f16 against the same layer in f32, on d2l's three window
-/// sizes with their strides and paddings: this crate's kernel within
-/// [`F16_CONVOLUTION_TOLERANCE`]. burn's kernels, which the autotuner does not pick in half
-/// precision because they accumulate in it, are measured on the 5×5 layer and printed.
+/// sizes with their strides and paddings: the autotuned choice in f16 runs this crate's kernel
+/// for every pass, never timing burn's, and comes within [`F16_CONVOLUTION_TOLERANCE`] of
+/// this crate's kernel in f32 (which `tests/cube_conv.rs` holds to burn's `conv2d`). burn's
+/// kernels, which the autotuner does not pick in half precision because they accumulate in
+/// it, are measured on the 5×5 layer and printed.
 #[test]
 fn f16_convolutions_on_wgpu_accumulate_in_f32() {
-    use nin::ops::{ConvChoice, ConvKernel, ConvSettings};
+    use nin::ops::{ConvChoice, ConvKernel, ConvPass, ConvSettings, KernelRuns};
 
     let Some(device) = common::wgpu("f16_convolutions") else {
         return;
     };
     let device = device.autodiff();
-    // Whatever NIN_CONV_KERNEL says: the autotuned pick in f16 is what this test is about.
-    let tuned = ConvSettings::new(ConvChoice::Autotune);
+    // The f32 reference without the autotuner, which would compile and time both kernel
+    // families for every shape and pass on a software device.
+    let f32_reference = ConvSettings::new(ConvChoice::Always(ConvKernel::Im2col));
     let burns = ConvSettings::new(ConvChoice::Always(ConvKernel::Burn));
     for (input, out, kernel, stride, padding) in [
         ([2, 1, 39, 39], 8, 11, 4, 0),
@@ -200,9 +203,24 @@ fn f16_convolutions_on_wgpu_accumulate_in_f32() {
                 .map(common::values)
                 .into()
         };
-        let f32s = run(DType::F32, &tuned);
-        // The autotuner's pick in f16 is this crate's kernel.
+        let f32s = run(DType::F32, &f32_reference);
+        // Whatever NIN_CONV_KERNEL says: the autotuned pick in f16 is what this test is about.
+        let runs = KernelRuns::new();
+        let tuned = ConvSettings::new(ConvChoice::Autotune).counting_in(&runs);
         let ours = run(DType::F16, &tuned);
+        // The autotuner's pick in f16 is this crate's kernel, for every pass, with no timing
+        // runs of burn's.
+        for pass in ConvPass::ALL {
+            assert!(
+                runs.get(pass, ConvKernel::Im2col) > 0,
+                "{kernel}×{kernel}: f16 {pass:?} did not run this crate's kernel"
+            );
+            assert_eq!(
+                runs.get(pass, ConvKernel::Burn),
+                0,
+                "{kernel}×{kernel}: f16 {pass:?} ran burn's kernel"
+            );
+        }
         let names = ["output", "input gradient", "weight gradient"];
         for (what, (ours, reference)) in names.iter().zip(ours.iter().zip(&f32s)) {
             let difference = relative_difference(ours, reference);
