@@ -57,6 +57,17 @@ pub fn parse<T: Named>(given: &str) -> Result<T, UnknownName> {
         })
 }
 
+/// The value of `T` that `value`, the environment variable `var`'s, names: `None` where it is
+/// unset or empty, and where it names none, which is reported on stderr with the variable and
+/// the valid names and otherwise ignored: these variables are read inside kernels, which have
+/// no error to return.
+pub(crate) fn from_environment<T: Named>(var: &str, value: Option<String>) -> Option<T> {
+    let value = value.filter(|value| !value.trim().is_empty())?;
+    parse(&value)
+        .map_err(|err| eprintln!("nin: ignoring {var}: {err}"))
+        .ok()
+}
+
 /// The impls every [`Named`] enum has, from its names: `FromStr` (through [`parse`]),
 /// `Display`, and the conversions to and from a name that
 /// `#[serde(into = "&'static str", try_from = "String")]` uses.

@@ -164,17 +164,10 @@ impl Default for ConvSettings {
     }
 }
 
-/// The choice `value` names, or the default. A value that names no choice is reported on
-/// stderr, naming the variable and the valid values, and the default is kept: this is read
-/// inside a convolution, which has no error to return.
+/// The choice `value` (of [`CONV_KERNEL_VAR`]) names, or the default
+/// ([`crate::names::from_environment`]).
 fn choice_from(value: Option<String>) -> ConvChoice {
-    match value {
-        Some(value) => value.parse().unwrap_or_else(|err| {
-            eprintln!("nin: ignoring {CONV_KERNEL_VAR}: {err}; autotuning instead");
-            ConvChoice::Autotune
-        }),
-        None => ConvChoice::Autotune,
-    }
+    crate::names::from_environment(CONV_KERNEL_VAR, value).unwrap_or(ConvChoice::Autotune)
 }
 
 /// Counts of each kernel's runs for each pass, shared by the settings that count in it

@@ -82,8 +82,9 @@ pub(crate) unsafe fn written_vec(
 /// A kernel's output allocated with `vec![0.0; len]` on the thread that called it is cleared by
 /// that thread alone while the pool waits: where freed memory is kept for reuse
 /// ([`retain_freed_memory`](crate::ops::retain_freed_memory), which the examples turn on), a
-/// large allocation is not fresh zero pages but a `memset`. In a compact training step those
-/// `memset`s were 60 % of the training thread's own time, with both of the pool's threads idle.
+/// large allocation is not fresh zero pages but a `memset`, and in a training step those
+/// `memset`s were most of the training thread's own time (docs/performance.md, "The README's
+/// command").
 pub(crate) fn zeros(len: usize) -> Vec<f32> {
     use rayon::prelude::*;
     // Below this, one thread clears it faster than the pool can be woken.

@@ -65,9 +65,10 @@ impl crate::names::Named for SimdLevel {
 crate::names::impl_named!(SimdLevel);
 
 /// The environment variable that caps the level ([`SimdLevel`]).
-pub(crate) const SIMD_VAR: &str = "NIN_SIMD";
+const SIMD_VAR: &str = "NIN_SIMD";
 
-/// The active level as `SimdLevel::ALL`'s index, or `UNSET` before the first use.
+/// The active level as its index in `SimdLevel::ALL` (its discriminant), or `UNSET` before
+/// the first use.
 static ACTIVE: AtomicU8 = AtomicU8::new(UNSET);
 const UNSET: u8 = u8::MAX;
 
@@ -140,8 +141,8 @@ impl SimdLevel {
 
     fn set_active(max: Option<SimdLevel>) -> SimdLevel {
         let level = Self::widest_under(max);
-        let index = Self::ALL.iter().position(|l| *l == level).unwrap_or(4);
-        ACTIVE.store(index as u8, Ordering::Relaxed);
+        // The variants are declared in `ALL`'s order, so a level's discriminant is its index.
+        ACTIVE.store(level as u8, Ordering::Relaxed);
         level
     }
 
@@ -154,20 +155,9 @@ impl SimdLevel {
             .unwrap_or(SimdLevel::Portable)
     }
 
-    /// The cap `NIN_SIMD` names; a name that is no level is reported once and ignored, as a
-    /// kernel call has no error to return it in.
+    /// The cap `NIN_SIMD` names ([`crate::names::from_environment`]).
     fn cap_from_environment() -> Option<SimdLevel> {
-        let given = std::env::var(SIMD_VAR).ok()?;
-        if given.trim().is_empty() {
-            return None;
-        }
-        match given.parse() {
-            Ok(level) => Some(level),
-            Err(err) => {
-                eprintln!("nin: ignoring {SIMD_VAR}: {err}");
-                None
-            }
-        }
+        crate::names::from_environment(SIMD_VAR, std::env::var(SIMD_VAR).ok())
     }
 
     /// Runs `op` at this level, or returns `None` where the CPU lacks it.
@@ -491,6 +481,14 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             assert_eq!(SimdLevel::detected(), SimdLevel::Avx512);
+        }
+    }
+
+    /// `active` reads a level back from its discriminant as an index into `ALL`.
+    #[test]
+    fn the_levels_are_declared_in_all_s_order() {
+        for (index, level) in SimdLevel::ALL.into_iter().enumerate() {
+            assert_eq!(level as usize, index, "{level:?}");
         }
     }
 
