@@ -9,9 +9,10 @@ use burn::data::dataset::InMemDataset;
 use burn::module::{Module, Param};
 use burn::nn::DropoutConfig;
 use burn::nn::PaddingConfig2d;
-use burn::nn::conv::Conv2dConfig;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::Int;
+use burn::tensor::activation::relu;
 use burn::tensor::{DType, Device, Distribution, Tensor};
 use nin::pretrained::Weights;
 use nin::train::{Preset, TrainOptions, TrainingConfig};
@@ -80,17 +81,23 @@ fn logits_and_gradients(model: &Nin, device: &Device) -> [Vec<f32>; 3] {
 
 /// The shipped Fashion-MNIST network (trained, so its activations are those of a network in
 /// use, not of a random initialisation's dead units), in training mode with batch statistics
-/// and without dropout, in `precision` against f32.
+/// and without dropout, in `precision` on `device` against f32 on flex. The f32 network gives
+/// the same logits on every backend (tests/backends.rs), so the reference is taken where it is
+/// cheapest: on a software GPU the f32 pass would compile and tune a second set of kernels.
 fn compare(device: Device, precision: Precision) {
-    let device = device.autodiff();
-    let mut model = Weights::FashionMnistCompact
-        .load(&device)
-        .expect("the shipped weights")
-        .train();
-    // Dropout's masks would differ between the two passes.
-    model.dropout = DropoutConfig::new(0.0).init();
-    let reference = logits_and_gradients(&model, &device);
-    let lowered = logits_and_gradients(&model.clone().with_precision(precision), &device);
+    let load = |device: &Device| {
+        let mut model = Weights::FashionMnistCompact
+            .load(&device.clone().autodiff())
+            .expect("the shipped weights")
+            .train();
+        // Dropout's masks would differ between the two passes.
+        model.dropout = DropoutConfig::new(0.0).init();
+        model
+    };
+    let flex = nin::backend::device("flex").expect("flex is a default feature");
+    let reference = logits_and_gradients(&load(&flex), &flex.autodiff());
+    let lowered =
+        logits_and_gradients(&load(&device).with_precision(precision), &device.autodiff());
     let names = [
         "logits",
         "first layer's weight gradient",
@@ -161,12 +168,31 @@ fn bf16_on_wgpu_is_refused_naming_what_to_use() {
     );
 }
 
+/// `forward`'s output, input gradient and weight gradient for `x` cast to `dtype`, as f32 values.
+fn output_and_gradients(
+    conv: &Conv2d,
+    x: &Tensor<4>,
+    dtype: DType,
+    forward: impl Fn(&Conv2d, Tensor<4>) -> Tensor<4>,
+) -> Vec<Vec<f32>> {
+    let x = x.clone().cast(dtype).require_grad();
+    let y = forward(conv, x.clone());
+    let grads = y.clone().cast(DType::F32).sum().backward();
+    let weight_grad = conv.weight.val().grad(&grads).expect("a weight gradient");
+    let input_grad = x.grad(&grads).expect("an input gradient");
+    [y.cast(DType::F32), input_grad.cast(DType::F32), weight_grad]
+        .map(common::values)
+        .into()
+}
+
 /// The cube backend's convolution in f16 against the same layer in f32, on d2l's three window
 /// sizes with their strides and paddings: the autotuned choice in f16 runs this crate's kernel
 /// for every pass, never timing burn's, and comes within [`F16_CONVOLUTION_TOLERANCE`] of
-/// this crate's kernel in f32 (which `tests/cube_conv.rs` holds to burn's `conv2d`). burn's
-/// kernels, which the autotuner does not pick in half precision because they accumulate in
-/// it, are measured on the 5×5 layer and printed.
+/// burn's `conv2d` and ReLU in f32 on flex. The reference is taken on flex because the backends agree
+/// in f32 (tests/backends.rs, tests/cube_conv.rs), and on a software GPU an f32 pass would
+/// compile a second set of kernels for every shape and pass. burn's kernels, which the
+/// autotuner does not pick in half precision because they accumulate in it, are measured on
+/// the 5×5 layer and printed.
 #[test]
 fn f16_convolutions_on_wgpu_accumulate_in_f32() {
     use nin::ops::{ConvChoice, ConvKernel, ConvPass, ConvSettings, KernelRuns};
@@ -175,9 +201,9 @@ fn f16_convolutions_on_wgpu_accumulate_in_f32() {
         return;
     };
     let device = device.autodiff();
-    // The f32 reference without the autotuner, which would compile and time both kernel
-    // families for every shape and pass on a software device.
-    let f32_reference = ConvSettings::new(ConvChoice::Always(ConvKernel::Im2col));
+    let flex = nin::backend::device("flex")
+        .expect("flex is a default feature")
+        .autodiff();
     let burns = ConvSettings::new(ConvChoice::Always(ConvKernel::Burn));
     for (input, out, kernel, stride, padding) in [
         ([2, 1, 39, 39], 8, 11, 4, 0),
@@ -192,22 +218,23 @@ fn f16_convolutions_on_wgpu_accumulate_in_f32() {
             ))
             .init(&device);
         let x = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), &device);
-        // Output, input gradient and weight gradient, as f32 values.
-        let run = |dtype: DType, settings: &ConvSettings| -> Vec<Vec<f32>> {
-            let x = x.clone().cast(dtype).require_grad();
-            let y = nin::ops::conv2d_with(&conv, x.clone(), true, settings);
-            let grads = y.clone().cast(DType::F32).sum().backward();
-            let weight_grad = conv.weight.val().grad(&grads).expect("a weight gradient");
-            let input_grad = x.grad(&grads).expect("an input gradient");
-            [y.cast(DType::F32), input_grad.cast(DType::F32), weight_grad]
-                .map(common::values)
-                .into()
-        };
-        let f32s = run(DType::F32, &f32_reference);
+        // Parameters are drawn lazily, on the device that first reads them: read them here, so
+        // that flex gets a copy of them (and after `x`, as this test's values always were: a
+        // pre-activation within f16's rounding of zero flips ReLU's mask, and with it a whole
+        // term of the gradients).
+        let _ = (conv.weight.val(), conv.bias.as_ref().map(Param::val));
+        let f32s = output_and_gradients(
+            &conv.clone().fork(&flex),
+            &x.clone().to_device(&flex),
+            DType::F32,
+            |conv, x| relu(conv.forward(x)),
+        );
         // Whatever NIN_CONV_KERNEL says: the autotuned pick in f16 is what this test is about.
         let runs = KernelRuns::new();
         let tuned = ConvSettings::new(ConvChoice::Autotune).counting_in(&runs);
-        let ours = run(DType::F16, &tuned);
+        let ours = output_and_gradients(&conv, &x, DType::F16, |conv, x| {
+            nin::ops::conv2d_with(conv, x, true, &tuned)
+        });
         // The autotuner's pick in f16 is this crate's kernel, for every pass, with no timing
         // runs of burn's.
         for pass in ConvPass::ALL {
@@ -232,7 +259,9 @@ fn f16_convolutions_on_wgpu_accumulate_in_f32() {
             );
         }
         if kernel == 5 {
-            let burn = run(DType::F16, &burns);
+            let burn = output_and_gradients(&conv, &x, DType::F16, |conv, x| {
+                nin::ops::conv2d_with(conv, x, true, &burns)
+            });
             for (what, (burn, reference)) in names.iter().zip(burn.iter().zip(&f32s)) {
                 let difference = relative_difference(burn, reference);
                 println!("{kernel}×{kernel}, burn's kernel: f16 {what}: {difference:.2e}");
