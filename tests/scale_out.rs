@@ -1,27 +1,33 @@
 //! Data-parallel training on several devices through burn-train's multi-device strategy: two
-//! wgpu devices on one adapter (lavapipe here) reach the accuracy of one, a resumed
-//! two-device run continues, and device lists that cannot work are refused before anything is
-//! written.
+//! devices take the steps one device takes on their batches together, two wgpu devices on one
+//! adapter (lavapipe here) train and resume, and device lists that cannot work are refused
+//! before anything is written.
 #![cfg(feature = "train")]
 
 use crate::common;
 
 use burn::data::dataset::InMemDataset;
 use burn::tensor::Device;
-use nin::NinConfig;
 use nin::train::{
-    ArtifactDir, Preset, Progress, Strategy, TrainError, TrainOptions, Trained, TrainingConfig,
+    ArtifactDir, Optimizer, Preset, Progress, Schedule, Strategy, TrainError, TrainOptions,
+    Trained, TrainingConfig,
 };
+use nin::{NinBlockConfig, NinConfig};
 
 const CLASSES: usize = 4;
 
 /// The same global batch of 32 on any number of devices: each takes `32 / devices` images per
-/// step, so one device and two take the same steps of the same size.
+/// step. The network is a two-block NiN with batch norm and dropout: on a software GPU every
+/// layer shape costs kernel compilations on each device, and two blocks learn the striped
+/// images as well as four.
 fn config(devices: usize, epochs: usize) -> TrainingConfig {
+    let two_blocks = NinConfig::new(vec![
+        NinBlockConfig::new(1, 16, 5).with_stride(2),
+        NinBlockConfig::new(16, CLASSES, 3).with_padding(1),
+    ])
+    .with_input_size(Some([28, 28]));
     TrainingConfig {
-        model: NinConfig::compact(CLASSES)
-            .with_batch_norm(true)
-            .with_dropout(0.1),
+        model: two_blocks.with_batch_norm(true).with_dropout(0.1),
         epochs,
         batch_size: 32 / devices,
         workers: 1,
@@ -69,43 +75,110 @@ fn two_wgpu_devices(test: &str) -> Option<Vec<Device>> {
     }
 }
 
+/// Every weight and bias of `model`, block by block, as one list.
+fn parameters(model: &nin::Nin) -> Vec<f32> {
+    model
+        .blocks
+        .iter()
+        .flat_map(common::block_weights)
+        .collect()
+}
+
+/// Two devices, each with its half of the data, take the steps one device takes with all of
+/// it: the gradients are summed across devices and the optimiser (SGD with momentum and weight
+/// decay, under a cosine schedule) steps once per step. Each epoch is one step: 16 images, one
+/// batch of 16 on one device, and burn-train's multi-device loader gives each of two devices a
+/// contiguous half of the data as one batch of 8. The network has no batch norm and no
+/// dropout, whose running statistics and masks are per device. The devices are flex and
+/// ndarray, two CPU backends, so the step is exact up to the order of float sums and costs no
+/// GPU kernel compilation.
+#[cfg(feature = "ndarray")]
 #[test]
-fn two_wgpu_devices_learn_as_one_does_and_resume() {
-    let test = "two_wgpu_devices_learn_as_one_does_and_resume";
+fn two_devices_step_as_one_device_does_on_the_whole_batch() {
+    let test = "two_devices_step_as_one_device_does_on_the_whole_batch";
+    let flex = Device::flex();
+    let ndarray = nin::backend::device("ndarray").expect("the ndarray feature is on");
+    let config = |devices: usize| TrainingConfig {
+        model: NinConfig::compact(CLASSES).with_dropout(0.0),
+        epochs: 3,
+        batch_size: 16 / devices,
+        workers: 0,
+        normalize: None,
+        augment: None,
+        optimizer: Optimizer::Sgd {
+            lr: 0.05,
+            momentum: Some(0.9),
+            // Large, so that decay applied once per device would show in three steps.
+            weight_decay: Some(0.5),
+        },
+        schedule: Schedule::Cosine { warmup_steps: 1 },
+        ..TrainingConfig::preset(Preset::Compact)
+    };
+    let root = tempfile::tempdir().unwrap();
+    let train = |devices: &[Device], dir: &str| {
+        nin::train::train(
+            &config(devices.len()),
+            InMemDataset::new(common::striped(16, CLASSES, 1)),
+            InMemDataset::new(common::striped(8, CLASSES, 2)),
+            devices,
+            &options(&root.path().join(dir), false),
+        )
+        .expect("training runs")
+    };
+    let initial = parameters(&config(1).model.init(&{
+        flex.seed(config(1).seed);
+        flex.clone()
+    }));
+    let one = parameters(&train(std::slice::from_ref(&flex), "one").model);
+    let two = parameters(&train(&[flex.clone(), ndarray], "two").model);
+    let moved = common::max_abs_diff(&one, &initial);
+    let difference = common::max_abs_diff(&two, &one);
+    println!(
+        "{test}: after 3 steps the weights moved by up to {moved:.3e} from their initial values; \
+         two devices differ from one by up to {difference:.3e}"
+    );
+    assert!(
+        moved > 1e-2,
+        "the steps moved the weights by only {moved:.3e}"
+    );
+    assert!(
+        difference <= 1e-5 * moved.max(1.0),
+        "two devices differ from one device by {difference:.3e} (the steps moved the weights by \
+         {moved:.3e})"
+    );
+}
+
+/// Two wgpu devices (lavapipe's one adapter, twice, here) train a network with batch norm and
+/// dropout, stop after one epoch, and resume on both to learn the task; resuming on one device
+/// is refused. What the devices compute is held to one device by
+/// [`two_devices_step_as_one_device_does_on_the_whole_batch`].
+#[test]
+fn two_wgpu_devices_train_and_resume() {
+    let test = "two_wgpu_devices_train_and_resume";
     let Some(devices) = two_wgpu_devices(test) else {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let one = run(
-        &config(1, 2),
-        &devices[..1],
-        &root.path().join("one"),
-        false,
-    )
-    .unwrap();
-
-    // Two devices: stopped after one epoch, then resumed from the checkpoint to two (each
-    // epoch on lavapipe costs about half a minute).
-    let two_dir = root.path().join("two");
-    let first = run(&config(2, 1), &devices, &two_dir, false).unwrap();
+    // Stopped after one epoch, then resumed from the checkpoint to two (each epoch on lavapipe
+    // costs about half a minute).
+    let dir = root.path().join("two");
+    let first = run(&config(2, 1), &devices, &dir, false).unwrap();
     assert_eq!(first.metrics.len(), 1);
-    let two = run(&config(2, 2), &devices, &two_dir, true).unwrap();
+    let two = run(&config(2, 2), &devices, &dir, true).unwrap();
     let epochs: Vec<usize> = two.metrics.iter().map(|m| m.epoch).collect();
     assert_eq!(epochs, [1, 2]);
 
-    // The last epoch's training accuracy is compared: 0.96-1.0 after two epochs in runs of
-    // this test (0.72-0.78 after one). The test accuracy is not: after so few steps it hangs on
-    // batch norm's running statistics, which lag the weights (runs of this test have scored
-    // 0.25, chance, on the test images with a training accuracy of 1.0).
-    let last = |trained: &Trained| trained.metrics.last().unwrap().train_accuracy;
-    let (a, b) = (last(&one), last(&two));
+    // The last epoch's training accuracy (0.98 in a run of this test). The test accuracy is not
+    // checked: after so few steps it hangs on batch norm's running statistics, which lag the
+    // weights (runs have scored 0.25, chance, on the test images with a training accuracy of
+    // 1.0).
+    let accuracy = two.metrics.last().unwrap().train_accuracy;
     println!(
-        "{test}: training accuracy of the last epoch: one device {a:.4}, two devices (resumed \
-         after epoch 1) {b:.4} (chance 0.25); test accuracy {:.4} and {:.4}",
-        one.report.test_accuracy, two.report.test_accuracy
+        "{test}: training accuracy of the last epoch {accuracy:.4} (chance 0.25), test accuracy \
+         {:.4}",
+        two.report.test_accuracy
     );
-    assert!(a > 0.9 && b > 0.9, "one device {a}, two devices {b}");
-    assert!((a - b).abs() < 0.1, "one device {a}, two devices {b}");
+    assert!(accuracy > 0.9, "two devices, resumed: {accuracy}");
     // The report names both devices.
     assert_eq!(
         two.report.backend.matches("WgpuDevice").count(),
@@ -114,7 +187,7 @@ fn two_wgpu_devices_learn_as_one_does_and_resume() {
         two.report.backend
     );
     // Resuming it on one device would split the data differently: refused.
-    let err = run(&config(1, 3), &devices[..1], &two_dir, true).unwrap_err();
+    let err = run(&config(1, 3), &devices[..1], &dir, true).unwrap_err();
     assert!(err.to_string().contains("devices: 2 -> 1"), "{err}");
 }
 
