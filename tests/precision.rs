@@ -16,7 +16,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{DType, Device, Distribution, Tensor};
 use nin::pretrained::Weights;
 use nin::train::{Preset, TrainOptions, TrainingConfig};
-use nin::{Nin, NinConfig, Precision};
+use nin::{Nin, Precision};
 
 /// How far a result in `precision` may be from f32, as a fraction of the largest f32 value, for
 /// the logits and the first and last convolutions' weight gradients of [`compare`].
@@ -276,9 +276,7 @@ fn f16_training_with_loss_scaling_learns() {
         return;
     };
     let config = TrainingConfig {
-        model: NinConfig::compact(4)
-            .with_batch_norm(true)
-            .with_dropout(0.1),
+        model: common::two_block_nin(4),
         epochs: 3,
         batch_size: 32,
         workers: 1,

@@ -8,26 +8,19 @@ use crate::common;
 
 use burn::data::dataset::InMemDataset;
 use burn::tensor::Device;
+use nin::NinConfig;
 use nin::train::{
     ArtifactDir, Optimizer, Preset, Progress, Schedule, Strategy, TrainError, TrainOptions,
     Trained, TrainingConfig,
 };
-use nin::{NinBlockConfig, NinConfig};
 
 const CLASSES: usize = 4;
 
 /// The same global batch of 32 on any number of devices: each takes `32 / devices` images per
-/// step. The network is a two-block NiN with batch norm and dropout: on a software GPU every
-/// layer shape costs kernel compilations on each device, and two blocks learn the striped
-/// images as well as four.
+/// step.
 fn config(devices: usize, epochs: usize) -> TrainingConfig {
-    let two_blocks = NinConfig::new(vec![
-        NinBlockConfig::new(1, 16, 5).with_stride(2),
-        NinBlockConfig::new(16, CLASSES, 3).with_padding(1),
-    ])
-    .with_input_size(Some([28, 28]));
     TrainingConfig {
-        model: two_blocks.with_batch_norm(true).with_dropout(0.1),
+        model: common::two_block_nin(CLASSES),
         epochs,
         batch_size: 32 / devices,
         workers: 1,
