@@ -188,11 +188,11 @@ fn output_and_gradients(
 /// The cube backend's convolution in f16 against the same layer in f32, on d2l's three window
 /// sizes with their strides and paddings: the autotuned choice in f16 runs this crate's kernel
 /// for every pass, never timing burn's, and comes within [`F16_CONVOLUTION_TOLERANCE`] of
-/// burn's `conv2d` and ReLU in f32 on flex. The reference is taken on flex because the backends agree
-/// in f32 (tests/backends.rs, tests/cube_conv.rs), and on a software GPU an f32 pass would
-/// compile a second set of kernels for every shape and pass. burn's kernels, which the
-/// autotuner does not pick in half precision because they accumulate in it, are measured on
-/// the 5×5 layer and printed.
+/// burn's `conv2d` and ReLU in f32 on flex. The reference is taken on flex because the
+/// backends agree in f32 (tests/backends.rs, tests/cube_conv.rs), and on a software GPU an f32
+/// pass would compile a second set of kernels for every shape and pass. burn's kernels, which
+/// the autotuner does not pick in half precision because they accumulate in it, are measured
+/// on the 5×5 layer and printed.
 #[test]
 fn f16_convolutions_on_wgpu_accumulate_in_f32() {
     use nin::ops::{ConvChoice, ConvKernel, ConvPass, ConvSettings, KernelRuns};

@@ -77,12 +77,15 @@ fn one_image_as_input_is_what_the_batcher_makes_of_it() {
     );
 }
 
+/// The training run kept next to the shipped weights, in the repository.
+fn shipped_run() -> ArtifactDir {
+    ArtifactDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/fashion_mnist_compact"))
+}
+
 #[test]
 fn the_run_kept_next_to_the_weights_is_the_one_documented() {
     let weights = Weights::FashionMnistCompact;
-    let run = ArtifactDir::new(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/fashion_mnist_compact"),
-    );
+    let run = shipped_run();
     let config = run.read_config().unwrap();
     assert_eq!(config.model, weights.config());
     assert_eq!(config.normalize, Some(weights.normalize()));
@@ -153,12 +156,7 @@ fn the_shipped_weights_reach_their_stated_accuracy_on_the_test_set() {
     // The training run that made the weights measured them on the same 10,000 images: the
     // evaluation now gives its count of correct images, to within the few images whose two
     // best logits tie within float rounding (the kernels' sums have changed order since).
-    let recorded = ArtifactDir::new(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/fashion_mnist_compact"),
-    )
-    .read_report()
-    .unwrap()
-    .test_accuracy;
+    let recorded = shipped_run().read_report().unwrap().test_accuracy;
     println!("f32: the training run recorded {recorded:.4}");
     assert!(
         (accuracy - recorded).abs() <= 3e-4 + 1e-9,

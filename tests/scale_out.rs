@@ -36,16 +36,18 @@ fn options(dir: &std::path::Path, resume: bool) -> TrainOptions {
     }
 }
 
+/// `config` trained on `images` striped images (and tested on half as many) on `devices`.
 fn run(
     config: &TrainingConfig,
+    images: usize,
     devices: &[Device],
     dir: &std::path::Path,
     resume: bool,
 ) -> Result<Trained, TrainError> {
     nin::train::train(
         config,
-        InMemDataset::new(common::striped(256, CLASSES, 1)),
-        InMemDataset::new(common::striped(128, CLASSES, 2)),
+        InMemDataset::new(common::striped(images, CLASSES, 1)),
+        InMemDataset::new(common::striped(images / 2, CLASSES, 2)),
         devices,
         &options(dir, resume),
     )
@@ -109,21 +111,14 @@ fn two_devices_step_as_one_device_does_on_the_whole_batch() {
     };
     let root = tempfile::tempdir().unwrap();
     let train = |devices: &[Device], dir: &str| {
-        nin::train::train(
-            &config(devices.len()),
-            InMemDataset::new(common::striped(16, CLASSES, 1)),
-            InMemDataset::new(common::striped(8, CLASSES, 2)),
-            devices,
-            &options(&root.path().join(dir), false),
-        )
-        .expect("training runs")
+        let dir = root.path().join(dir);
+        let trained = run(&config(devices.len()), 16, devices, &dir, false);
+        parameters(&trained.expect("training runs").model)
     };
-    let initial = parameters(&config(1).model.init(&{
-        flex.seed(config(1).seed);
-        flex.clone()
-    }));
-    let one = parameters(&train(std::slice::from_ref(&flex), "one").model);
-    let two = parameters(&train(&[flex.clone(), ndarray], "two").model);
+    flex.seed(config(1).seed);
+    let initial = parameters(&config(1).model.init(&flex));
+    let one = train(std::slice::from_ref(&flex), "one");
+    let two = train(&[flex.clone(), ndarray], "two");
     let moved = common::max_abs_diff(&one, &initial);
     let difference = common::max_abs_diff(&two, &one);
     println!(
@@ -155,9 +150,9 @@ fn two_wgpu_devices_train_and_resume() {
     // Stopped after one epoch, then resumed from the checkpoint to two (each epoch on lavapipe
     // costs about half a minute).
     let dir = root.path().join("two");
-    let first = run(&config(2, 1), &devices, &dir, false).unwrap();
+    let first = run(&config(2, 1), 256, &devices, &dir, false).unwrap();
     assert_eq!(first.metrics.len(), 1);
-    let two = run(&config(2, 2), &devices, &dir, true).unwrap();
+    let two = run(&config(2, 2), 256, &devices, &dir, true).unwrap();
     let epochs: Vec<usize> = two.metrics.iter().map(|m| m.epoch).collect();
     assert_eq!(epochs, [1, 2]);
 
@@ -180,7 +175,7 @@ fn two_wgpu_devices_train_and_resume() {
         two.report.backend
     );
     // Resuming it on one device would split the data differently: refused.
-    let err = run(&config(1, 3), &devices[..1], &dir, true).unwrap_err();
+    let err = run(&config(1, 3), 256, &devices[..1], &dir, true).unwrap_err();
     assert!(err.to_string().contains("devices: 2 -> 1"), "{err}");
 }
 
