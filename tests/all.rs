@@ -25,6 +25,7 @@ mod max_pool;
 mod model;
 mod precision;
 mod pretrained;
+mod repeatable;
 mod scale_out;
 mod simd_levels;
 mod source;

@@ -86,6 +86,13 @@ impl ImageBatcher {
 }
 
 impl Augment {
+    /// Shifts and flips `item` in place with draws from `seed` alone, so that an image's
+    /// augmentation does not depend on which thread built its batch, or when.
+    pub(crate) fn apply_to_item(&self, item: &mut ImageItem, seed: u64) {
+        let shape = [item.height, item.width];
+        self.apply(&mut item.pixels, shape, &mut SplitMix64(seed));
+    }
+
     /// Shifts and flips one image (`[C, h, w]`) in place, drawing from `rng`: every channel
     /// moves alike.
     fn apply(&self, pixels: &mut [u8], [h, w]: [usize; 2], rng: &mut SplitMix64) {
@@ -115,11 +122,20 @@ impl Augment {
     }
 }
 
-/// SplitMix64: a small, fast, well-mixed generator; enough for picking shifts and flips.
-struct SplitMix64(u64);
+/// SplitMix64: a small, fast, well-mixed generator; enough for picking shifts and flips, and
+/// for the training order's permutations.
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    /// A seed that depends on every one of `parts` and their order: each is mixed into the state
+    /// in turn. Used to give each epoch, image or batch a stream of its own.
+    pub(crate) fn derive(parts: &[u64]) -> u64 {
+        parts.iter().fold(0x6a09_e667_f3bc_c909, |state, part| {
+            SplitMix64(state ^ part).next()
+        })
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

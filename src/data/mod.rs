@@ -27,6 +27,7 @@ mod mnist;
 pub mod source;
 mod verify;
 
+pub(crate) use batcher::SplitMix64;
 pub use batcher::{Augment, ImageBatch, ImageBatcher, pixel_mean_std};
 pub use catalogue::FASHION_MNIST_CLASSES;
 pub use cifar::{Cifar10, Cifar100, CifarDataset};

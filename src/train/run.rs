@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::PartialDataset;
 use burn::module::Module;
@@ -12,11 +12,12 @@ use burn::tensor::Device;
 use burn::train::{Learner, LearningResult};
 
 use super::TrainingNin;
-use crate::data::{Augment, ImageBatch, ImageBatcher, ImageItem, Split};
+use crate::data::{ImageBatch, ImageBatcher, ImageItem, Split};
 
 use super::artifacts::RunConfig;
 use super::checks::{check_channels, check_devices, check_items, limit};
 use super::claim::RunLock;
+use super::loader::{EpochLoader, Order};
 use super::options::{Progress, Strategy, TrainOptions, Trained};
 use super::recorder::{EpochMetrics, Record};
 use super::resume::resume_point;
@@ -193,27 +194,29 @@ impl<Te: Dataset<ImageItem> + 'static> RunData<Te> {
             source,
         })?;
         let eval_batcher = config.batcher([first.height, first.width]);
-        let train_batcher = match config.augment {
-            Some(augment) => eval_batcher.clone().with_augment(Augment {
-                // A resumed run must not replay the first epochs' draws.
-                seed: augment.seed.wrapping_add(start_epoch as u64),
-                ..augment
-            }),
-            None => eval_batcher.clone(),
-        };
         let train_device = device.clone().autodiff();
         device.seed(config.seed);
-        let train_loader = DataLoaderBuilder::new(train_batcher)
-            .batch_size(config.batch_size)
-            .shuffle(config.seed.wrapping_add(start_epoch as u64))
-            .num_workers(config.workers)
-            .set_device(train_device.clone())
-            .build(train_set);
-        let valid_loader = DataLoaderBuilder::new(eval_batcher.clone())
-            .batch_size(config.batch_size)
-            .num_workers(config.workers)
-            .set_device(device.clone())
-            .build(Arc::clone(&test_set));
+        let train_loader = Arc::new(EpochLoader::new(
+            Arc::new(train_set),
+            eval_batcher.clone(),
+            config.batch_size,
+            config.workers,
+            Order::Shuffled {
+                seed: config.seed,
+                augment: config.augment,
+            },
+            start_epoch + 1,
+            train_device.clone(),
+        ));
+        let valid_loader = Arc::new(EpochLoader::new(
+            Arc::clone(&test_set) as Arc<dyn Dataset<ImageItem>>,
+            eval_batcher.clone(),
+            config.batch_size,
+            config.workers,
+            Order::Sequential,
+            1,
+            device.clone(),
+        ));
         Ok(Self {
             train_loader,
             valid_loader,
@@ -258,7 +261,7 @@ impl<Te: Dataset<ImageItem>> Run<'_, Te> {
                 })?,
             None => model,
         };
-        let mut model = model.with_precision(config.precision);
+        let mut model = super::param_ids::numbered(model).with_precision(config.precision);
         for block in &mut model.blocks[..config.frozen_blocks] {
             *block = block.clone().freeze();
         }

@@ -141,6 +141,24 @@ pub fn example(name: &str) -> std::path::PathBuf {
     profile_dir.join("examples").join(name)
 }
 
+/// What a finished training run left in `dir`: `model.bpk`'s bytes, and `metrics.csv`'s rows
+/// without their last column, the measured speed, which no two runs share.
+#[cfg(feature = "train")]
+pub fn finished_run(dir: &std::path::Path) -> (Vec<u8>, Vec<String>) {
+    let artifacts = nin::train::ArtifactDir::new(dir);
+    let model = std::fs::read(artifacts.model()).expect("a finished run writes model.bpk");
+    let csv = std::fs::read_to_string(artifacts.metrics()).unwrap();
+    let rows = csv
+        .lines()
+        .map(|row| {
+            row.rsplit_once(',')
+                .map_or(row, |(kept, _)| kept)
+                .to_string()
+        })
+        .collect();
+    (model, rows)
+}
+
 /// A two-block NiN with batch norm and dropout for the 28×28 images of [`striped`], which it
 /// learns as well as the four-block presets do: on a software GPU every layer shape costs kernel
 /// compilations (on each device), so the training tests there keep to two blocks.
