@@ -53,17 +53,24 @@ fn cases_for(choice: ConvChoice, device: &Device) -> Vec<Case> {
         .collect()
 }
 
+/// Training first, then inference, in one test: inference's forward kernels and tuned choices
+/// are then the ones training compiled and tuned. As two tests side by side, each compiled and
+/// tuned them (inference took 192 s from cold on lavapipe, docs/ci.md).
 #[test]
-fn both_kernels_and_the_tuned_choice_match_burn_conv2d_in_training() {
+fn both_kernels_and_the_tuned_choice_match_burn_conv2d_in_training_and_inference() {
     let Some(device) = common::wgpu("cube_conv") else {
         return;
     };
-    let device = device.autodiff();
+    in_training(&device.clone().autodiff());
+    in_inference(&device);
+}
+
+fn in_training(device: &Device) {
     for choice in CHOICES {
         let settings = ConvSettings::new(choice);
-        for case in cases_for(choice, &device) {
+        for case in cases_for(choice, device) {
             let started = std::time::Instant::now();
-            check_with(&case, &device, &settings);
+            check_with(&case, device, &settings);
             println!(
                 "{choice:?}: {}: output and gradients match ({:.1} s)",
                 case.name,
@@ -73,17 +80,13 @@ fn both_kernels_and_the_tuned_choice_match_burn_conv2d_in_training() {
     }
 }
 
-#[test]
-fn both_kernels_and_the_tuned_choice_match_burn_conv2d_in_inference() {
-    let Some(device) = common::wgpu("cube_conv") else {
-        return;
-    };
+fn in_inference(device: &Device) {
     for choice in CHOICES {
         let settings = ConvSettings::new(choice);
-        for case in cases_for(choice, &device) {
+        for case in cases_for(choice, device) {
             device.seed(3);
-            let conv = conv_of(&case, &device);
-            let input = input_of(&case, &device);
+            let conv = conv_of(&case, device);
+            let input = input_of(&case, device);
             let ours = nin::ops::conv2d_with(&conv, input.clone(), case.relu, &settings);
             let reference = conv.forward(input);
             let reference = if case.relu {

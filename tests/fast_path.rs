@@ -144,17 +144,16 @@ fn assert_fast_path_matches(test: &str, config: NinBlockConfig, input_shape: [us
     }
 }
 
+/// The three block configurations one after the other, in one test: they share layer shapes, so
+/// each GPU kernel is compiled and tuned once for all three. As three tests side by side, each
+/// compiled and tuned its own (182 to 295 s each from cold on lavapipe, docs/ci.md).
 #[test]
-fn fast_path_matches_plain_without_batch_norm() {
+fn fast_path_matches_plain_in_every_block_configuration() {
     assert_fast_path_matches(
         "fast_path_plain",
         NinBlockConfig::new(8, 16, 3).with_padding(1),
         [4, 8, 10, 10],
     );
-}
-
-#[test]
-fn fast_path_matches_plain_with_batch_norm() {
     assert_fast_path_matches(
         "fast_path_bn",
         NinBlockConfig::new(8, 16, 3)
@@ -162,10 +161,7 @@ fn fast_path_matches_plain_with_batch_norm() {
             .with_batch_norm(true),
         [4, 8, 10, 10],
     );
-}
-
-#[test]
-fn fast_path_matches_plain_with_stride_and_own_mlp_widths() {
+    // Stride 2 and MLP widths of its own.
     assert_fast_path_matches(
         "fast_path_stride",
         NinBlockConfig::new(3, 12, 5)
