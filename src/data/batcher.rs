@@ -88,6 +88,7 @@ impl ImageBatcher {
 impl Augment {
     /// Shifts and flips `item` in place with draws from `seed` alone, so that an image's
     /// augmentation does not depend on which thread built its batch, or when.
+    #[cfg(feature = "train")]
     pub(crate) fn apply_to_item(&self, item: &mut ImageItem, seed: u64) {
         let shape = [item.height, item.width];
         self.apply(&mut item.pixels, shape, &mut SplitMix64(seed));
@@ -129,6 +130,7 @@ pub(crate) struct SplitMix64(pub(crate) u64);
 impl SplitMix64 {
     /// A seed that depends on every one of `parts` and their order: each is mixed into the state
     /// in turn. Used to give each epoch, image or batch a stream of its own.
+    #[cfg(feature = "train")]
     pub(crate) fn derive(parts: &[u64]) -> u64 {
         parts.iter().fold(0x6a09_e667_f3bc_c909, |state, part| {
             SplitMix64(state ^ part).next()

@@ -27,6 +27,7 @@ mod mnist;
 pub mod source;
 mod verify;
 
+#[cfg(feature = "train")]
 pub(crate) use batcher::SplitMix64;
 pub use batcher::{Augment, ImageBatch, ImageBatcher, pixel_mean_std};
 pub use catalogue::FASHION_MNIST_CLASSES;
