@@ -92,9 +92,8 @@ fn run_alone(kind: &str, dir: &Path, workers: usize) {
     );
 }
 
-fn run_whole(dir: &Path, workers: usize) -> (Vec<u8>, Vec<String>) {
+fn run_whole(dir: &Path, workers: usize) {
     run_alone(WHOLE, dir, workers);
-    common::finished_run(dir)
 }
 
 /// One run, as [`run_alone`] describes it in `NIN_REPEATABLE_RUN` (`kind,workers,dir`).
@@ -180,21 +179,25 @@ impl Dataset<ImageItem> for StopInEpochTwo {
 fn one_seed_gives_one_model_whatever_the_threads_do() {
     let test = "one_seed_gives_one_model_whatever_the_threads_do";
     let root = tempfile::tempdir().unwrap();
-    let (model, rows) = run_whole(&root.path().join("first"), 2);
-    assert_eq!(rows.len(), 4, "a header and three epochs: {rows:?}");
-    let (again, again_rows) = run_whole(&root.path().join("again"), 2);
-    assert_eq!(again_rows, rows, "{test}: the same seed, other metrics");
-    assert!(again == model, "{test}: the same seed, another model.bpk");
-    let (alone, alone_rows) = run_whole(&root.path().join("no-workers"), 0);
-    assert_eq!(alone_rows, rows, "{test}: no worker threads, other metrics");
-    assert!(
-        alone == model,
-        "{test}: no worker threads, another model.bpk"
+    let first = root.path().join("first");
+    run_whole(&first, 2);
+    let expected = common::finished_run(&first);
+    assert_eq!(
+        expected.1.len(),
+        4,
+        "a header and three epochs: {:?}",
+        expected.1
     );
+    let again = root.path().join("again");
+    run_whole(&again, 2);
+    common::assert_same_run(&format!("{test}: the same seed"), &again, &expected);
+    let alone = root.path().join("no-workers");
+    run_whole(&alone, 0);
+    common::assert_same_run(&format!("{test}: no worker threads"), &alone, &expected);
     println!(
         "{test}: three runs, {} bytes of model.bpk equal; last epoch {}",
-        model.len(),
-        rows[3]
+        expected.0.len(),
+        expected.1[3]
     );
 }
 
@@ -202,19 +205,13 @@ fn one_seed_gives_one_model_whatever_the_threads_do() {
 fn a_run_stopped_in_epoch_two_resumes_to_the_unbroken_runs_model() {
     let test = "a_run_stopped_in_epoch_two_resumes_to_the_unbroken_runs_model";
     let root = tempfile::tempdir().unwrap();
-    let (model, rows) = run_whole(&root.path().join("unbroken"), 2);
+    let unbroken = root.path().join("unbroken");
+    run_whole(&unbroken, 2);
     let dir = root.path().join("stopped");
     run_alone(STOPPED, &dir, 2);
     run_alone(RESUMED, &dir, 2);
-    let (resumed, resumed_rows) = common::finished_run(&dir);
-    assert_eq!(
-        resumed_rows, rows,
-        "{test}: the resumed run's metrics differ from the unbroken run's"
-    );
-    assert!(
-        resumed == model,
-        "{test}: the resumed run's model.bpk differs from the unbroken run's"
-    );
+    let expected = common::finished_run(&unbroken);
+    common::assert_same_run(&format!("{test}: the resumed run"), &dir, &expected);
     println!(
         "{test}: stopped in epoch 2 and resumed: model.bpk and metrics equal the unbroken run's"
     );

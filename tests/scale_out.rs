@@ -83,8 +83,8 @@ fn parameters(model: &nin::Nin) -> Vec<f32> {
 /// it: the gradients are summed across devices and the optimiser (SGD with momentum and weight
 /// decay, under a cosine schedule) steps once per step. Each epoch is one step: 16 images, one
 /// batch of 16 on one device, and each of two devices takes its half of the epoch's order as one
-/// batch of 8. The network has no batch norm and no
-/// dropout, whose running statistics and masks are per device. The devices are flex and
+/// batch of 8. The network has no batch norm and no dropout, whose running statistics and masks
+/// are per device. The devices are flex and
 /// ndarray, two CPU backends, so the step is exact up to the order of float sums and costs no
 /// GPU kernel compilation.
 #[cfg(feature = "ndarray")]

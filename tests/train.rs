@@ -456,7 +456,7 @@ fn a_run_killed_or_interrupted_in_epoch_two_resumes_to_the_same_result() {
         before_progress <= 3,
         "{before_progress} lines before progress:\n{stdout}"
     );
-    let (expected_model, expected_rows) = common::finished_run(&whole);
+    let expected = common::finished_run(&whole);
 
     for signal in ["KILL", "INT", "TERM"] {
         let dir = root.path().join(signal);
@@ -479,15 +479,7 @@ fn a_run_killed_or_interrupted_in_epoch_two_resumes_to_the_same_result() {
         );
         // The epochs after the stop draw the batches, augmentation and dropout masks of the
         // unbroken run, from its model and optimiser state: the same run, to the byte.
-        let (model, rows) = common::finished_run(&dir);
-        assert_eq!(
-            rows, expected_rows,
-            "{signal}: every epoch exactly once, as unbroken"
-        );
-        assert!(
-            model == expected_model,
-            "{signal}: the resumed model.bpk differs from the unbroken run's"
-        );
+        common::assert_same_run(&format!("{signal}: the resumed run"), &dir, &expected);
         println!(
             "{test}: {signal} in epoch 2, resumed: model.bpk and metrics equal the unbroken \
              run's; {}",

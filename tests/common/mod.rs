@@ -159,6 +159,19 @@ pub fn finished_run(dir: &std::path::Path) -> (Vec<u8>, Vec<String>) {
     (model, rows)
 }
 
+/// Asserts that the finished run in `dir` left what `expected` ([`finished_run`]) holds: the same
+/// metrics rows and the same `model.bpk`, byte for byte. `what` names the run in the message.
+#[cfg(feature = "train")]
+pub fn assert_same_run(what: &str, dir: &std::path::Path, expected: &(Vec<u8>, Vec<String>)) {
+    let (model, rows) = finished_run(dir);
+    assert_eq!(rows, expected.1, "{what}: other metrics than expected");
+    // Not `assert_eq!`: the files are hundreds of kilobytes.
+    assert!(
+        model == expected.0,
+        "{what}: another model.bpk than expected"
+    );
+}
+
 /// A two-block NiN with batch norm and dropout for the 28×28 images of [`striped`], which it
 /// learns as well as the four-block presets do: on a software GPU every layer shape costs kernel
 /// compilations (on each device), so the training tests there keep to two blocks.
