@@ -34,7 +34,10 @@ pub struct ImageBatcher {
     /// Means and standard deviations to normalise with after scaling to `[0, 1]`: one pair
     /// for every channel, or one pair per channel. `None` leaves `[0, 1]`.
     pub normalize: Option<Vec<(f32, f32)>>,
-    /// Random augmentation, for training batches only.
+    /// Random augmentation, for training batches only. Each batch's draws come from the seed
+    /// and a count of the batches built so far, so a loader with worker threads, which builds
+    /// batches in whichever order its threads reach them, augments them differently from run
+    /// to run; the trainer augments each image from (seed, epoch, index) instead.
     pub augment: Option<Augment>,
     /// Batches made so far: with the seed, it picks each batch's random draws, so a run that
     /// asks for the same batches in the same order sees the same augmentation.
