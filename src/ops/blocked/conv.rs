@@ -1,9 +1,13 @@
 //! The direct convolution on the blocked layout, with bias (the batch norm folded in) and ReLU.
 //!
-//! A tile is `R` output pixels of one row by two vectors of output channels. Its accumulators
-//! stay in registers while every input channel and tap goes by: each step loads the two weight
-//! vectors of one (input channel, tap) and multiplies them by that input value of each of the
-//! `R` pixels, broadcast. No patch matrix is built; the input is read where it lies.
+//! A tile is up to `R` output pixels of one row, or of two rows where rows are short (6×6 and
+//! 2×2 maps: twice the pixels for each weight vector loaded), by two vectors of output channels.
+//! Its accumulators stay in registers while every input channel and tap goes by: each step
+//! loads the two weight vectors of one (input channel, tap) and multiplies them by that input
+//! value of each pixel, broadcast. No patch matrix is built; the input is read where it lies.
+//! Where neighbouring pixels' inputs are a fixed distance apart (blocked input without stride,
+//! or planes without stride), that distance is a constant of the compiled tile, so each pixel's
+//! value is an offset from one pointer rather than a pointer of its own in a register.
 
 #![allow(unsafe_code)]
 
@@ -161,8 +165,9 @@ impl PackedConv {
 }
 
 /// How a convolution's output is cut into segments: runs of output pixels that lie in one row
-/// of the output and are read from one row of each input tap. A 1×1 layer without stride,
-/// padding or borders reads and writes whole maps as one long row, cut into equal parts.
+/// of the output (or in two rows, when rows are short) and are read from one row of each input
+/// tap. A 1×1 layer without stride, padding or borders reads and writes whole maps as one long
+/// row, cut into equal parts.
 #[derive(Clone, Copy, Debug)]
 struct Segments {
     count: usize,
@@ -170,11 +175,17 @@ struct Segments {
     length: usize,
     /// Whether segments are parts of the flattened map rather than rows.
     flat: bool,
+    /// Rows per segment, when they are rows: 2 where rows are at most [`Self::SHORT_ROW`]
+    /// pixels, so that a tile of both rows loads each weight vector for twice the pixels.
+    rows: usize,
 }
 
 impl Segments {
     /// Pixels of a flattened segment: a few tiles, so that two threads can share one image.
     const FLAT_LENGTH: usize = 48;
+
+    /// The longest row that goes in a pair: half the widest tile.
+    const SHORT_ROW: usize = 6;
 
     fn of(conv: &PackedConv, output: &Map) -> Self {
         let flat = conv.kernel == [1, 1]
@@ -188,12 +199,19 @@ impl Segments {
                 count: pixels.div_ceil(Self::FLAT_LENGTH),
                 length: Self::FLAT_LENGTH,
                 flat: true,
+                rows: 1,
             }
         } else {
+            let rows = if output.width <= Self::SHORT_ROW {
+                2
+            } else {
+                1
+            };
             Self {
-                count: output.height,
+                count: output.height.div_ceil(rows),
                 length: output.width,
                 flat: false,
+                rows,
             }
         }
     }
@@ -240,6 +258,11 @@ struct TileShape {
     kernel: [usize; 2],
     /// Input values between neighbouring output pixels of a tile.
     pixel_step: usize,
+    /// Input values between a two-row tile's rows.
+    row_step: usize,
+    /// Output values between a two-row tile's rows (neighbouring pixels are [`BLOCK`] apart:
+    /// the output is blocked).
+    output_row: usize,
     relu: bool,
 }
 
@@ -257,12 +280,14 @@ impl ConvUnits<'_> {
             input,
             kernel: conv.kernel,
             pixel_step: conv.stride[1] * input.pixel,
+            row_step: conv.stride[0] * input.row,
+            output_row: output.row,
             relu: conv.relu,
         };
         // The last group reaches past the last block where the blocks are odd and a group
         // spans two (16 lanes): it runs with one vector.
         let padded_channels = conv.out_channels.div_ceil(BLOCK) * BLOCK;
-        for unit in self.units {
+        for unit in self.units.clone() {
             let (group, segment) = (unit / segments.count, unit % segments.count);
             let first_channel = group * channels_per_group;
             let vectors = ((padded_channels - first_channel) / lanes).min(TILE_VECTORS);
@@ -274,54 +299,140 @@ impl ConvUnits<'_> {
                     .min(self.output_map.height * self.output_map.width - start);
                 (pixels, start * input.pixel, start * output.pixel)
             } else {
-                let row = segment;
-                (
+                let row = segment * segments.rows;
+                let start = (
                     self.output_map.width,
-                    row * conv.stride[0] * input.row,
+                    row * shape.row_step,
                     self.output_map.interior() + row * output.row,
+                );
+                let width = self.output_map.width;
+                let pair = segments.rows == 2 && row + 1 < self.output_map.height;
+                if pair && 2 * width <= R && shape.pixel_step == BLOCK {
+                    // Both rows in one tile.
+                    let c = [channel(0), channel(1)];
+                    // SAFETY: as for the tiles below.
+                    unsafe {
+                        let at = self.tile_at(c, per_output_block, start.1, start.2);
+                        if vectors == TILE_VECTORS {
+                            tile_any::<S, 2, R, BLOCK, 2>(simd, &at, shape, 2 * width);
+                        } else {
+                            tile_any::<S, 1, R, BLOCK, 2>(simd, &at, shape, 2 * width);
+                        }
+                    }
+                    continue;
+                }
+                if pair {
+                    // The rows one after the other.
+                    self.row_tiles::<S, R>(
+                        simd,
+                        shape,
+                        [channel(0), channel(1)],
+                        vectors,
+                        per_output_block,
+                        width,
+                        start.1,
+                        start.2,
+                    );
+                    self.row_tiles::<S, R>(
+                        simd,
+                        shape,
+                        [channel(0), channel(1)],
+                        vectors,
+                        per_output_block,
+                        width,
+                        start.1 + shape.row_step,
+                        start.2 + output.row,
+                    );
+                    continue;
+                }
+                start
+            };
+            self.row_tiles::<S, R>(
+                simd,
+                shape,
+                [channel(0), channel(1)],
+                vectors,
+                per_output_block,
+                pixels,
+                input_start,
+                output_start,
+            );
+        }
+    }
+
+    /// The channels `c` of the pixels of one segment that lie in a row, from `input_start` and
+    /// `output_start` on, as tiles of at most `R` pixels.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn row_tiles<S: Simd, const R: usize>(
+        &self,
+        simd: S,
+        shape: TileShape,
+        c: [usize; TILE_VECTORS],
+        vectors: usize,
+        per_output_block: usize,
+        pixels: usize,
+        input_start: usize,
+        output_start: usize,
+    ) {
+        // Tiles of nearly equal sizes (13 pixels as 7 and 6, not 12 and 1): a tile of a few
+        // pixels loads as many weights as a full one.
+        let tiles = pixels.div_ceil(R);
+        let mut done = 0;
+        for tile in 0..tiles {
+            let r = (tile + 1) * pixels / tiles - tile * pixels / tiles;
+            // SAFETY: every offset below stays inside the maps: the tile's last pixel is
+            // inside the segment, its window inside the padded input, and the channels
+            // inside the packed weights and the output's blocks (`run`'s contract).
+            let at = unsafe {
+                self.tile_at(
+                    c,
+                    per_output_block,
+                    input_start + done * shape.pixel_step,
+                    output_start + done * BLOCK,
                 )
             };
-            // Tiles of nearly equal sizes (13 pixels as 7 and 6, not 12 and 1): a tile of a few
-            // pixels loads as many weights as a full one.
-            let tiles = pixels.div_ceil(R);
-            let mut done = 0;
-            for tile in 0..tiles {
-                let r = (tile + 1) * pixels / tiles - tile * pixels / tiles;
-                // SAFETY: every offset below stays inside the maps: the tile's last pixel is
-                // inside the segment, its window inside the padded input, and the channels
-                // inside the packed weights and the output's blocks (`run`'s contract).
-                let at = unsafe {
-                    let c = [channel(0), channel(1)];
-                    TileAt {
-                        input: self
-                            .input
-                            .as_ptr()
-                            .add(input_start + done * shape.pixel_step),
-                        weights: c.map(|c| {
-                            conv.weights
-                                .as_ptr()
-                                .add((c / BLOCK) * per_output_block + c % BLOCK)
-                        }),
-                        bias: c.map(|c| conv.bias.as_ptr().add(c)),
-                        output: c.map(|c| {
-                            self.output.add(
-                                (c / BLOCK) * output.block
-                                    + c % BLOCK
-                                    + output_start
-                                    + done * output.pixel,
-                            )
-                        }),
-                    }
-                };
-                // SAFETY: as above.
-                unsafe {
-                    if vectors == TILE_VECTORS {
-                        tile_any::<S, 2, R>(simd, &at, shape, r);
-                    } else {
-                        tile_any::<S, 1, R>(simd, &at, shape, r);
-                    }
+            // SAFETY: as above.
+            unsafe {
+                match (vectors == TILE_VECTORS, shape.pixel_step) {
+                    (true, BLOCK) => tile_any::<S, 2, R, BLOCK, 1>(simd, &at, shape, r),
+                    (true, 1) => tile_any::<S, 2, R, 1, 1>(simd, &at, shape, r),
+                    (true, _) => tile_any::<S, 2, R, 0, 1>(simd, &at, shape, r),
+                    (false, BLOCK) => tile_any::<S, 1, R, BLOCK, 1>(simd, &at, shape, r),
+                    (false, 1) => tile_any::<S, 1, R, 1, 1>(simd, &at, shape, r),
+                    (false, _) => tile_any::<S, 1, R, 0, 1>(simd, &at, shape, r),
                 }
-                done += r;
+            }
+            done += r;
+        }
+    }
+
+    /// Where a tile of channels `c` starts, at `input` and `output` (offsets in the maps).
+    ///
+    /// # Safety
+    ///
+    /// The offsets and channels must be inside the maps, the packed weights and the bias.
+    #[inline(always)]
+    unsafe fn tile_at(
+        &self,
+        c: [usize; TILE_VECTORS],
+        per_output_block: usize,
+        input: usize,
+        output: usize,
+    ) -> TileAt {
+        let block = self.output_map.strides().block;
+        // SAFETY: the caller's promise.
+        unsafe {
+            TileAt {
+                input: self.input.as_ptr().add(input),
+                weights: c.map(|c| {
+                    self.conv
+                        .weights
+                        .as_ptr()
+                        .add((c / BLOCK) * per_output_block + c % BLOCK)
+                }),
+                bias: c.map(|c| self.conv.bias.as_ptr().add(c)),
+                output: c.map(|c| self.output.add((c / BLOCK) * block + c % BLOCK + output)),
             }
         }
     }
@@ -334,7 +445,13 @@ impl ConvUnits<'_> {
 ///
 /// As [`tile`].
 #[inline(always)]
-unsafe fn tile_any<S: Simd, const V: usize, const R: usize>(
+unsafe fn tile_any<
+    S: Simd,
+    const V: usize,
+    const R: usize,
+    const STEP: usize,
+    const ROWS: usize,
+>(
     simd: S,
     at: &TileAt,
     shape: TileShape,
@@ -343,7 +460,7 @@ unsafe fn tile_any<S: Simd, const V: usize, const R: usize>(
     macro_rules! counts {
         ($($n:literal)*) => {
             match r {
-                $($n if $n <= R => unsafe { tile::<S, V, $n>(simd, at, shape) },)*
+                $($n if $n <= R && $n % ROWS == 0 => unsafe { tile::<S, V, $n, STEP, ROWS>(simd, at, shape) },)*
                 _ => unreachable!("a tile of {r} pixels, at most {R}"),
             }
         };
@@ -361,7 +478,14 @@ unsafe fn tile_any<S: Simd, const V: usize, const R: usize>(
 /// in the packed weights and bias, and the first pixel's channels in the output, with every
 /// value `shape` reaches from there inside its buffer.
 #[inline(always)]
-unsafe fn tile<S: Simd, const V: usize, const N: usize>(simd: S, at: &TileAt, shape: TileShape) {
+unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const ROWS: usize>(
+    simd: S,
+    at: &TileAt,
+    shape: TileShape,
+) {
+    // A step known at compile time (blocked input, no stride) makes each pixel's value a fixed
+    // offset from one pointer, instead of a pointer of its own held in a register.
+    let pixel_step = if STEP == 0 { shape.pixel_step } else { STEP };
     // SAFETY (of every `load`): the caller's pointers have a whole vector behind them.
     let bias: [S::f32s; V] = std::array::from_fn(|v| unsafe { load::<S>(at.bias[v]) });
     let mut acc = [bias; N];
@@ -381,8 +505,10 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize>(simd: S, at: &TileAt, sh
                     // SAFETY: inside the input window.
                     let x = unsafe { row.add(kx * s.pixel + channel * s.channel) };
                     for (pixel, acc) in acc.iter_mut().enumerate() {
+                        let (row, column) = (pixel / (N / ROWS), pixel % (N / ROWS));
+                        let at = row * shape.row_step + column * pixel_step;
                         // SAFETY: the pixel's value is inside the input window.
-                        let value = simd.splat_f32s(unsafe { *x.add(pixel * shape.pixel_step) });
+                        let value = simd.splat_f32s(unsafe { *x.add(at) });
                         for (acc, &w) in acc.iter_mut().zip(&w) {
                             *acc = simd.mul_add_e_f32s(w, value, *acc);
                         }
@@ -393,6 +519,8 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize>(simd: S, at: &TileAt, sh
     }
     let zero = simd.splat_f32s(0.0);
     for (pixel, acc) in acc.iter().enumerate() {
+        let (row, column) = (pixel / (N / ROWS), pixel % (N / ROWS));
+        let at_pixel = row * shape.output_row + column * BLOCK;
         for (&value, &output) in acc.iter().zip(&at.output) {
             let value = if shape.relu {
                 simd.select_f32s(simd.less_than_f32s(value, zero), zero, value)
@@ -400,7 +528,7 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize>(simd: S, at: &TileAt, sh
                 value
             };
             // SAFETY: inside the output (the caller's promise).
-            unsafe { (output.add(pixel * BLOCK) as *mut S::f32s).write_unaligned(value) };
+            unsafe { (output.add(at_pixel) as *mut S::f32s).write_unaligned(value) };
         }
     }
 }

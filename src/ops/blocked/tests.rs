@@ -247,6 +247,8 @@ fn cases() -> Vec<(Case, Packing)> {
             Packing::Blocked,
         ),
         (case(16, 16, 5, 1, 2, [5, 5], false, true), Packing::Blocked),
+        // Short rows in pairs, an odd one left over, a last group of one vector.
+        (case(40, 40, 3, 1, 1, [7, 3], true, false), Packing::Blocked),
         (case(20, 3, 2, 2, 0, [9, 8], true, false), Packing::Blocked),
         (case(128, 10, 3, 1, 1, [2, 2], true, true), Packing::Blocked),
     ]
