@@ -1,7 +1,8 @@
 //! The direct convolution on the blocked layout, with bias (the batch norm folded in) and ReLU.
 //!
-//! A tile is up to `R` output pixels of one row, or of two rows where rows are short (6×6 and
-//! 2×2 maps: twice the pixels for each weight vector loaded), by two vectors of output channels.
+//! A tile is up to `R` output pixels of one row, or of two rows where rows are short and both
+//! fit (at AVX-512, a 6×6 map's: twice the pixels for each weight vector loaded), by two
+//! vectors of output channels.
 //! Its accumulators stay in registers while every input channel and tap goes by: each step
 //! loads the two weight vectors of one (input channel, tap) and multiplies them by that input
 //! value of each pixel, broadcast. No patch matrix is built; the input is read where it lies.
@@ -116,7 +117,7 @@ impl PackedConv {
     /// The units of work of one image at `level`, as [`run`](Self::run) numbers them: each is
     /// one segment of output pixels for one group of output channels.
     pub(crate) fn units(&self, level: SimdLevel, output: &Map) -> usize {
-        self.groups(level.lanes()) * Segments::of(self, output).count
+        self.groups(level.lanes()) * Segments::of(self, output).count()
     }
 
     fn groups(&self, lanes: usize) -> usize {
@@ -164,20 +165,15 @@ impl PackedConv {
     }
 }
 
-/// How a convolution's output is cut into segments: runs of output pixels that lie in one row
-/// of the output (or in two rows, when rows are short) and are read from one row of each input
-/// tap. A 1×1 layer without stride, padding or borders reads and writes whole maps as one long
-/// row, cut into equal parts.
+/// How a convolution's output is cut into segments: with a group of output channels, the units
+/// of work.
 #[derive(Clone, Copy, Debug)]
-struct Segments {
-    count: usize,
-    /// Pixels per segment (the last may have fewer).
-    length: usize,
-    /// Whether segments are parts of the flattened map rather than rows.
-    flat: bool,
-    /// Rows per segment, when they are rows: 2 where rows are at most [`Self::SHORT_ROW`]
-    /// pixels, so that a tile of both rows loads each weight vector for twice the pixels.
-    rows: usize,
+enum Segments {
+    /// A 1×1 layer without stride, padding or borders reads and writes whole maps as one long
+    /// row: parts of [`Segments::FLAT_LENGTH`] pixels of it.
+    Flat { count: usize },
+    /// Runs of `rows` output rows, each row's pixels read from one row of each input tap.
+    Rows { count: usize, rows: usize },
 }
 
 impl Segments {
@@ -195,24 +191,26 @@ impl Segments {
             && output.border == [0, 0];
         if flat {
             let pixels = output.height * output.width;
-            Self {
+            return Self::Flat {
                 count: pixels.div_ceil(Self::FLAT_LENGTH),
-                length: Self::FLAT_LENGTH,
-                flat: true,
-                rows: 1,
-            }
-        } else {
-            let rows = if output.width <= Self::SHORT_ROW {
-                2
-            } else {
-                1
             };
-            Self {
-                count: output.height.div_ceil(rows),
-                length: output.width,
-                flat: false,
-                rows,
-            }
+        }
+        // Short rows go in pairs where a pair can be one tile: on the blocked layout without a
+        // stride across, so that its pixels are a fixed distance apart. A level whose tiles are
+        // narrower than the pair computes the two rows one after the other.
+        let pairs = output.width <= Self::SHORT_ROW
+            && conv.input == Packing::Blocked
+            && conv.stride[1] == 1;
+        let rows = if pairs { 2 } else { 1 };
+        Self::Rows {
+            count: output.height.div_ceil(rows),
+            rows,
+        }
+    }
+
+    fn count(self) -> usize {
+        match self {
+            Self::Flat { count } | Self::Rows { count, .. } => count,
         }
     }
 }
@@ -263,7 +261,19 @@ struct TileShape {
     /// Output values between a two-row tile's rows (neighbouring pixels are [`BLOCK`] apart:
     /// the output is blocked).
     output_row: usize,
+    /// Output values between blocks of channels.
+    output_block: usize,
+    /// Packed weights of one block of output channels.
+    weights_per_block: usize,
     relu: bool,
+}
+
+/// The output channels of a unit: the first of each of its vectors, and how many vectors it
+/// has (one where the last group reaches past the last block).
+#[derive(Clone, Copy)]
+struct Group {
+    channels: [usize; TILE_VECTORS],
+    vectors: usize,
 }
 
 impl ConvUnits<'_> {
@@ -275,105 +285,75 @@ impl ConvUnits<'_> {
         let output = self.output_map.strides();
         let segments = Segments::of(conv, self.output_map);
         let channels_per_group = TILE_VECTORS * lanes;
-        let per_output_block = conv.weights.len() / conv.out_channels.div_ceil(BLOCK);
         let shape = TileShape {
             input,
             kernel: conv.kernel,
             pixel_step: conv.stride[1] * input.pixel,
             row_step: conv.stride[0] * input.row,
             output_row: output.row,
+            output_block: output.block,
+            weights_per_block: conv.weights.len() / conv.out_channels.div_ceil(BLOCK),
             relu: conv.relu,
         };
+        let [height, width] = [self.output_map.height, self.output_map.width];
         // The last group reaches past the last block where the blocks are odd and a group
         // spans two (16 lanes): it runs with one vector.
         let padded_channels = conv.out_channels.div_ceil(BLOCK) * BLOCK;
         for unit in self.units.clone() {
-            let (group, segment) = (unit / segments.count, unit % segments.count);
+            let (group, segment) = (unit / segments.count(), unit % segments.count());
             let first_channel = group * channels_per_group;
             let vectors = ((padded_channels - first_channel) / lanes).min(TILE_VECTORS);
-            let channel = |v: usize| first_channel + v.min(vectors - 1) * lanes;
-            let (pixels, input_start, output_start) = if segments.flat {
-                let start = segment * segments.length;
-                let pixels = segments
-                    .length
-                    .min(self.output_map.height * self.output_map.width - start);
-                (pixels, start * input.pixel, start * output.pixel)
-            } else {
-                let row = segment * segments.rows;
-                let start = (
-                    self.output_map.width,
-                    row * shape.row_step,
-                    self.output_map.interior() + row * output.row,
-                );
-                let width = self.output_map.width;
-                let pair = segments.rows == 2 && row + 1 < self.output_map.height;
-                if pair && 2 * width <= R && shape.pixel_step == BLOCK {
-                    // Both rows in one tile.
-                    let c = [channel(0), channel(1)];
-                    // SAFETY: as for the tiles below.
-                    unsafe {
-                        let at = self.tile_at(c, per_output_block, start.1, start.2);
-                        if vectors == TILE_VECTORS {
-                            tile_any::<S, 2, R, BLOCK, 2>(simd, &at, shape, 2 * width);
-                        } else {
-                            tile_any::<S, 1, R, BLOCK, 2>(simd, &at, shape, 2 * width);
+            let group = Group {
+                channels: std::array::from_fn(|v| first_channel + v.min(vectors - 1) * lanes),
+                vectors,
+            };
+            match segments {
+                Segments::Flat { .. } => {
+                    let start = segment * Segments::FLAT_LENGTH;
+                    let pixels = Segments::FLAT_LENGTH.min(height * width - start);
+                    let (input, output) = (start * input.pixel, start * output.pixel);
+                    self.row_tiles::<S, R>(simd, shape, group, pixels, input, output);
+                }
+                Segments::Rows { rows, .. } => {
+                    let first = segment * rows;
+                    let rows = rows.min(height - first);
+                    let input = first * shape.row_step;
+                    let output = self.output_map.interior() + first * output.row;
+                    if rows == 2 && 2 * width <= R {
+                        // SAFETY: both rows' windows lie inside the padded input and their
+                        // pixels inside the output (`run`'s contract); `Segments::of` pairs
+                        // rows only where the pixel step is `BLOCK`.
+                        unsafe {
+                            let at = self.tile_at(shape, group, input, output);
+                            if vectors == TILE_VECTORS {
+                                tile_any::<S, 2, R, BLOCK, 2>(simd, &at, shape, 2 * width);
+                            } else {
+                                tile_any::<S, 1, R, BLOCK, 2>(simd, &at, shape, 2 * width);
+                            }
+                        }
+                    } else {
+                        for row in 0..rows {
+                            let input = input + row * shape.row_step;
+                            let output = output + row * shape.output_row;
+                            self.row_tiles::<S, R>(simd, shape, group, width, input, output);
                         }
                     }
-                    continue;
                 }
-                if pair {
-                    // The rows one after the other.
-                    self.row_tiles::<S, R>(
-                        simd,
-                        shape,
-                        [channel(0), channel(1)],
-                        vectors,
-                        per_output_block,
-                        width,
-                        start.1,
-                        start.2,
-                    );
-                    self.row_tiles::<S, R>(
-                        simd,
-                        shape,
-                        [channel(0), channel(1)],
-                        vectors,
-                        per_output_block,
-                        width,
-                        start.1 + shape.row_step,
-                        start.2 + output.row,
-                    );
-                    continue;
-                }
-                start
-            };
-            self.row_tiles::<S, R>(
-                simd,
-                shape,
-                [channel(0), channel(1)],
-                vectors,
-                per_output_block,
-                pixels,
-                input_start,
-                output_start,
-            );
+            }
         }
     }
 
-    /// The channels `c` of the pixels of one segment that lie in a row, from `input_start` and
-    /// `output_start` on, as tiles of at most `R` pixels.
+    /// `pixels` output pixels of one row (or of the flattened map) for the channels of
+    /// `group`, from offsets `input` and `output` in the maps on, as tiles of at most `R`.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn row_tiles<S: Simd, const R: usize>(
         &self,
         simd: S,
         shape: TileShape,
-        c: [usize; TILE_VECTORS],
-        vectors: usize,
-        per_output_block: usize,
+        group: Group,
         pixels: usize,
-        input_start: usize,
-        output_start: usize,
+        input: usize,
+        output: usize,
     ) {
         // Tiles of nearly equal sizes (13 pixels as 7 and 6, not 12 and 1): a tile of a few
         // pixels loads as many weights as a full one.
@@ -385,16 +365,12 @@ impl ConvUnits<'_> {
             // inside the segment, its window inside the padded input, and the channels
             // inside the packed weights and the output's blocks (`run`'s contract).
             let at = unsafe {
-                self.tile_at(
-                    c,
-                    per_output_block,
-                    input_start + done * shape.pixel_step,
-                    output_start + done * BLOCK,
-                )
+                let input = input + done * shape.pixel_step;
+                self.tile_at(shape, group, input, output + done * BLOCK)
             };
-            // SAFETY: as above.
+            // SAFETY: as above; `STEP` is the pixel step or 0.
             unsafe {
-                match (vectors == TILE_VECTORS, shape.pixel_step) {
+                match (group.vectors == TILE_VECTORS, shape.pixel_step) {
                     (true, BLOCK) => tile_any::<S, 2, R, BLOCK, 1>(simd, &at, shape, r),
                     (true, 1) => tile_any::<S, 2, R, 1, 1>(simd, &at, shape, r),
                     (true, _) => tile_any::<S, 2, R, 0, 1>(simd, &at, shape, r),
@@ -407,7 +383,7 @@ impl ConvUnits<'_> {
         }
     }
 
-    /// Where a tile of channels `c` starts, at `input` and `output` (offsets in the maps).
+    /// Where a tile of `group`'s channels starts, at offsets `input` and `output` in the maps.
     ///
     /// # Safety
     ///
@@ -415,31 +391,31 @@ impl ConvUnits<'_> {
     #[inline(always)]
     unsafe fn tile_at(
         &self,
-        c: [usize; TILE_VECTORS],
-        per_output_block: usize,
+        shape: TileShape,
+        group: Group,
         input: usize,
         output: usize,
     ) -> TileAt {
-        let block = self.output_map.strides().block;
+        let weights = self.conv.weights.as_ptr();
         // SAFETY: the caller's promise.
         unsafe {
             TileAt {
                 input: self.input.as_ptr().add(input),
-                weights: c.map(|c| {
-                    self.conv
-                        .weights
-                        .as_ptr()
-                        .add((c / BLOCK) * per_output_block + c % BLOCK)
+                weights: group
+                    .channels
+                    .map(|c| weights.add((c / BLOCK) * shape.weights_per_block + c % BLOCK)),
+                bias: group.channels.map(|c| self.conv.bias.as_ptr().add(c)),
+                output: group.channels.map(|c| {
+                    self.output
+                        .add((c / BLOCK) * shape.output_block + c % BLOCK + output)
                 }),
-                bias: c.map(|c| self.conv.bias.as_ptr().add(c)),
-                output: c.map(|c| self.output.add((c / BLOCK) * block + c % BLOCK + output)),
             }
         }
     }
 }
 
-/// [`tile`] for `r ≤ R` pixels, each count compiled on its own so that the accumulators stay
-/// in registers.
+/// [`tile`] for `r ≤ R` pixels (a multiple of `ROWS`), each count compiled on its own so that
+/// the accumulators stay in registers.
 ///
 /// # Safety
 ///
@@ -468,15 +444,18 @@ unsafe fn tile_any<
     counts!(1 2 3 4 5 6 7 8 9 10 11 12)
 }
 
-/// One tile: `N` output pixels by `V` vectors of output channels, each the bias plus the sum
-/// over input channels and taps, then the ReLU (which keeps NaN, so that a diverging network
-/// shows).
+/// One tile: `N` output pixels (`ROWS` rows of `N / ROWS`) by `V` vectors of output channels,
+/// each the bias plus the sum over input channels and taps, then the ReLU (which keeps NaN, so
+/// that a diverging network shows).
 ///
 /// # Safety
 ///
 /// `at` must point at the first pixel's window in the input, the first of the tile's channels
 /// in the packed weights and bias, and the first pixel's channels in the output, with every
-/// value `shape` reaches from there inside its buffer.
+/// value `shape` reaches from there inside its buffer: neighbouring pixels `shape.pixel_step`
+/// apart in the input and [`BLOCK`] in the output, and with `ROWS = 2` the second row
+/// `shape.row_step` and `shape.output_row` after the first. `STEP` must be 0 or
+/// `shape.pixel_step`.
 #[inline(always)]
 unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const ROWS: usize>(
     simd: S,
@@ -505,10 +484,10 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const
                     // SAFETY: inside the input window.
                     let x = unsafe { row.add(kx * s.pixel + channel * s.channel) };
                     for (pixel, acc) in acc.iter_mut().enumerate() {
-                        let (row, column) = (pixel / (N / ROWS), pixel % (N / ROWS));
-                        let at = row * shape.row_step + column * pixel_step;
+                        let (tile_row, column) = (pixel / (N / ROWS), pixel % (N / ROWS));
+                        let offset = tile_row * shape.row_step + column * pixel_step;
                         // SAFETY: the pixel's value is inside the input window.
-                        let value = simd.splat_f32s(unsafe { *x.add(at) });
+                        let value = simd.splat_f32s(unsafe { *x.add(offset) });
                         for (acc, &w) in acc.iter_mut().zip(&w) {
                             *acc = simd.mul_add_e_f32s(w, value, *acc);
                         }
@@ -519,8 +498,8 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const
     }
     let zero = simd.splat_f32s(0.0);
     for (pixel, acc) in acc.iter().enumerate() {
-        let (row, column) = (pixel / (N / ROWS), pixel % (N / ROWS));
-        let at_pixel = row * shape.output_row + column * BLOCK;
+        let (tile_row, column) = (pixel / (N / ROWS), pixel % (N / ROWS));
+        let offset = tile_row * shape.output_row + column * BLOCK;
         for (&value, &output) in acc.iter().zip(&at.output) {
             let value = if shape.relu {
                 simd.select_f32s(simd.less_than_f32s(value, zero), zero, value)
@@ -528,7 +507,7 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const
                 value
             };
             // SAFETY: inside the output (the caller's promise).
-            unsafe { (output.add(at_pixel) as *mut S::f32s).write_unaligned(value) };
+            unsafe { (output.add(offset) as *mut S::f32s).write_unaligned(value) };
         }
     }
 }

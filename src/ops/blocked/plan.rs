@@ -6,6 +6,7 @@
 
 #![allow(unsafe_code)]
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::conv::PackedConv;
@@ -244,11 +245,9 @@ impl<'a> ImageRun<'a> {
                     break;
                 }
                 let last = (first + chunk).min(units);
-                for unit in first..last {
-                    // SAFETY: each unit is claimed by one thread; the step's input is
-                    // complete, and the buffer it writes is read by no unit of this step.
-                    unsafe { self.unit(step, source, from, to, target, unit) };
-                }
+                // SAFETY: each unit is claimed by one thread; the step's input is complete, and
+                // the buffer it writes is read by no unit of this step.
+                unsafe { self.units(step, source, from, to, target, first..last) };
                 done.fetch_add(last - first, Ordering::Release);
             }
             while done.load(Ordering::Acquire) < units {
@@ -257,28 +256,27 @@ impl<'a> ImageRun<'a> {
         }
     }
 
-    /// Unit `unit` of `step`, reading `source` (laid out as `from`) and writing `to`; unit 0
+    /// Units `units` of `step`, reading `source` (laid out as `from`) and writing `to`; unit 0
     /// also clears the border of `to`, which no unit writes.
     ///
     /// # Safety
     ///
     /// Only one thread may run a given unit; `target` must have room for `to` (or for the
     /// logits, in the last step).
-    unsafe fn unit(
+    unsafe fn units(
         &self,
         step: &Step,
         source: &[f32],
         from: &Map,
         to: &Map,
         target: Target,
-        unit: usize,
+        units: Range<usize>,
     ) {
         let output = target.output.get();
-        if unit == 0 && to.border != [0, 0] {
+        if units.start == 0 && to.border != [0, 0] {
             // SAFETY: the border is written by unit 0 alone and read only in the next step.
             to.clear_border(unsafe { std::slice::from_raw_parts_mut(output, to.len()) });
         }
-        let units = unit..unit + 1;
         let level = self.level;
         match step {
             // SAFETY: this unit's part of the output is written by this thread alone.

@@ -247,8 +247,18 @@ fn cases() -> Vec<(Case, Packing)> {
             Packing::Blocked,
         ),
         (case(16, 16, 5, 1, 2, [5, 5], false, true), Packing::Blocked),
-        // Short rows in pairs, an odd one left over, a last group of one vector.
+        // Short rows in pairs: an odd one left over and a last group of one vector; a 6×6 map
+        // (a pair is a whole AVX-512 tile); rows of one pixel; two rows apart in the input.
         (case(40, 40, 3, 1, 1, [7, 3], true, false), Packing::Blocked),
+        (case(24, 40, 3, 1, 1, [6, 6], true, true), Packing::Blocked),
+        (case(16, 16, 3, 1, 1, [5, 1], true, false), Packing::Blocked),
+        (
+            Case {
+                stride: [2, 1],
+                ..case(16, 32, 3, 1, 1, [9, 4], true, false)
+            },
+            Packing::Blocked,
+        ),
         (case(20, 3, 2, 2, 0, [9, 8], true, false), Packing::Blocked),
         (case(128, 10, 3, 1, 1, [2, 2], true, true), Packing::Blocked),
     ]
