@@ -302,7 +302,14 @@ impl ConvUnits<'_> {
         for unit in self.units.clone() {
             let (group, segment) = (unit / segments.count(), unit % segments.count());
             let first_channel = group * channels_per_group;
-            let vectors = ((padded_channels - first_channel) / lanes).min(TILE_VECTORS);
+            // Only where a vector is a whole block can a group have one vector: with narrower
+            // vectors, a group is whole blocks. Written so that the compiler sees it, and
+            // compiles no one-vector tiles for those levels (the browser module's size).
+            let vectors = if lanes >= BLOCK {
+                ((padded_channels - first_channel) / lanes).min(TILE_VECTORS)
+            } else {
+                TILE_VECTORS
+            };
             let group = Group {
                 channels: std::array::from_fn(|v| first_channel + v.min(vectors - 1) * lanes),
                 vectors,
@@ -319,7 +326,7 @@ impl ConvUnits<'_> {
                     let rows = rows.min(height - first);
                     let input = first * shape.row_step;
                     let output = self.output_map.interior() + first * output.row;
-                    if rows == 2 && 2 * width <= R {
+                    if rows == 2 && 2 * width <= R && specialised::<S>() {
                         // SAFETY: both rows' windows lie inside the padded input and their
                         // pixels inside the output (`run`'s contract); `Segments::of` pairs
                         // rows only where the pixel step is `BLOCK`.
@@ -371,6 +378,9 @@ impl ConvUnits<'_> {
             // SAFETY: as above; `STEP` is the pixel step or 0.
             unsafe {
                 match (group.vectors == TILE_VECTORS, shape.pixel_step) {
+                    (true, _) if !specialised::<S>() => {
+                        tile_any::<S, 2, R, 0, 1>(simd, &at, shape, r)
+                    }
                     (true, BLOCK) => tile_any::<S, 2, R, BLOCK, 1>(simd, &at, shape, r),
                     (true, 1) => tile_any::<S, 2, R, 1, 1>(simd, &at, shape, r),
                     (true, _) => tile_any::<S, 2, R, 0, 1>(simd, &at, shape, r),
@@ -412,6 +422,15 @@ impl ConvUnits<'_> {
             }
         }
     }
+}
+
+/// Whether level `S` compiles tiles for a pixel step known in advance and for pairs of rows:
+/// every vector level, but not the portable one, which is there to check the others, and not
+/// in WebAssembly, where the browser's compiler made the page's classification slower with
+/// them (2.70 ms an image in headless Chromium, against 1.90 ms without; tests/web.rs) and the
+/// module 47 KB larger, close to its 4 MiB budget.
+const fn specialised<S: Simd>() -> bool {
+    S::F32_LANES > 1 && !cfg!(target_arch = "wasm32")
 }
 
 /// [`tile`] for `r ≤ R` pixels (a multiple of `ROWS`), each count compiled on its own so that
