@@ -296,6 +296,7 @@ impl ConvUnits<'_> {
             relu: conv.relu,
         };
         let [height, width] = [self.output_map.height, self.output_map.width];
+        let interior = self.output_map.interior();
         // The last group reaches past the last block where the blocks are odd and a group
         // spans two (16 lanes): it runs with one vector.
         let padded_channels = conv.out_channels.div_ceil(BLOCK) * BLOCK;
@@ -325,7 +326,7 @@ impl ConvUnits<'_> {
                     let first = segment * rows;
                     let rows = rows.min(height - first);
                     let input = first * shape.row_step;
-                    let output = self.output_map.interior() + first * output.row;
+                    let output = interior + first * output.row;
                     if rows == 2 && 2 * width <= R && specialised::<S>() {
                         // SAFETY: both rows' windows lie inside the padded input and their
                         // pixels inside the output (`run`'s contract); `Segments::of` pairs
@@ -426,9 +427,8 @@ impl ConvUnits<'_> {
 
 /// Whether level `S` compiles tiles for a pixel step known in advance and for pairs of rows:
 /// every vector level, but not the portable one, which is there to check the others, and not
-/// in WebAssembly, where the browser's compiler made the page's classification slower with
-/// them (2.70 ms an image in headless Chromium, against 1.90 ms without; tests/web.rs) and the
-/// module 47 KB larger, close to its 4 MiB budget.
+/// in WebAssembly, where the browser page classified more slowly with them and its module grew
+/// close to its 4 MiB budget (docs/performance.md).
 const fn specialised<S: Simd>() -> bool {
     S::F32_LANES > 1 && !cfg!(target_arch = "wasm32")
 }
