@@ -15,6 +15,7 @@
 //! same network from the preset's `NinConfig`, use the preset's optimiser, random data and as
 //! many threads as the machine has cores.
 
+mod cpuid_cap;
 #[cfg(feature = "cube")]
 #[path = "../support/cube_layers.rs"]
 mod cube_layers;
@@ -40,6 +41,7 @@ use nin::train::{Optimizer, Preset, TrainingConfig};
 use serde_json::{Value, json};
 use workload::Workload;
 
+use cpuid_cap::*;
 use gemm::*;
 use layers::*;
 use steps::*;
@@ -110,6 +112,9 @@ struct Args {
     /// tensor-core tiles), instead of timing anything.
     #[arg(long)]
     probe: bool,
+    /// Internal: print the SIMD level the crate detects in this process, and exit.
+    #[arg(long, hide = true)]
+    detected_simd: bool,
     /// Internal: run one measurement and print it as JSON.
     #[arg(long, hide = true)]
     worker: Option<Mode>,
@@ -156,6 +161,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.detected_simd {
+        println!("{}", SimdLevel::detected().name());
+        return Ok(());
+    }
     let preset: Preset = args.preset.parse()?;
     if let Some(mode) = args.worker {
         let batch = batch_for(&args, preset);
@@ -251,14 +260,17 @@ fn pytorch_script() -> PathBuf {
 }
 
 /// A command for a peer's process (PyTorch, ONNX Runtime), with its CPU kernels capped at this
-/// process's SIMD level where it has a setting for it: PyTorch's own kernels
-/// (`ATEN_CPU_CAPABILITY`) and oneDNN's convolutions (`ONEDNN_MAX_CPU_ISA`). ONNX Runtime's
-/// kernels have none, so capped rows hold this crate's AVX2 path to its AVX-512 one.
+/// process's SIMD level: PyTorch's own kernels (`ATEN_CPU_CAPABILITY`) and oneDNN's
+/// convolutions (`ONEDNN_MAX_CPU_ISA`) by their settings, and at AVX2 every library of the
+/// process, ONNX Runtime's included, through [`cpuid_cap`].
 fn peer_command(python: &Path) -> Command {
     let mut command = Command::new(python);
     if let Some((aten, onednn)) = peer_cap() {
         command.env("ATEN_CPU_CAPABILITY", aten);
         command.env("ONEDNN_MAX_CPU_ISA", onednn);
+    }
+    if let Some(cap) = cpuid_cap() {
+        cap.apply(&mut command);
     }
     command
 }

@@ -267,10 +267,17 @@ fn print_heading(args: &Args, threads: usize, peers: Peers) {
         }
     );
     if let Some((aten, onednn)) = peer_cap() {
-        println!(
-            "PyTorch capped as well (ATEN_CPU_CAPABILITY={aten}, ONEDNN_MAX_CPU_ISA={onednn}); \
-             ONNX Runtime has no such setting and runs the CPU's widest kernels"
-        );
+        match cpuid_cap() {
+            Some(_) => println!(
+                "Every process capped at AVX2: AVX-512 hidden from `cpuid` (examples/perf/cpuid_cap.c) \
+                 in this crate's workers (its kernels and `gemm`), PyTorch (also \
+                 ATEN_CPU_CAPABILITY={aten}, ONEDNN_MAX_CPU_ISA={onednn}) and ONNX Runtime"
+            ),
+            None => println!(
+                "PyTorch capped as well (ATEN_CPU_CAPABILITY={aten}, ONEDNN_MAX_CPU_ISA={onednn}); \
+                 ONNX Runtime and `gemm` run the CPU's widest kernels"
+            ),
+        }
     }
     println!();
     let mut header = String::from(
@@ -439,8 +446,12 @@ pub(super) fn measure_nin(
 ) -> Result<Measured, Box<dyn std::error::Error>> {
     let mut command = Command::new(std::env::current_exe()?);
     command.args(["--worker", row.mode.name(), "--preset", row.preset.name()]);
-    // The worker's kernels run at this process's level, capped or not.
+    // The worker's kernels run at this process's level, capped or not, and at AVX2 so do the
+    // `gemm` products under them.
     command.env("NIN_SIMD", SimdLevel::active().name());
+    if let Some(cap) = cpuid_cap() {
+        cap.apply(&mut command);
+    }
     command.args(["--backend", &args.backend]);
     command.args(["--precision", precision.name()]);
     command.args(["--steps", &steps_for(args, &row).to_string()]);
