@@ -22,6 +22,9 @@ use crate::ops::simd::SimdLevel;
 /// Vectors of output channels a tile computes (two weight loads per input value broadcast).
 const TILE_VECTORS: usize = 2;
 
+/// Channels of a block a tile takes between loop counts on blocked input.
+const UNROLLED_CHANNELS: usize = 4;
+
 /// A convolution's weights and bias, packed for the kernel, and its geometry.
 #[derive(Clone, Debug)]
 pub(crate) struct PackedConv {
@@ -256,6 +259,9 @@ struct TileShape {
     kernel: [usize; 2],
     /// Input values between neighbouring output pixels of a tile.
     pixel_step: usize,
+    /// The `STEP` tiles are compiled for ([`tile`]): [`BLOCK`] on blocked input without a
+    /// stride across, 1 on planes without one, else 0 (the step read at run time).
+    compiled_step: usize,
     /// Input values between a two-row tile's rows.
     row_step: usize,
     /// Output values between a two-row tile's rows (neighbouring pixels are [`BLOCK`] apart:
@@ -289,6 +295,11 @@ impl ConvUnits<'_> {
             input,
             kernel: conv.kernel,
             pixel_step: conv.stride[1] * input.pixel,
+            compiled_step: match (conv.input, conv.stride[1]) {
+                (Packing::Blocked, 1) => BLOCK,
+                (Packing::Planes, 1) => 1,
+                _ => 0,
+            },
             row_step: conv.stride[0] * input.row,
             output_row: output.row,
             output_block: output.block,
@@ -376,9 +387,9 @@ impl ConvUnits<'_> {
                 let input = input + done * shape.pixel_step;
                 self.tile_at(shape, group, input, output + done * BLOCK)
             };
-            // SAFETY: as above; `STEP` is the pixel step or 0.
+            // SAFETY: as above; `STEP` is the compiled step.
             unsafe {
-                match (group.vectors == TILE_VECTORS, shape.pixel_step) {
+                match (group.vectors == TILE_VECTORS, shape.compiled_step) {
                     (true, _) if !specialised::<S>() => {
                         tile_any::<S, 2, R, 0, 1>(simd, &at, shape, r)
                     }
@@ -474,42 +485,75 @@ unsafe fn tile_any<
 /// value `shape` reaches from there inside its buffer: neighbouring pixels `shape.pixel_step`
 /// apart in the input and [`BLOCK`] in the output, and with `ROWS = 2` the second row
 /// `shape.row_step` and `shape.output_row` after the first. `STEP` must be 0 or
-/// `shape.pixel_step`.
+/// `shape.compiled_step`: [`BLOCK`] only on blocked input.
 #[inline(always)]
 unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const ROWS: usize>(
     simd: S,
     at: &TileAt,
     shape: TileShape,
 ) {
-    // A step known at compile time (blocked input, no stride) makes each pixel's value a fixed
-    // offset from one pointer, instead of a pointer of its own held in a register.
-    let pixel_step = if STEP == 0 { shape.pixel_step } else { STEP };
+    // On blocked input without a stride across (`STEP == BLOCK`) a block's channels are
+    // `BLOCK` neighbouring values. With their count and distance constants, the channel loop
+    // unrolls and every load is a fixed offset from the tap's pointers: no index arithmetic
+    // between the multiply-adds, which at AVX2 would take turns on the two ports that run
+    // 256-bit multiply-adds (docs/performance.md).
+    let s = shape.input;
+    let (channels, channel_step, input_pixel) = if STEP == BLOCK {
+        (BLOCK, 1, BLOCK)
+    } else {
+        (s.channels_per_block, s.channel, s.pixel)
+    };
     // SAFETY (of every `load`): the caller's pointers have a whole vector behind them.
     let bias: [S::f32s; V] = std::array::from_fn(|v| unsafe { load::<S>(at.bias[v]) });
     let mut acc = [bias; N];
     let [kh, kw] = shape.kernel;
-    let s = shape.input;
     for block in 0..s.blocks {
         for ky in 0..kh {
             // SAFETY: inside the input window (the caller's promise).
             let row = unsafe { at.input.add(block * s.block + ky * s.row) };
             for kx in 0..kw {
                 let tap = (block * kh + ky) * kw + kx;
-                for channel in 0..s.channels_per_block {
-                    let w_at = (tap * s.channels_per_block + channel) * BLOCK;
-                    // SAFETY: inside the packed weights.
-                    let w: [S::f32s; V] =
-                        std::array::from_fn(|v| unsafe { load::<S>(at.weights[v].add(w_at)) });
-                    // SAFETY: inside the input window.
-                    let x = unsafe { row.add(kx * s.pixel + channel * s.channel) };
-                    for (pixel, acc) in acc.iter_mut().enumerate() {
-                        let (tile_row, column) = (pixel / (N / ROWS), pixel % (N / ROWS));
-                        let offset = tile_row * shape.row_step + column * pixel_step;
-                        // SAFETY: the pixel's value is inside the input window.
-                        let value = simd.splat_f32s(unsafe { *x.add(offset) });
-                        for (acc, &w) in acc.iter_mut().zip(&w) {
-                            *acc = simd.mul_add_e_f32s(w, value, *acc);
+                // SAFETY: inside the packed weights and the input window.
+                let (weights, x) = unsafe {
+                    (
+                        at.weights.map(|w| w.add(tap * channels * BLOCK)),
+                        row.add(kx * input_pixel),
+                    )
+                };
+                if STEP == BLOCK {
+                    for first in (0..BLOCK).step_by(UNROLLED_CHANNELS) {
+                        // SAFETY: the channels are in the block (the caller's promise).
+                        let (weights, x) =
+                            unsafe { (weights.map(|w| w.add(first * BLOCK)), x.add(first)) };
+                        for channel in 0..UNROLLED_CHANNELS {
+                            // SAFETY: as above.
+                            unsafe {
+                                multiply_add::<S, V, N, STEP, ROWS>(
+                                    simd,
+                                    &mut acc,
+                                    weights,
+                                    x,
+                                    channel,
+                                    channel_step,
+                                    shape,
+                                )
+                            };
                         }
+                    }
+                } else {
+                    for channel in 0..channels {
+                        // SAFETY: as above.
+                        unsafe {
+                            multiply_add::<S, V, N, STEP, ROWS>(
+                                simd,
+                                &mut acc,
+                                weights,
+                                x,
+                                channel,
+                                channel_step,
+                                shape,
+                            )
+                        };
                     }
                 }
             }
@@ -527,6 +571,49 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const
             };
             // SAFETY: inside the output (the caller's promise).
             unsafe { (output.add(offset) as *mut S::f32s).write_unaligned(value) };
+        }
+    }
+}
+
+/// One input channel of one tap into a [`tile`]'s accumulators: its `V` weight vectors, at
+/// `channel · BLOCK` after `weights`, times each pixel's value, at `channel · channel_step`
+/// after `x` and the pixel's offset.
+///
+/// # Safety
+///
+/// As [`tile`], for the tap whose weights and first pixel's value `weights` and `x` point at.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply_add<
+    S: Simd,
+    const V: usize,
+    const N: usize,
+    const STEP: usize,
+    const ROWS: usize,
+>(
+    simd: S,
+    acc: &mut [[S::f32s; V]; N],
+    weights: [*const f32; TILE_VECTORS],
+    x: *const f32,
+    channel: usize,
+    channel_step: usize,
+    shape: TileShape,
+) {
+    // A step known at compile time (blocked input, no stride) makes each pixel's value a fixed
+    // offset from one pointer, instead of a pointer of its own held in a register.
+    let pixel_step = if STEP == 0 { shape.pixel_step } else { STEP };
+    // SAFETY: inside the packed weights (the caller's promise).
+    let w: [S::f32s; V] =
+        std::array::from_fn(|v| unsafe { load::<S>(weights[v].add(channel * BLOCK)) });
+    // SAFETY: inside the input window.
+    let x = unsafe { x.add(channel * channel_step) };
+    for (pixel, acc) in acc.iter_mut().enumerate() {
+        let (tile_row, column) = (pixel / (N / ROWS), pixel % (N / ROWS));
+        let offset = tile_row * shape.row_step + column * pixel_step;
+        // SAFETY: the pixel's value is inside the input window.
+        let value = simd.splat_f32s(unsafe { *x.add(offset) });
+        for (acc, &w) in acc.iter_mut().zip(&w) {
+            *acc = simd.mul_add_e_f32s(w, value, *acc);
         }
     }
 }
