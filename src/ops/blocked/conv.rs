@@ -624,7 +624,7 @@ unsafe fn multiply_add<
 ///
 /// `p` must have a whole vector of values behind it.
 #[inline(always)]
-unsafe fn load<S: Simd>(p: *const f32) -> S::f32s {
+pub(super) unsafe fn load<S: Simd>(p: *const f32) -> S::f32s {
     // SAFETY: the caller's promise; the read is unaligned.
     unsafe { (p as *const S::f32s).read_unaligned() }
 }

@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
+use super::conv::load;
 use super::layout::{BLOCK, Map, Packing};
 use crate::ops::simd::SimdLevel;
 
@@ -100,6 +101,7 @@ impl WithSimd for PoolUnits<'_> {
             "the pool's windows lie inside its input"
         );
         let x = self.input.as_ptr();
+        let nan = simd.splat_f32s(f32::NAN);
         for unit in self.units {
             let (block, row) = (unit / rows, unit % rows);
             let window_row = block * input.block + row * sh * input.row;
@@ -109,15 +111,24 @@ impl WithSimd for PoolUnits<'_> {
                 for lane in (0..BLOCK).step_by(lanes) {
                     // SAFETY: every window value of this unit is at most `reach` (checked
                     // above), with a whole vector of its block behind it.
-                    let load = |at: usize| unsafe {
-                        (x.add(window + at + lane) as *const S::f32s).read_unaligned()
-                    };
-                    let mut max = load(0);
+                    let first = unsafe { x.add(window + lane) };
+                    // SAFETY: as above.
+                    let mut max = unsafe { load::<S>(first) };
+                    // Lanes with no NaN so far. The maximum itself is the plain one (one
+                    // instruction where the CPU has it), and a window that held a NaN gives
+                    // NaN at the end: two instructions a value less than a NaN-keeping maximum
+                    // at each step.
+                    let mut ordered = simd.equal_f32s(max, max);
                     for ky in 0..kh {
                         for kx in 0..kw {
-                            max = nan_max(simd, load(ky * input.row + kx * input.pixel), max);
+                            // SAFETY: as above.
+                            let value =
+                                unsafe { load::<S>(first.add(ky * input.row + kx * input.pixel)) };
+                            max = simd.max_f32s(value, max);
+                            ordered = simd.and_m32s(ordered, simd.equal_f32s(value, value));
                         }
                     }
+                    let max = simd.select_f32s(ordered, max, nan);
                     // SAFETY: the output pixel's channels are inside the output map, in a row
                     // of this unit.
                     unsafe {
@@ -128,15 +139,6 @@ impl WithSimd for PoolUnits<'_> {
             }
         }
     }
-}
-
-/// The larger of two vectors lane by lane, NaN where either is: NaN must win, so that a
-/// diverging network shows, as the crate's and burn's pools do.
-#[inline(always)]
-fn nan_max<S: Simd>(simd: S, value: S::f32s, max: S::f32s) -> S::f32s {
-    let greater = simd.greater_than_f32s(value, max);
-    let nan = simd.not_m32s(simd.equal_f32s(value, value));
-    simd.select_f32s(simd.or_m32s(greater, nan), value, max)
 }
 
 /// The mean of each of the first `channels` maps of `input` (blocked, no border), into

@@ -281,7 +281,12 @@ fn every_level_convolves_as_defined_and_as_the_portable_level() {
 fn pools_take_the_maximum_and_keep_nan() {
     let (channels, height, width) = (20, 9, 8);
     let mut planes = values(channels * height * width, 9);
+    // A NaN inside a window and one at a window's first value (row 2, column 4: the window at
+    // output row 1, column 2); infinities that must stay themselves.
     planes[3] = f32::NAN;
+    planes[2 * width + 4] = f32::NAN;
+    planes[height * width + 5] = f32::INFINITY;
+    planes[2 * height * width + 6] = f32::NEG_INFINITY;
     let from = Map {
         packing: Packing::Blocked,
         channels,
