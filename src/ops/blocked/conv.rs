@@ -498,29 +498,29 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const
     // between the multiply-adds, which at AVX2 would take turns on the two ports that run
     // 256-bit multiply-adds (docs/performance.md).
     let s = shape.input;
-    let (channels, channel_step, input_pixel) = if STEP == BLOCK {
-        (BLOCK, 1, BLOCK)
+    let (channels, input_pixel) = if STEP == BLOCK {
+        (BLOCK, BLOCK)
     } else {
-        (s.channels_per_block, s.channel, s.pixel)
+        (s.channels_per_block, s.pixel)
     };
     // SAFETY (of every `load`): the caller's pointers have a whole vector behind them.
     let bias: [S::f32s; V] = std::array::from_fn(|v| unsafe { load::<S>(at.bias[v]) });
     let mut acc = [bias; N];
     let [kh, kw] = shape.kernel;
     for block in 0..s.blocks {
-        for ky in 0..kh {
-            // SAFETY: inside the input window (the caller's promise).
-            let row = unsafe { at.input.add(block * s.block + ky * s.row) };
-            for kx in 0..kw {
-                let tap = (block * kh + ky) * kw + kx;
-                // SAFETY: inside the packed weights and the input window.
-                let (weights, x) = unsafe {
-                    (
-                        at.weights.map(|w| w.add(tap * channels * BLOCK)),
-                        row.add(kx * input_pixel),
-                    )
-                };
-                if STEP == BLOCK {
+        if STEP == BLOCK {
+            for ky in 0..kh {
+                // SAFETY: inside the input window (the caller's promise).
+                let row = unsafe { at.input.add(block * s.block + ky * s.row) };
+                for kx in 0..kw {
+                    let tap = (block * kh + ky) * kw + kx;
+                    // SAFETY: inside the packed weights and the input window.
+                    let (weights, x) = unsafe {
+                        (
+                            at.weights.map(|w| w.add(tap * channels * BLOCK)),
+                            row.add(kx * input_pixel),
+                        )
+                    };
                     for first in (0..BLOCK).step_by(UNROLLED_CHANNELS) {
                         // SAFETY: the channels are in the block (the caller's promise).
                         let (weights, x) =
@@ -531,26 +531,39 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const
                                 multiply_add::<S, V, N, STEP, ROWS>(
                                     simd,
                                     &mut acc,
-                                    weights,
-                                    x,
-                                    channel,
-                                    channel_step,
+                                    weights.map(|w| w.add(channel * BLOCK)),
+                                    x.add(channel),
                                     shape,
                                 )
                             };
                         }
                     }
-                } else {
-                    for channel in 0..channels {
+                }
+            }
+        } else {
+            // Planes (the first layer: one or a few channels, many taps) and strided input:
+            // the taps of one channel innermost, each a fixed distance on from the last in the
+            // weights and the input.
+            for channel in 0..channels {
+                for ky in 0..kh {
+                    let first_tap = (block * kh + ky) * kw;
+                    // SAFETY: inside the packed weights and the input window.
+                    let (weights, row) = unsafe {
+                        (
+                            at.weights
+                                .map(|w| w.add((first_tap * channels + channel) * BLOCK)),
+                            at.input
+                                .add(block * s.block + ky * s.row + channel * s.channel),
+                        )
+                    };
+                    for kx in 0..kw {
                         // SAFETY: as above.
                         unsafe {
                             multiply_add::<S, V, N, STEP, ROWS>(
                                 simd,
                                 &mut acc,
-                                weights,
-                                x,
-                                channel,
-                                channel_step,
+                                weights.map(|w| w.add(kx * channels * BLOCK)),
+                                row.add(kx * input_pixel),
                                 shape,
                             )
                         };
@@ -576,14 +589,13 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const
 }
 
 /// One input channel of one tap into a [`tile`]'s accumulators: its `V` weight vectors, at
-/// `channel · BLOCK` after `weights`, times each pixel's value, at `channel · channel_step`
-/// after `x` and the pixel's offset.
+/// `weights`, times each pixel's value, at the pixel's offset from `x`.
 ///
 /// # Safety
 ///
-/// As [`tile`], for the tap whose weights and first pixel's value `weights` and `x` point at.
+/// As [`tile`], for the channel and tap whose weights and first pixel's value `weights` and `x`
+/// point at.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn multiply_add<
     S: Simd,
     const V: usize,
@@ -595,18 +607,13 @@ unsafe fn multiply_add<
     acc: &mut [[S::f32s; V]; N],
     weights: [*const f32; TILE_VECTORS],
     x: *const f32,
-    channel: usize,
-    channel_step: usize,
     shape: TileShape,
 ) {
     // A step known at compile time (blocked input, no stride) makes each pixel's value a fixed
     // offset from one pointer, instead of a pointer of its own held in a register.
     let pixel_step = if STEP == 0 { shape.pixel_step } else { STEP };
     // SAFETY: inside the packed weights (the caller's promise).
-    let w: [S::f32s; V] =
-        std::array::from_fn(|v| unsafe { load::<S>(weights[v].add(channel * BLOCK)) });
-    // SAFETY: inside the input window.
-    let x = unsafe { x.add(channel * channel_step) };
+    let w: [S::f32s; V] = std::array::from_fn(|v| unsafe { load::<S>(weights[v]) });
     for (pixel, acc) in acc.iter_mut().enumerate() {
         let (tile_row, column) = (pixel / (N / ROWS), pixel % (N / ROWS));
         let offset = tile_row * shape.row_step + column * pixel_step;
