@@ -179,6 +179,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         precision.check(&device)?;
     }
 
+    // The capped processes' library, if one is built, goes when the run ends.
+    let _remove = RemoveCpuidCap;
     if !args.simd_levels {
         return tables(&args, &device);
     }
@@ -194,6 +196,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 /// The table the flags ask for, at the active SIMD level.
 fn tables(args: &Args, device: &burn::tensor::Device) -> Result<(), Box<dyn std::error::Error>> {
+    if (args.layers || args.gemm) && SimdLevel::active() != SimdLevel::detected() {
+        println!(
+            "this crate's side runs in this process, capped through NIN_SIMD only: `gemm` keeps \
+             the CPU's widest kernels"
+        );
+    }
     if args.gemm {
         return gemm_table(args);
     }
@@ -262,7 +270,7 @@ fn pytorch_script() -> PathBuf {
 /// A command for a peer's process (PyTorch, ONNX Runtime), with its CPU kernels capped at this
 /// process's SIMD level: PyTorch's own kernels (`ATEN_CPU_CAPABILITY`) and oneDNN's
 /// convolutions (`ONEDNN_MAX_CPU_ISA`) by their settings, and at AVX2 every library of the
-/// process, ONNX Runtime's included, through [`cpuid_cap`].
+/// process, ONNX Runtime's included, through [`cpuid_cap()`].
 fn peer_command(python: &Path) -> Command {
     let mut command = Command::new(python);
     if let Some((aten, onednn)) = peer_cap() {

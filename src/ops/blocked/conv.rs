@@ -24,6 +24,7 @@ const TILE_VECTORS: usize = 2;
 
 /// Channels of a block a tile takes between loop counts on blocked input.
 const UNROLLED_CHANNELS: usize = 4;
+const _: () = assert!(BLOCK.is_multiple_of(UNROLLED_CHANNELS));
 
 /// A convolution's weights and bias, packed for the kernel, and its geometry.
 #[derive(Clone, Debug)]
@@ -259,9 +260,12 @@ struct TileShape {
     kernel: [usize; 2],
     /// Input values between neighbouring output pixels of a tile.
     pixel_step: usize,
-    /// The `STEP` tiles are compiled for ([`tile`]): [`BLOCK`] on blocked input without a
+    /// The `STEP` tiles are compiled for ([`tile`]) at the levels that specialise them
+    /// ([`specialised`]; the others compile 0 only): [`BLOCK`] on blocked input without a
     /// stride across, 1 on planes without one, else 0 (the step read at run time).
     compiled_step: usize,
+    /// Whether the input is blocked (else planes).
+    blocked: bool,
     /// Input values between a two-row tile's rows.
     row_step: usize,
     /// Output values between a two-row tile's rows (neighbouring pixels are [`BLOCK`] apart:
@@ -300,6 +304,7 @@ impl ConvUnits<'_> {
                 (Packing::Planes, 1) => 1,
                 _ => 0,
             },
+            blocked: conv.input == Packing::Blocked,
             row_step: conv.stride[0] * input.row,
             output_row: output.row,
             output_block: output.block,
@@ -339,9 +344,12 @@ impl ConvUnits<'_> {
                     let input = first * shape.row_step;
                     let output = interior + first * output.row;
                     if rows == 2 && 2 * width <= R && specialised::<S>() {
+                        // `Segments::of` pairs rows only on blocked input without a stride
+                        // across, the tiles of `STEP = BLOCK`.
+                        debug_assert_eq!(shape.compiled_step, BLOCK);
                         // SAFETY: both rows' windows lie inside the padded input and their
-                        // pixels inside the output (`run`'s contract); `Segments::of` pairs
-                        // rows only where the pixel step is `BLOCK`.
+                        // pixels inside the output (`run`'s contract), and the step is the
+                        // compiled one.
                         unsafe {
                             let at = self.tile_at(shape, group, input, output);
                             if vectors == TILE_VECTORS {
@@ -540,10 +548,34 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const
                     }
                 }
             }
+        } else if !specialised::<S>() || shape.blocked {
+            // Blocked input with a stride across, and every tile of the levels that do not
+            // specialise them (the portable one and WebAssembly, whose module keeps its size):
+            // each tap's channels innermost, as the weights lie.
+            for ky in 0..kh {
+                // SAFETY: inside the input window (the caller's promise).
+                let row = unsafe { at.input.add(block * s.block + ky * s.row) };
+                for kx in 0..kw {
+                    let tap = (block * kh + ky) * kw + kx;
+                    for channel in 0..channels {
+                        // SAFETY: inside the packed weights and the input window.
+                        unsafe {
+                            multiply_add::<S, V, N, STEP, ROWS>(
+                                simd,
+                                &mut acc,
+                                at.weights
+                                    .map(|w| w.add((tap * channels + channel) * BLOCK)),
+                                row.add(kx * input_pixel + channel * s.channel),
+                                shape,
+                            )
+                        };
+                    }
+                }
+            }
         } else {
-            // Planes (the first layer: one or a few channels, many taps) and strided input:
-            // the taps of one channel innermost, each a fixed distance on from the last in the
-            // weights and the input.
+            // Planes (the first layer: one or a few channels, many taps): the taps of one
+            // channel innermost, each a fixed distance on from the last in the weights and the
+            // input, rather than a channel loop of one or three rounds around each tap.
             for channel in 0..channels {
                 for ky in 0..kh {
                     let first_tap = (block * kh + ky) * kw;
@@ -609,8 +641,9 @@ unsafe fn multiply_add<
     x: *const f32,
     shape: TileShape,
 ) {
-    // A step known at compile time (blocked input, no stride) makes each pixel's value a fixed
-    // offset from one pointer, instead of a pointer of its own held in a register.
+    // A step known at compile time (blocked input or planes, without a stride across) makes
+    // each pixel's value a fixed offset from one pointer, instead of a pointer of its own held
+    // in a register.
     let pixel_step = if STEP == 0 { shape.pixel_step } else { STEP };
     // SAFETY: inside the packed weights (the caller's promise).
     let w: [S::f32s; V] = std::array::from_fn(|v| unsafe { load::<S>(weights[v]) });

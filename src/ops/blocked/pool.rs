@@ -114,10 +114,11 @@ impl WithSimd for PoolUnits<'_> {
                     let first = unsafe { x.add(window + lane) };
                     // SAFETY: as above.
                     let mut max = unsafe { load::<S>(first) };
-                    // Lanes with no NaN so far. The maximum itself is the plain one (one
-                    // instruction where the CPU has it), and a window that held a NaN gives
-                    // NaN at the end: two instructions a value less than a NaN-keeping maximum
-                    // at each step.
+                    // A window with a NaN gives NaN, as the crate's and burn's other pools do,
+                    // so that a diverging network shows. `ordered` holds the lanes with no NaN
+                    // so far; the maximum itself is the plain one (one instruction where the
+                    // CPU has it), and the NaN comes in at the end: two instructions a value
+                    // less than a NaN-keeping maximum at each step.
                     let mut ordered = simd.equal_f32s(max, max);
                     for ky in 0..kh {
                         for kx in 0..kw {

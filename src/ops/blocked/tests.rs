@@ -234,6 +234,8 @@ fn cases() -> Vec<(Case, Packing)> {
         ),
         (case(1, 32, 5, 1, 2, [28, 28], true, true), Packing::Planes),
         (case(3, 7, 3, 2, 1, [13, 10], false, false), Packing::Planes),
+        // Several planes without a stride: the taps of each innermost, one plane after another.
+        (case(3, 16, 3, 1, 1, [8, 9], true, false), Packing::Planes),
         // 1×1 layers: whole blocks, a part of one, more than one with a rest.
         (
             case(32, 32, 1, 1, 0, [9, 11], true, false),
@@ -286,7 +288,10 @@ fn pools_take_the_maximum_and_keep_nan() {
     planes[3] = f32::NAN;
     planes[2 * width + 4] = f32::NAN;
     planes[height * width + 5] = f32::INFINITY;
-    planes[2 * height * width + 6] = f32::NEG_INFINITY;
+    // Channel 2's first window (rows 0–2, columns 0–1) all −∞.
+    for (row, column) in (0..3).flat_map(|row| (0..2).map(move |column| (row, column))) {
+        planes[(2 * height + row) * width + column] = f32::NEG_INFINITY;
+    }
     let from = Map {
         packing: Packing::Blocked,
         channels,
@@ -333,7 +338,7 @@ fn pools_take_the_maximum_and_keep_nan() {
                     if values.iter().any(|v| v.is_nan()) {
                         assert!(value.is_nan(), "{level:?}: NaN lost at {c} {y} {x}");
                     } else {
-                        let max = values.iter().copied().fold(f32::MIN, f32::max);
+                        let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                         assert_eq!(value, max, "{level:?} at {c} {y} {x}");
                     }
                 }
