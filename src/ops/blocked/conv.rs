@@ -609,10 +609,14 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const
         let (tile_row, column) = (pixel / (N / ROWS), pixel % (N / ROWS));
         let offset = tile_row * shape.output_row + column * BLOCK;
         for (&value, &output) in acc.iter().zip(&at.output) {
-            let value = if shape.relu {
-                simd.select_f32s(simd.less_than_f32s(value, zero), zero, value)
-            } else {
+            let value = if !shape.relu {
                 value
+            } else if specialised::<S>() {
+                // One instruction: x86's maximum gives its second operand where either is NaN,
+                // and NEON's gives NaN, so NaN stays NaN (held by the tests at each level).
+                simd.max_f32s(zero, value)
+            } else {
+                simd.select_f32s(simd.less_than_f32s(value, zero), zero, value)
             };
             // SAFETY: inside the output (the caller's promise).
             unsafe { (output.add(offset) as *mut S::f32s).write_unaligned(value) };

@@ -100,7 +100,8 @@ impl Case {
                     if let Some((scale, shift)) = &norm {
                         sum = sum * scale[o] + shift[o];
                     }
-                    out[(o * oh + y) * ow + x] = if self.relu { sum.max(0.0) } else { sum };
+                    // The ReLU keeps NaN, as the kernels' does.
+                    out[(o * oh + y) * ow + x] = if self.relu && sum < 0.0 { 0.0 } else { sum };
                 }
             }
         }
@@ -152,9 +153,14 @@ fn from_blocked(data: &[f32], map: &Map) -> Vec<f32> {
     planes
 }
 
+/// `got` within 1e-4 of `expected` (relative above 1), NaN where it is NaN.
 fn assert_close(what: &str, got: &[f32], expected: &[f32]) {
     assert_eq!(got.len(), expected.len(), "{what}");
     for (index, (g, e)) in got.iter().zip(expected).enumerate() {
+        if e.is_nan() {
+            assert!(g.is_nan(), "{what}[{index}]: {g} where NaN was due");
+            continue;
+        }
         assert!(
             (g - e).abs() <= 1e-4 * e.abs().max(1.0),
             "{what}[{index}]: {g} against {e}"
@@ -171,8 +177,20 @@ fn run_conv(
     border: [usize; 2],
     chunks: usize,
 ) -> Vec<f32> {
-    let conv = case.packed(input);
     let image = values(case.in_channels * case.input[0] * case.input[1], 5);
+    run_conv_on(case, &image, input, level, border, chunks)
+}
+
+/// [`run_conv`] over `image`, checked against the definition.
+fn run_conv_on(
+    case: &Case,
+    image: &[f32],
+    input: Packing,
+    level: SimdLevel,
+    border: [usize; 2],
+    chunks: usize,
+) -> Vec<f32> {
+    let conv = case.packed(input);
     let from = Map {
         packing: input,
         channels: case.in_channels,
@@ -183,10 +201,10 @@ fn run_conv(
     let data = match input {
         Packing::Planes => {
             let mut data = vec![0f32; from.len()];
-            planes_with_border(&image, &from, &mut data);
+            planes_with_border(image, &from, &mut data);
             data
         }
-        Packing::Blocked => to_blocked(&image, &from),
+        Packing::Blocked => to_blocked(image, &from),
     };
     let [oh, ow] = case.output();
     let to = Map {
@@ -210,21 +228,16 @@ fn run_conv(
     assert_close(
         &format!("{level:?} against the definition"),
         &got,
-        &case.reference(&image),
+        &case.reference(image),
     );
     got
 }
 
 fn cases() -> Vec<(Case, Packing)> {
-    let case = |c, o, k: usize, s: usize, p: usize, input: [usize; 2], relu, norm| Case {
-        in_channels: c,
-        out_channels: o,
-        kernel: [k, k],
-        stride: [s, s],
-        padding: [p, p],
-        input,
+    let case = |c, o, k, s, p, input, relu, norm| Case {
         relu,
         norm,
+        ..case_of(c, o, k, s, p, input)
     };
     vec![
         // d2l's first layer, smaller; compact's; three colour planes with stride 2.
@@ -276,6 +289,41 @@ fn every_level_convolves_as_defined_and_as_the_portable_level() {
                 assert_close(&format!("{level:?} against portable"), &got, &portable);
             }
         }
+    }
+}
+
+#[test]
+fn convolutions_and_their_relu_keep_nan() {
+    // A diverging network must show as one: a NaN input reaches every output whose window
+    // holds it, through the ReLU, at every level and on each path of the tile (planes, a k×k
+    // layer on blocked input, a 1×1 layer).
+    let cases = [
+        (case_of(1, 32, 5, 1, 2, [12, 12]), Packing::Planes),
+        (case_of(17, 48, 3, 1, 1, [6, 13]), Packing::Blocked),
+        (case_of(32, 32, 1, 1, 0, [9, 11]), Packing::Blocked),
+    ];
+    for (case, input) in cases {
+        let mut image = values(case.in_channels * case.input[0] * case.input[1], 5);
+        image[case.input[1] * 3 + 4] = f32::NAN;
+        for level in SimdLevel::available() {
+            let got = run_conv_on(&case, &image, input, level, [0, 0], 1);
+            assert!(got.iter().any(|v| v.is_nan()), "{level:?}: no NaN came out");
+        }
+    }
+}
+
+/// A convolution with a bias and a ReLU: `c` channels in, `o` out, a `k`×`k` kernel, stride `s`
+/// and padding `p` on both axes.
+fn case_of(c: usize, o: usize, k: usize, s: usize, p: usize, input: [usize; 2]) -> Case {
+    Case {
+        in_channels: c,
+        out_channels: o,
+        kernel: [k, k],
+        stride: [s, s],
+        padding: [p, p],
+        input,
+        relu: true,
+        norm: false,
     }
 }
 
