@@ -548,10 +548,10 @@ unsafe fn tile<S: Simd, const V: usize, const N: usize, const STEP: usize, const
                     }
                 }
             }
-        } else if !specialised::<S>() || shape.blocked {
-            // Blocked input with a stride across, and every tile of the levels that do not
-            // specialise them (the portable one and WebAssembly, whose module keeps its size):
-            // each tap's channels innermost, as the weights lie.
+        } else if !specialised::<S>() || (STEP == 0 && shape.blocked) {
+            // Blocked input with a stride across (`STEP = 1` is planes only), and every tile of
+            // the levels that do not specialise them (the portable one and WebAssembly, whose
+            // module keeps its size): each tap's channels innermost, as the weights lie.
             for ky in 0..kh {
                 // SAFETY: inside the input window (the caller's promise).
                 let row = unsafe { at.input.add(block * s.block + ky * s.row) };
